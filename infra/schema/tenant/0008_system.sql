@@ -1,0 +1,220 @@
+-- Tenant template 0008: system management (seed 000 §2.2 group 9) and tenant_config (seed 001 §2.3).
+-- tenant_config holds settings the control plane writes (name, theme, features, limits).
+-- system_config holds the tenant application's own operational settings, grouped.
+
+CREATE TABLE tenant_config (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  config_key VARCHAR(100) NOT NULL COMMENT '配置键, dotted: tenant.name, features.x, limits.y',
+  config_value TEXT NULL COMMENT '配置值',
+  config_type VARCHAR(20) NOT NULL DEFAULT 'string' COMMENT 'string, boolean, number, json',
+  description VARCHAR(200) NOT NULL DEFAULT '' COMMENT '配置描述',
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  UNIQUE KEY uk_tenant_config_config_key (config_key)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='租户配置表';
+
+CREATE TABLE system_config (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  config_group VARCHAR(64) NOT NULL DEFAULT 'general',
+  config_key VARCHAR(128) NOT NULL,
+  config_value TEXT NULL,
+  value_type ENUM('string','number','boolean','json') NOT NULL DEFAULT 'string',
+  description VARCHAR(255) NOT NULL DEFAULT '',
+  is_public TINYINT(1) NOT NULL DEFAULT 0 COMMENT 'readable by the front end without login',
+  is_editable TINYINT(1) NOT NULL DEFAULT 1,
+  sort_order INT NOT NULL DEFAULT 0,
+  updated_by BIGINT UNSIGNED NULL,
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  UNIQUE KEY uk_system_config_group_key (config_group, config_key),
+  KEY idx_system_config_updated_by (updated_by),
+  CONSTRAINT fk_system_config_updated_by FOREIGN KEY (updated_by) REFERENCES users (id) ON DELETE SET NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='系统配置';
+
+CREATE TABLE system_logs (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  log_level ENUM('debug','info','warn','error','fatal') NOT NULL DEFAULT 'info',
+  module VARCHAR(64) NOT NULL DEFAULT '',
+  message TEXT NOT NULL,
+  context JSON NULL,
+  trace_id VARCHAR(64) NOT NULL DEFAULT '',
+  user_id BIGINT UNSIGNED NULL,
+  ip_address VARCHAR(45) NOT NULL DEFAULT '',
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  KEY idx_system_logs_level_created (log_level, created_at),
+  KEY idx_system_logs_module (module),
+  KEY idx_system_logs_trace_id (trace_id),
+  KEY idx_system_logs_user_id (user_id),
+  KEY idx_system_logs_created_at (created_at),
+  CONSTRAINT fk_system_logs_user_id FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE SET NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='系统日志';
+
+CREATE TABLE operation_logs (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  user_id BIGINT UNSIGNED NULL,
+  global_user_id BIGINT UNSIGNED NULL COMMENT 'kept even if the tenant user is removed',
+  operator_name VARCHAR(64) NOT NULL DEFAULT '',
+  module VARCHAR(64) NOT NULL DEFAULT '',
+  action VARCHAR(64) NOT NULL,
+  resource_type VARCHAR(64) NOT NULL DEFAULT '',
+  resource_id VARCHAR(64) NOT NULL DEFAULT '',
+  description VARCHAR(512) NOT NULL DEFAULT '',
+  request_method VARCHAR(10) NOT NULL DEFAULT '',
+  request_path VARCHAR(512) NOT NULL DEFAULT '',
+  request_params JSON NULL,
+  before_data JSON NULL,
+  after_data JSON NULL,
+  result ENUM('success','failure') NOT NULL DEFAULT 'success',
+  error_message VARCHAR(1024) NOT NULL DEFAULT '',
+  ip_address VARCHAR(45) NOT NULL DEFAULT '',
+  user_agent VARCHAR(512) NOT NULL DEFAULT '',
+  duration_ms INT UNSIGNED NOT NULL DEFAULT 0,
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  KEY idx_operation_logs_user_created (user_id, created_at),
+  KEY idx_operation_logs_global_user_id (global_user_id),
+  KEY idx_operation_logs_module_action (module, action),
+  KEY idx_operation_logs_resource (resource_type, resource_id),
+  KEY idx_operation_logs_created_at (created_at),
+  CONSTRAINT fk_operation_logs_user_id FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE SET NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='操作日志';
+
+CREATE TABLE notifications (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  recipient_id BIGINT UNSIGNED NOT NULL,
+  sender_id BIGINT UNSIGNED NULL,
+  template_id BIGINT UNSIGNED NULL,
+  notification_type ENUM('system','notice','enrollment','activity','todo','approval','marketing') NOT NULL DEFAULT 'notice',
+  title VARCHAR(255) NOT NULL,
+  content TEXT NULL,
+  link_url VARCHAR(512) NOT NULL DEFAULT '',
+  business_type VARCHAR(64) NOT NULL DEFAULT '',
+  business_id BIGINT UNSIGNED NULL,
+  channel ENUM('in_app','sms','wechat','email','app_push') NOT NULL DEFAULT 'in_app',
+  priority ENUM('low','normal','high') NOT NULL DEFAULT 'normal',
+  is_read TINYINT(1) NOT NULL DEFAULT 0,
+  read_at DATETIME(3) NULL,
+  send_status ENUM('pending','sent','failed') NOT NULL DEFAULT 'pending',
+  sent_at DATETIME(3) NULL,
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  KEY idx_notifications_recipient_read (recipient_id, is_read, created_at),
+  KEY idx_notifications_sender_id (sender_id),
+  KEY idx_notifications_template_id (template_id),
+  KEY idx_notifications_business (business_type, business_id),
+  KEY idx_notifications_send_status (send_status),
+  CONSTRAINT fk_notifications_recipient_id FOREIGN KEY (recipient_id) REFERENCES users (id) ON DELETE CASCADE,
+  CONSTRAINT fk_notifications_sender_id FOREIGN KEY (sender_id) REFERENCES users (id) ON DELETE SET NULL,
+  CONSTRAINT fk_notifications_template_id FOREIGN KEY (template_id) REFERENCES message_templates (id) ON DELETE SET NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='通知';
+
+CREATE TABLE schedules (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  user_id BIGINT UNSIGNED NOT NULL COMMENT 'owner of the calendar entry',
+  class_id BIGINT UNSIGNED NULL,
+  activity_id BIGINT UNSIGNED NULL,
+  title VARCHAR(255) NOT NULL,
+  description TEXT NULL,
+  schedule_type ENUM('meeting','class','activity','visit','interview','personal','other') NOT NULL DEFAULT 'other',
+  start_at DATETIME(3) NOT NULL,
+  end_at DATETIME(3) NULL,
+  all_day TINYINT(1) NOT NULL DEFAULT 0,
+  location VARCHAR(255) NOT NULL DEFAULT '',
+  reminder_minutes INT UNSIGNED NULL,
+  recurrence_rule VARCHAR(255) NOT NULL DEFAULT '' COMMENT 'RFC 5545 RRULE',
+  status ENUM('scheduled','completed','cancelled') NOT NULL DEFAULT 'scheduled',
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  KEY idx_schedules_user_start (user_id, start_at),
+  KEY idx_schedules_class_id (class_id),
+  KEY idx_schedules_activity_id (activity_id),
+  CONSTRAINT fk_schedules_user_id FOREIGN KEY (user_id) REFERENCES users (id) ON DELETE CASCADE,
+  CONSTRAINT fk_schedules_class_id FOREIGN KEY (class_id) REFERENCES classes (id) ON DELETE SET NULL,
+  CONSTRAINT fk_schedules_activity_id FOREIGN KEY (activity_id) REFERENCES activities (id) ON DELETE SET NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='日程';
+
+CREATE TABLE todos (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  assignee_id BIGINT UNSIGNED NOT NULL,
+  creator_id BIGINT UNSIGNED NULL,
+  title VARCHAR(255) NOT NULL,
+  description TEXT NULL,
+  priority ENUM('low','medium','high','urgent') NOT NULL DEFAULT 'medium',
+  status ENUM('pending','in_progress','completed','cancelled') NOT NULL DEFAULT 'pending',
+  due_at DATETIME(3) NULL,
+  reminder_at DATETIME(3) NULL,
+  completed_at DATETIME(3) NULL,
+  related_type VARCHAR(64) NOT NULL DEFAULT '' COMMENT 'consultation, application, activity ...',
+  related_id BIGINT UNSIGNED NULL,
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  KEY idx_todos_assignee_status_due (assignee_id, status, due_at),
+  KEY idx_todos_creator_id (creator_id),
+  KEY idx_todos_related (related_type, related_id),
+  CONSTRAINT fk_todos_assignee_id FOREIGN KEY (assignee_id) REFERENCES users (id) ON DELETE CASCADE,
+  CONSTRAINT fk_todos_creator_id FOREIGN KEY (creator_id) REFERENCES users (id) ON DELETE SET NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='待办事项';
+
+CREATE TABLE file_storage (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  uploader_id BIGINT UNSIGNED NULL,
+  storage_provider ENUM('oss','s3','cos','local') NOT NULL DEFAULT 'oss',
+  bucket VARCHAR(128) NOT NULL DEFAULT '',
+  object_key VARCHAR(512) NOT NULL COMMENT 'key under the tenant storage prefix',
+  original_name VARCHAR(255) NOT NULL DEFAULT '',
+  file_ext VARCHAR(16) NOT NULL DEFAULT '',
+  mime_type VARCHAR(128) NOT NULL DEFAULT '',
+  file_size BIGINT UNSIGNED NOT NULL DEFAULT 0,
+  checksum_sha256 CHAR(64) NOT NULL DEFAULT '',
+  url VARCHAR(1024) NOT NULL DEFAULT '',
+  category ENUM('image','video','audio','document','other') NOT NULL DEFAULT 'other',
+  business_type VARCHAR(64) NOT NULL DEFAULT '',
+  business_id BIGINT UNSIGNED NULL,
+  is_public TINYINT(1) NOT NULL DEFAULT 0,
+  status ENUM('active','deleted') NOT NULL DEFAULT 'active',
+  deleted_at DATETIME(3) NULL,
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  UNIQUE KEY uk_file_storage_object (storage_provider, bucket, object_key),
+  KEY idx_file_storage_uploader_id (uploader_id),
+  KEY idx_file_storage_business (business_type, business_id),
+  KEY idx_file_storage_checksum (checksum_sha256),
+  CONSTRAINT fk_file_storage_uploader_id FOREIGN KEY (uploader_id) REFERENCES users (id) ON DELETE SET NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='文件存储';
+
+CREATE TABLE page_guides (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  page_key VARCHAR(128) NOT NULL COMMENT 'front-end route or page identifier',
+  step_no INT UNSIGNED NOT NULL DEFAULT 1,
+  title VARCHAR(128) NOT NULL,
+  content TEXT NULL,
+  guide_type ENUM('tooltip','tour','modal','banner') NOT NULL DEFAULT 'tour',
+  target_selector VARCHAR(255) NOT NULL DEFAULT '',
+  target_roles JSON NULL COMMENT 'role codes the guide is shown to; NULL = everyone',
+  guide_version INT UNSIGNED NOT NULL DEFAULT 1,
+  is_active TINYINT(1) NOT NULL DEFAULT 1,
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  UNIQUE KEY uk_page_guides_page_step (page_key, step_no)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='页面指引';
+
+CREATE TABLE scripts (
+  id BIGINT UNSIGNED NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  title VARCHAR(128) NOT NULL,
+  category ENUM('enrollment','consultation','followup','activity','objection','other') NOT NULL DEFAULT 'consultation',
+  scenario VARCHAR(128) NOT NULL DEFAULT '' COMMENT 'situation the script is for',
+  content TEXT NOT NULL,
+  keywords VARCHAR(255) NOT NULL DEFAULT '',
+  applicable_stage VARCHAR(64) NOT NULL DEFAULT '' COMMENT 'consultation status the script fits',
+  usage_count INT UNSIGNED NOT NULL DEFAULT 0,
+  is_public TINYINT(1) NOT NULL DEFAULT 1 COMMENT 'shared with all staff',
+  sort_order INT NOT NULL DEFAULT 0,
+  status ENUM('active','inactive') NOT NULL DEFAULT 'active',
+  created_by BIGINT UNSIGNED NULL,
+  created_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3),
+  updated_at DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3),
+  KEY idx_scripts_category (category, status),
+  KEY idx_scripts_created_by (created_by),
+  CONSTRAINT fk_scripts_created_by FOREIGN KEY (created_by) REFERENCES users (id) ON DELETE SET NULL
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci COMMENT='话术脚本';

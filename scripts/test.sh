@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# make test: a real MariaDB (found or started), gofmt and vet, then every test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+ensure_mysql
+export TEST_MYSQL_DSN="$MYSQL_SERVER_DSN"
+echo "test: MySQL at ${TEST_MYSQL_DSN}"
+
+unformatted=$(gofmt -s -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.dev/*'))
+if [ -n "$unformatted" ]; then echo "gofmt -s would change:"; echo "$unformatted"; exit 1; fi
+go vet ./...
+# Packages run in parallel; each test makes and drops its own databases.
+go test -count=1 -timeout 14m ${TEST_FLAGS:-} ./...
