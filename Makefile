@@ -50,9 +50,9 @@ package: build ## zip each bootstrap for upload (dist/<function>.zip)
 	@for f in $(FUNCTIONS); do (cd dist/$$f && rm -f ../$$f.zip && zip -q ../$$f.zip bootstrap) || exit 1; echo "dist/$$f.zip"; done
 
 lint: ## gofmt -s, go vet, staticcheck, go mod tidy check
-	@out=$$(gofmt -s -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt -s would change:"; echo "$$out"; exit 1; fi
+	@out=$$(find . -name '*.go' -not -path './.dev/*' -not -path './dist/*' -print0 | xargs -0 gofmt -s -l); if [ -n "$$out" ]; then echo "gofmt -s would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
-	$(GO) run honnef.co/go/tools/cmd/staticcheck@2025.1.1 ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.6.1 ./...
 	$(GO) mod tidy -diff
 
 clean: ## remove build output (keeps .dev/mysql, the private database)

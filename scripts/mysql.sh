@@ -19,11 +19,13 @@ log() { echo "mysql.sh: $*" >&2; }
 
 client() { command -v mariadb || command -v mysql || true; }
 
-# can_login HOST PORT: root without password runs a query there.
+# can_login HOST PORT: root without password can create and drop a database
+# there (a server whose data dir is gone answers queries but cannot).
 can_login() {
   local c; c=$(client)
   if [ -n "$c" ]; then
-    "$c" --no-defaults --protocol=tcp -h "$1" -P "$2" -uroot --connect-timeout=2 -e 'SELECT 1' >/dev/null 2>&1
+    "$c" --no-defaults --protocol=tcp -h "$1" -P "$2" -uroot --connect-timeout=2 \
+      -e "CREATE DATABASE IF NOT EXISTS ut_probe_$$; DROP DATABASE ut_probe_$$" >/dev/null 2>&1
   else
     # No client yet: an open port is the best we can tell.
     (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null
@@ -54,6 +56,10 @@ find_bin() { # find_bin NAME...: the first that exists on PATH or in sbin
 
 start_private() {
   if can_login 127.0.0.1 "$port"; then return 0; fi
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    log "127.0.0.1:$port is taken by a server that is not usable (stop it, or set DEV_MYSQL_PORT)"
+    exit 1
+  fi
   local server installer
   server=$(find_bin mariadbd mysqld) || { install_mariadb; server=$(find_bin mariadbd mysqld); }
   installer=$(find_bin mariadb-install-db mysql_install_db) || { install_mariadb; installer=$(find_bin mariadb-install-db mysql_install_db); }

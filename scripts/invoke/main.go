@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/unitenant/unitenant/scripts/internal/runtimeapi"
+	"github.com/unitenant/unitenant/scripts/runtimeapi"
 )
 
 func main() {

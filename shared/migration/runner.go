@@ -92,7 +92,7 @@ func (r *Runner) Up(ctx context.Context) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	res := Result{}
+	res := Result{Applied: []int{}}
 	for v := range applied {
 		res.From = max(res.From, v)
 	}

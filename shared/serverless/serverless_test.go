@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -132,7 +133,9 @@ func startServer(t *testing.T, mode serverless.Mode, svc serverless.Service) (st
 	env := map[string]string{"PORT": port, "FC_SERVER_PORT": port}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serverless.Run(ctx, mode, svc, logging.Discard(), func(k string) string { return env[k] }) }()
+	go func() {
+		done <- serverless.Run(ctx, mode, svc, logging.Discard(), func(k string) string { return env[k] })
+	}()
 	base := "http://127.0.0.1:" + port
 	for i := 0; ; i++ {
 		c, err := net.Dial("tcp", "127.0.0.1:"+port)
@@ -145,7 +148,7 @@ func startServer(t *testing.T, mode serverless.Mode, svc serverless.Service) (st
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	stop := func() error {
+	stop := sync.OnceValue(func() error {
 		cancel()
 		select {
 		case err := <-done:
@@ -153,7 +156,7 @@ func startServer(t *testing.T, mode serverless.Mode, svc serverless.Service) (st
 		case <-time.After(15 * time.Second):
 			return errors.New("Run did not return after cancel")
 		}
-	}
+	})
 	t.Cleanup(func() { _ = stop() })
 	return base, stop
 }

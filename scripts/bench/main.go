@@ -1,0 +1,219 @@
+// Command bench measures unitenant and writes BENCHMARKS.md: the machine, the
+// date, and every figure with its target, all measured in this run (nothing
+// is typed in by hand). scripts/bench.sh builds what it measures first.
+//
+//	go run ./scripts/bench -bin .dev/bin -dist dist -out BENCHMARKS.md
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/sqldb"
+)
+
+func main() {
+	bin := flag.String("bin", ".dev/bin", "function binaries for this machine")
+	dist := flag.String("dist", "dist", "deployable bootstraps (make build)")
+	out := flag.String("out", "BENCHMARKS.md", "report to write")
+	starts := flag.Int("starts", 20, "cold starts to measure")
+	goBench := flag.String("gobench", "", "file with `go test -bench` output to include")
+	flag.Parse()
+	if err := run(*bin, *dist, *out, *starts, *goBench); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// row is one measured figure.
+type row struct {
+	Name, Value, Target string
+	Met                 bool
+	HasTarget           bool
+}
+
+func run(bin, dist, out string, starts int, goBench string) error {
+	var rows []row
+
+	cold, err := coldStarts(filepath.Join(bin, "health"), starts)
+	if err != nil {
+		return fmt.Errorf("cold start: %w", err)
+	}
+	med := percentile(cold, 50)
+	rows = append(rows, row{
+		Name:   fmt.Sprintf("Cold start, health, local mode: process start to first 200 (median of %d)", starts),
+		Value:  fmt.Sprintf("%.1f ms (min %.1f, p90 %.1f, max %.1f)", ms(med), ms(cold[0]), ms(percentile(cold, 90)), ms(cold[len(cold)-1])),
+		Target: "≤ 50 ms", HasTarget: true, Met: med <= 50*time.Millisecond,
+	})
+
+	sizes, err := filepath.Glob(filepath.Join(dist, "*", "bootstrap"))
+	if err != nil || len(sizes) == 0 {
+		return fmt.Errorf("no bootstraps under %s (run make build)", dist)
+	}
+	sort.Strings(sizes)
+	for _, p := range sizes {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return err
+		}
+		mb := float64(fi.Size()) / 1e6
+		rows = append(rows, row{
+			Name:   "Size of " + filepath.Base(filepath.Dir(p)) + "/bootstrap (linux/arm64, -s -w)",
+			Value:  fmt.Sprintf("%.2f MB", mb),
+			Target: "≤ 15 MB", HasTarget: true, Met: mb <= 15,
+		})
+	}
+
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (scripts/bench); every figure below was measured in that run.\n\n")
+	fmt.Fprintf(&b, "- Date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	for _, m := range machine() {
+		fmt.Fprintf(&b, "- %s\n", m)
+	}
+	fmt.Fprintf(&b, "\n## Foundation (issue 2)\n\n| figure | measured | target | met |\n|---|---|---|---|\n")
+	for _, r := range rows {
+		met := "—"
+		if r.HasTarget {
+			met = map[bool]string{true: "yes", false: "**no**"}[r.Met]
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.Name, r.Value, r.Target, met)
+	}
+	if goBench != "" {
+		raw, err := os.ReadFile(goBench)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "\n## Go benchmarks\n\n```\n%s```\n", onlyBenchLines(string(raw)))
+	}
+	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
+		return err
+	}
+	fmt.Print(b.String())
+	for _, r := range rows {
+		if r.HasTarget && !r.Met {
+			fmt.Fprintf(os.Stderr, "bench: target missed: %s = %s (target %s)\n", r.Name, r.Value, r.Target)
+		}
+	}
+	return nil
+}
+
+// coldStarts starts binary n times in local mode and measures each time from
+// exec to the first 200 from /api/health.
+func coldStarts(binary string, n int) ([]time.Duration, error) {
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	var out []time.Duration
+	for i := 0; i < n; i++ {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		cmd := exec.Command(binary)
+		cmd.Env = append(os.Environ(), "PORT="+port, "LOG_LEVEL=warn")
+		url := "http://127.0.0.1:" + port + "/api/health"
+		start := time.Now()
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		d, err := firstOK(client, url, start)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out, nil
+}
+
+func firstOK(client *http.Client, url string, start time.Time) (time.Duration, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, "GET", url, nil)
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return time.Since(start), nil
+			}
+			return 0, fmt.Errorf("health answered %d (is MYSQL_DSN migrated?)", resp.StatusCode)
+		}
+		time.Sleep(200 * time.Microsecond) // connection refused: not listening yet
+	}
+	return 0, fmt.Errorf("no 200 from %s within 10s", url)
+}
+
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port), nil
+}
+
+func percentile(sorted []time.Duration, p int) time.Duration {
+	i := (len(sorted) - 1) * p / 100
+	return sorted[i]
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// machine describes where the figures were taken.
+func machine() []string {
+	var m []string
+	if out, err := exec.Command("uname", "-srm").Output(); err == nil {
+		m = append(m, "OS: "+strings.TrimSpace(string(out)))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				m = append(m, "CPU: "+strings.TrimSpace(strings.SplitN(l, ":", 2)[1]))
+				break
+			}
+		}
+	}
+	m = append(m, fmt.Sprintf("Cores: %d", runtime.NumCPU()))
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "MemTotal:") {
+				f := strings.Fields(l)
+				if kb, err := strconv.Atoi(f[1]); err == nil {
+					m = append(m, fmt.Sprintf("Memory: %.1f GiB", float64(kb)/(1<<20)))
+				}
+			}
+		}
+	}
+	m = append(m, "Go: "+runtime.Version())
+	if db, err := sqldb.OpenDSN(os.Getenv("MYSQL_DSN")); err == nil {
+		var v string
+		if db.QueryRow("SELECT VERSION()").Scan(&v) == nil {
+			m = append(m, "MySQL server: "+v)
+		}
+		db.Close()
+	}
+	return m
+}
+
+func onlyBenchLines(s string) string {
+	var b strings.Builder
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, "Benchmark") || strings.HasPrefix(l, "goos") || strings.HasPrefix(l, "goarch") || strings.HasPrefix(l, "pkg:") || strings.HasPrefix(l, "cpu:") {
+			b.WriteString(l + "\n")
+		}
+	}
+	return b.String()
+}

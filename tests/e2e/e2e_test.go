@@ -1,0 +1,212 @@
+// Package e2e_test runs the whole system the way `make dev` does — the local
+// gateway reading template.yaml and every function binary behind it — and
+// talks to it over HTTP only.
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
+)
+
+var (
+	root   string
+	binDir string
+)
+
+func TestMain(m *testing.M) {
+	_, file, _, _ := runtime.Caller(0)
+	root = filepath.Join(filepath.Dir(file), "..", "..")
+	dir, err := os.MkdirTemp("", "unitenant-e2e-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	cmd := exec.Command("go", "build", "-o", binDir+"/", "./functions/...", "./scripts/gateway")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(binDir)
+	os.Exit(code)
+}
+
+// system is a running local deployment.
+type system struct {
+	URL   string
+	relay *relay
+	logs  *lockedBuffer
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// start migrates a fresh system database, puts a relay in front of MySQL and
+// starts the gateway with every function, as `make dev` does.
+func start(t *testing.T) *system {
+	t.Helper()
+	db, dsn := sqldbtest.NewDatabase(t)
+	if _, err := provisioning.MigrateSystem(context.Background(), db, logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	mc, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rl := newRelay(t, mc.Addr)
+	mc.Addr = rl.Addr()
+	mc.Timeout = time.Second
+	tmpl := sqldbtest.Name(t)
+	sqldbtest.CreateDatabase(t, tmpl)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+
+	logs := &lockedBuffer{}
+	cmd := exec.Command(filepath.Join(binDir, "gateway"), "-template", filepath.Join(root, "template.yaml"),
+		"-bin", binDir, "-addr", "127.0.0.1:"+port, "-base-port", "0", "-schedules=false")
+	cmd.Env = append(os.Environ(), "MYSQL_DSN="+mc.FormatDSN(), "TEMPLATE_DATABASE="+tmpl, "LOG_LEVEL=warn")
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Error("gateway did not stop within 15s")
+		}
+		if t.Failed() {
+			t.Logf("gateway output:\n%s", logs.String())
+		}
+	})
+	s := &system{URL: "http://127.0.0.1:" + port, relay: rl, logs: logs}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.URL + "/api/health")
+		if err == nil {
+			resp.Body.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gateway not up: %v\n%s", err, logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+type healthBody struct {
+	Success bool `json:"success"`
+	Data    struct {
+		Status        string `json:"status"`
+		Database      string `json:"database"`
+		SchemaVersion int    `json:"schemaVersion"`
+		Version       string `json:"version"`
+	} `json:"data"`
+}
+
+func (s *system) health(t *testing.T) (int, healthBody) {
+	t.Helper()
+	resp, err := http.Get(s.URL + "/api/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var b healthBody
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &b); err != nil {
+		t.Fatalf("health body %q: %v", raw, err)
+	}
+	return resp.StatusCode, b
+}
+
+func TestHealthFollowsTheDatabase(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	code, b := s.health(t)
+	if code != 200 || !b.Success || b.Data.Database != "ok" || b.Data.SchemaVersion == 0 || b.Data.Version == "" {
+		t.Fatalf("healthy: %d %+v", code, b)
+	}
+
+	s.relay.Cut()
+	code, b = s.health(t)
+	if code != 503 || b.Success || b.Data.Database != "down" {
+		t.Fatalf("database down: %d %+v, want 503 with database down", code, b)
+	}
+
+	s.relay.Restore()
+	// The pool dials again on the next request: no restart needed.
+	code, b = s.health(t)
+	if code != 200 || b.Data.Database != "ok" {
+		t.Fatalf("database back: %d %+v, want 200", code, b)
+	}
+}
+
+func TestGatewayRoutesJobsAndUnknownPaths(t *testing.T) {
+	t.Parallel()
+	s := start(t)
+	resp, err := http.Post(s.URL+"/_jobs/provision-cron", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"template":{"from":0`) {
+		t.Fatalf("POST /_jobs/provision-cron: %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Get(s.URL + "/api/no-such-route")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("unknown route: %d, want 404", resp.StatusCode)
+	}
+	// One log line per request, naming the function and the status.
+	if logs := s.logs.String(); !strings.Contains(logs, "/api/health") || !strings.Contains(logs, "health 200") {
+		t.Errorf("gateway log lacks the health request line:\n%s", logs)
+	}
+}

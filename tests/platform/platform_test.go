@@ -1,0 +1,238 @@
+// Package platform_test runs the real function binaries the ways they are
+// deployed: under a Lambda Runtime API with the sample events (what
+// `sam local invoke` and `make invoke` do), and as Aliyun FC custom runtimes
+// over HTTP.
+package platform_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/unitenant/unitenant/infra/schema"
+	"github.com/unitenant/unitenant/scripts/runtimeapi"
+	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/migration"
+	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
+)
+
+var (
+	root   string // the repository
+	binDir string // the function binaries built for this run
+)
+
+func TestMain(m *testing.M) {
+	_, file, _, _ := runtime.Caller(0)
+	root = filepath.Join(filepath.Dir(file), "..", "..")
+	dir, err := os.MkdirTemp("", "unitenant-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binDir = dir
+	cmd := exec.Command("go", "build", "-o", binDir+"/", "./functions/...")
+	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build functions:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(binDir)
+	os.Exit(code)
+}
+
+// systemDB makes a migrated system database and returns the environment a
+// function needs to use it (and a template database of its own).
+func systemDB(t *testing.T) []string {
+	t.Helper()
+	db, dsn := sqldbtest.NewDatabase(t)
+	if _, err := provisioning.MigrateSystem(context.Background(), db, logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	tmpl := sqldbtest.Name(t)
+	sqldbtest.CreateDatabase(t, tmpl) // dropped at the end; the job migrates it
+	return append(os.Environ(), "MYSQL_DSN="+dsn, "TEMPLATE_DATABASE="+tmpl, "LOG_LEVEL=warn")
+}
+
+func functions(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(filepath.Join(root, "functions"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	if len(out) == 0 {
+		t.Fatal("no functions found")
+	}
+	return out
+}
+
+// TestSampleEventsThroughLambda replays events/<function>.json through each
+// function's lambda.Start path and checks the Lambda response.
+func TestSampleEventsThroughLambda(t *testing.T) {
+	t.Parallel()
+	sysVersion := latest(t, schema.System)
+	for _, fn := range functions(t) {
+		t.Run(fn, func(t *testing.T) {
+			t.Parallel()
+			env := systemDB(t)
+			event, err := os.ReadFile(filepath.Join(root, "events", fn+".json"))
+			if err != nil {
+				t.Fatalf("every function needs a sample event: %v", err)
+			}
+			res, err := runtimeapi.Invoke(context.Background(), filepath.Join(binDir, fn), event, runtimeapi.Options{Env: env})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Err != nil {
+				t.Fatalf("function error: %v", res.Err)
+			}
+			var probe struct {
+				Version string `json:"version"`
+			}
+			_ = json.Unmarshal(event, &probe)
+			if probe.Version == "2.0" { // an HTTP API request
+				var resp events.APIGatewayV2HTTPResponse
+				if err := json.Unmarshal(res.Payload, &resp); err != nil {
+					t.Fatalf("response %s: %v", res.Payload, err)
+				}
+				if resp.StatusCode != 200 || resp.Headers["Content-Type"] != "application/json; charset=utf-8" {
+					t.Fatalf("status %d headers %v body %s", resp.StatusCode, resp.Headers, resp.Body)
+				}
+				if fn == "health" && !strings.Contains(resp.Body, fmt.Sprintf(`"schemaVersion":%d`, sysVersion)) {
+					t.Errorf("health body %s lacks schemaVersion %d", resp.Body, sysVersion)
+				}
+				return
+			}
+			var job struct {
+				Success bool            `json:"success"`
+				Data    json.RawMessage `json:"data"`
+			}
+			if err := json.Unmarshal(res.Payload, &job); err != nil || !job.Success {
+				t.Fatalf("job response %s (%v)", res.Payload, err)
+			}
+		})
+	}
+}
+
+func latest(t *testing.T, load func() ([]migration.Migration, error)) int {
+	t.Helper()
+	ms, err := load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return migration.Latest(ms)
+}
+
+func TestLambdaFunctionErrorIsReported(t *testing.T) {
+	t.Parallel()
+	// provision-cron against a server where nothing listens: the invocation
+	// must fail (so Lambda retries and alarms see it), not answer success.
+	env := append(os.Environ(), "MYSQL_DSN=root@tcp(127.0.0.1:1)/unitenant?timeout=1s", "LOG_LEVEL=error")
+	res, err := runtimeapi.Invoke(context.Background(), filepath.Join(binDir, "provision-cron"),
+		[]byte(`{"detail-type":"Scheduled Event","source":"aws.events"}`), runtimeapi.Options{Env: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Err == nil {
+		t.Fatalf("want a function error, got response %s", res.Payload)
+	}
+}
+
+// startFC starts a function binary as an FC custom runtime on a free port.
+func startFC(t *testing.T, fn string, env []string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	cmd := exec.Command(filepath.Join(binDir, fn))
+	cmd.Env = append(env, "FC_SERVER_PORT="+port, "FC_FUNCTION_NAME="+fn)
+	if testing.Verbose() {
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() {
+		// FC stops an instance with SIGTERM: it must exit cleanly and soon.
+		_ = cmd.Process.Signal(os.Interrupt)
+		select {
+		case <-exited:
+			if code := cmd.ProcessState.ExitCode(); code != 0 {
+				t.Errorf("%s exited %d after SIGTERM", fn, code)
+			}
+		case <-time.After(12 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("%s did not stop within 12s of SIGTERM", fn)
+		}
+	})
+	for i := 0; i < 300; i++ {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			return "http://127.0.0.1:" + port
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("%s in FC mode did not listen on %s", fn, port)
+	return ""
+}
+
+func TestHealthAsFCCustomRuntime(t *testing.T) {
+	t.Parallel()
+	base := startFC(t, "health", systemDB(t))
+	req, _ := http.NewRequest("GET", base+"/api/health", nil)
+	req.Header.Set("x-fc-request-id", "fc-0001-abcdef")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(b), `"database":"ok"`) {
+		t.Fatalf("%d %s", resp.StatusCode, b)
+	}
+	if got := resp.Header.Get("X-Request-Id"); got != "fc-0001-abcdef" {
+		t.Errorf("X-Request-Id = %q, want FC's request id", got)
+	}
+}
+
+func TestJobThroughFCInvoke(t *testing.T) {
+	t.Parallel()
+	env := systemDB(t)
+	base := startFC(t, "provision-cron", env)
+	timer := `{"triggerTime":"2026-11-22T03:00:00Z","triggerName":"every-5-minutes","payload":""}`
+	resp, err := http.Post(base+"/invoke", "application/json", strings.NewReader(timer))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := fmt.Sprintf(`"template":{"from":0,"to":%d`, latest(t, schema.Tenant))
+	if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+		t.Fatalf("POST /invoke: %d %s; want it to contain %s", resp.StatusCode, b, want)
+	}
+}
