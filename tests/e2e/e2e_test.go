@@ -4,107 +4,48 @@
 package e2e_test
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
-
-	"github.com/unitenant/unitenant/shared/logging"
-	"github.com/unitenant/unitenant/shared/provisioning"
-	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
+	"github.com/unitenant/unitenant/tests/testenv"
 )
 
-var (
-	root   string
-	binDir string
-)
+var binDir string
 
-func TestMain(m *testing.M) {
-	_, file, _, _ := runtime.Caller(0)
-	root = filepath.Join(filepath.Dir(file), "..", "..")
-	dir, err := os.MkdirTemp("", "unitenant-e2e-")
-	if err != nil {
-		panic(err)
-	}
-	binDir = dir
-	cmd := exec.Command("go", "build", "-o", binDir+"/", "./functions/...", "./scripts/gateway")
-	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(binDir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &binDir, "./scripts/gateway")) }
 
 // system is a running local deployment.
 type system struct {
 	URL   string
 	relay *relay
-	logs  *lockedBuffer
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
+	logs  *testenv.Buffer
 }
 
 // start migrates a fresh system database, puts a relay in front of MySQL and
 // starts the gateway with every function, as `make dev` does.
 func start(t *testing.T) *system {
 	t.Helper()
-	db, dsn := sqldbtest.NewDatabase(t)
-	if _, err := provisioning.MigrateSystem(context.Background(), db, logging.Discard()); err != nil {
-		t.Fatal(err)
-	}
-	mc, err := mysql.ParseDSN(dsn)
+	sys := testenv.NewSystem(t)
+	mc, err := mysql.ParseDSN(sys.DSN)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rl := newRelay(t, mc.Addr)
 	mc.Addr = rl.Addr()
 	mc.Timeout = time.Second
-	tmpl := sqldbtest.Name(t)
-	sqldbtest.CreateDatabase(t, tmpl)
-
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
-
-	logs := &lockedBuffer{}
-	cmd := exec.Command(filepath.Join(binDir, "gateway"), "-template", filepath.Join(root, "template.yaml"),
+	port := testenv.FreePort(t)
+	logs := &testenv.Buffer{}
+	cmd := exec.Command(filepath.Join(binDir, "gateway"), "-template", filepath.Join(testenv.Root(), "template.yaml"),
 		"-bin", binDir, "-addr", "127.0.0.1:"+port, "-base-port", "0", "-schedules=false")
-	cmd.Env = append(os.Environ(), "MYSQL_DSN="+mc.FormatDSN(), "TEMPLATE_DATABASE="+tmpl, "LOG_LEVEL=warn")
+	cmd.Env = append(os.Environ(), "MYSQL_DSN="+mc.FormatDSN(), "TEMPLATE_DATABASE="+sys.Template, "LOG_LEVEL=warn")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -9,13 +9,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -24,78 +21,24 @@ import (
 
 	"github.com/unitenant/unitenant/infra/schema"
 	"github.com/unitenant/unitenant/scripts/runtimeapi"
-	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/migration"
-	"github.com/unitenant/unitenant/shared/provisioning"
-	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
+	"github.com/unitenant/unitenant/tests/testenv"
 )
 
-var (
-	root   string // the repository
-	binDir string // the function binaries built for this run
-)
+var binDir string // the function binaries built for this run
 
-func TestMain(m *testing.M) {
-	_, file, _, _ := runtime.Caller(0)
-	root = filepath.Join(filepath.Dir(file), "..", "..")
-	dir, err := os.MkdirTemp("", "unitenant-bin-")
-	if err != nil {
-		panic(err)
-	}
-	binDir = dir
-	cmd := exec.Command("go", "build", "-o", binDir+"/", "./functions/...")
-	cmd.Dir, cmd.Stdout, cmd.Stderr = root, os.Stderr, os.Stderr
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build functions:", err)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(binDir)
-	os.Exit(code)
-}
-
-// systemDB makes a migrated system database and returns the environment a
-// function needs to use it (and a template database of its own).
-func systemDB(t *testing.T) []string {
-	t.Helper()
-	db, dsn := sqldbtest.NewDatabase(t)
-	if _, err := provisioning.MigrateSystem(context.Background(), db, logging.Discard()); err != nil {
-		t.Fatal(err)
-	}
-	tmpl := sqldbtest.Name(t)
-	sqldbtest.CreateDatabase(t, tmpl) // dropped at the end; the job migrates it
-	return append(os.Environ(), "MYSQL_DSN="+dsn, "TEMPLATE_DATABASE="+tmpl, "LOG_LEVEL=warn")
-}
-
-func functions(t *testing.T) []string {
-	t.Helper()
-	entries, err := os.ReadDir(filepath.Join(root, "functions"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, e := range entries {
-		if e.IsDir() {
-			out = append(out, e.Name())
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("no functions found")
-	}
-	return out
-}
+func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &binDir)) }
 
 // TestSampleEventsThroughLambda replays events/<function>.json through each
 // function's lambda.Start path and checks the Lambda response.
 func TestSampleEventsThroughLambda(t *testing.T) {
 	t.Parallel()
 	sysVersion := latest(t, schema.System)
-	for _, fn := range functions(t) {
+	for _, fn := range testenv.Functions(t) {
 		t.Run(fn, func(t *testing.T) {
 			t.Parallel()
-			env := systemDB(t)
-			event, err := os.ReadFile(filepath.Join(root, "events", fn+".json"))
+			env := testenv.NewSystem(t).Env()
+			event, err := os.ReadFile(filepath.Join(testenv.Root(), "events", fn+".json"))
 			if err != nil {
 				t.Fatalf("every function needs a sample event: %v", err)
 			}
@@ -161,12 +104,7 @@ func TestLambdaFunctionErrorIsReported(t *testing.T) {
 // startFC starts a function binary as an FC custom runtime on a free port.
 func startFC(t *testing.T, fn string, env []string) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
-	ln.Close()
+	port := testenv.FreePort(t)
 	cmd := exec.Command(filepath.Join(binDir, fn))
 	cmd.Env = append(env, "FC_SERVER_PORT="+port, "FC_FUNCTION_NAME="+fn)
 	if testing.Verbose() {
@@ -190,20 +128,13 @@ func startFC(t *testing.T, fn string, env []string) string {
 			t.Errorf("%s did not stop within 12s of SIGTERM", fn)
 		}
 	})
-	for i := 0; i < 300; i++ {
-		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
-			c.Close()
-			return "http://127.0.0.1:" + port
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("%s in FC mode did not listen on %s", fn, port)
-	return ""
+	testenv.WaitListening(t, "127.0.0.1:"+port, 3*time.Second)
+	return "http://127.0.0.1:" + port
 }
 
 func TestHealthAsFCCustomRuntime(t *testing.T) {
 	t.Parallel()
-	base := startFC(t, "health", systemDB(t))
+	base := startFC(t, "health", testenv.NewSystem(t).Env())
 	req, _ := http.NewRequest("GET", base+"/api/health", nil)
 	req.Header.Set("x-fc-request-id", "fc-0001-abcdef")
 	resp, err := http.DefaultClient.Do(req)
@@ -222,7 +153,7 @@ func TestHealthAsFCCustomRuntime(t *testing.T) {
 
 func TestJobThroughFCInvoke(t *testing.T) {
 	t.Parallel()
-	env := systemDB(t)
+	env := testenv.NewSystem(t).Env()
 	base := startFC(t, "provision-cron", env)
 	timer := `{"triggerTime":"2026-11-22T03:00:00Z","triggerName":"every-5-minutes","payload":""}`
 	resp, err := http.Post(base+"/invoke", "application/json", strings.NewReader(timer))

@@ -1,0 +1,144 @@
+// Package testenv is what the binary-level test suites (tests/platform,
+// tests/e2e) share: the repository root, the function binaries built once per
+// run, free ports, and a migrated system database of each test's own.
+package testenv
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
+)
+
+// Root returns the repository root.
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..")
+}
+
+// Main builds every function (and the extra packages, e.g. ./scripts/gateway)
+// into a temporary directory, runs the tests and removes it. Use it from
+// TestMain: os.Exit(testenv.Main(m, &binDir, "./scripts/gateway")).
+func Main(m *testing.M, binDir *string, extra ...string) int {
+	dir, err := os.MkdirTemp("", "unitenant-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	args := append([]string{"build", "-o", dir + "/", "./functions/..."}, extra...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir, cmd.Stdout, cmd.Stderr = Root(), os.Stderr, os.Stderr
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "build binaries:", err)
+		return 1
+	}
+	*binDir = dir
+	return m.Run()
+}
+
+// Functions lists the directories under functions/.
+func Functions(tb testing.TB) []string {
+	tb.Helper()
+	entries, err := os.ReadDir(filepath.Join(Root(), "functions"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		if e.IsDir() {
+			out = append(out, e.Name())
+		}
+	}
+	if len(out) == 0 {
+		tb.Fatal("no functions found")
+	}
+	return out
+}
+
+// FreePort returns a TCP port on loopback that was free a moment ago.
+func FreePort(tb testing.TB) string {
+	tb.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer ln.Close()
+	return strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+}
+
+// WaitListening waits until addr accepts TCP connections.
+func WaitListening(tb testing.TB, addr string, timeout time.Duration) {
+	tb.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("nothing listens on %s after %s: %v", addr, timeout, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// System is a migrated system database of the test's own.
+type System struct {
+	DB       *sql.DB
+	DSN      string
+	Template string // a template database name, created empty and dropped at the end
+}
+
+// Env returns the environment a function needs to use this system database.
+func (s System) Env() []string {
+	return append(os.Environ(), "MYSQL_DSN="+s.DSN, "TEMPLATE_DATABASE="+s.Template, "LOG_LEVEL=warn")
+}
+
+// NewSystem makes a migrated system database and an empty template database,
+// both dropped when the test ends.
+func NewSystem(tb testing.TB) System {
+	tb.Helper()
+	db, dsn := sqldbtest.NewDatabase(tb)
+	if _, err := provisioning.MigrateSystem(context.Background(), db, logging.Discard()); err != nil {
+		tb.Fatal(err)
+	}
+	tmpl := sqldbtest.Name(tb)
+	sqldbtest.CreateDatabase(tb, tmpl)
+	return System{DB: db, DSN: dsn, Template: tmpl}
+}
+
+// Buffer is a goroutine-safe log sink for a child process.
+type Buffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+// Write appends p.
+func (l *Buffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String returns everything written so far.
+func (l *Buffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
