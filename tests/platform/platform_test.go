@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -117,7 +118,7 @@ func startFC(t *testing.T, fn string, env []string) string {
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
 		// FC stops an instance with SIGTERM: it must exit cleanly and soon.
-		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
 		case <-exited:
 			if code := cmd.ProcessState.ExitCode(); code != 0 {
@@ -165,5 +166,31 @@ func TestJobThroughFCInvoke(t *testing.T) {
 	want := fmt.Sprintf(`"template":{"from":0,"to":%d`, latest(t, schema.Tenant))
 	if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
 		t.Fatalf("POST /invoke: %d %s; want it to contain %s", resp.StatusCode, b, want)
+	}
+}
+
+func TestLocalJobOnce(t *testing.T) {
+	t.Parallel()
+	sys := testenv.NewSystem(t)
+	cmd := exec.Command(filepath.Join(binDir, "provision-cron"), "-once")
+	cmd.Env = sys.Env()
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("provision-cron -once: %v", err)
+	}
+	var res struct {
+		Template struct{ To int } `json:"template"`
+	}
+	if err := json.Unmarshal(out[strings.LastIndexByte(strings.TrimSpace(string(out)), '\n')+1:], &res); err != nil {
+		t.Fatalf("-once output %q: %v", out, err)
+	}
+	if want := latest(t, schema.Tenant); res.Template.To != want {
+		t.Fatalf("template at %d after -once, want %d", res.Template.To, want)
+	}
+	// A failing job exits non-zero.
+	cmd = exec.Command(filepath.Join(binDir, "provision-cron"), "-once")
+	cmd.Env = append(os.Environ(), "MYSQL_DSN=root@tcp(127.0.0.1:1)/unitenant?timeout=1s", "LOG_LEVEL=error")
+	if err := cmd.Run(); err == nil {
+		t.Fatal("provision-cron -once against a dead database exited 0")
 	}
 }
