@@ -19,7 +19,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/unitenant/unitenant/scripts/internal/samtemplate"
+	"github.com/unitenant/unitenant/scripts/samtemplate"
 )
 
 // jobsPrefix is the path under which POST /_jobs/<name> runs a job at once.

@@ -532,6 +532,16 @@ func TestList(t *testing.T) {
 	}
 }
 
+// TestListRepoTemplate checks that the gateway can serve the routes and run the schedules
+// of the project's own template.yaml; tests/deploy checks the rest of it.
+func TestListRepoTemplate(t *testing.T) {
+	t.Parallel()
+	tpl := filepath.Join("..", "..", "template.yaml")
+	if err := run(context.Background(), []string{"-list", "-template", tpl}, nil, io.Discard, io.Discard); err != nil {
+		t.Errorf("run -list -template %s: %v", tpl, err)
+	}
+}
+
 func TestChildEnv(t *testing.T) {
 	t.Parallel()
 	got := childEnv([]string{"A=1", "PORT=1", "FC_SERVER_PORT=9000", "B=2"}, map[string]string{"PORT": "9", "UNITENANT_FUNCTION": "web"})

@@ -26,7 +26,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/unitenant/unitenant/scripts/internal/samtemplate"
+	"github.com/unitenant/unitenant/scripts/samtemplate"
 )
 
 // config is the gateway's command line.

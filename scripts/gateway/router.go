@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/unitenant/unitenant/scripts/internal/samtemplate"
+	"github.com/unitenant/unitenant/scripts/samtemplate"
 )
 
 // segKind is the kind of one route path segment, in API Gateway's order of precedence:

@@ -3,7 +3,7 @@ package main
 import (
 	"testing"
 
-	"github.com/unitenant/unitenant/scripts/internal/samtemplate"
+	"github.com/unitenant/unitenant/scripts/samtemplate"
 )
 
 func TestRouterMatch(t *testing.T) {

@@ -28,8 +28,7 @@ const FunctionEnvVar = "UNITENANT_FUNCTION"
 const DefaultRoutePath = "$default"
 
 // Template is the part of a SAM template that the local tools use. Its JSON form is what
-// `go run ./scripts/gateway -list` prints, for tools outside scripts/ (which cannot import
-// this internal package).
+// `go run ./scripts/gateway -list` prints, for tools that are not written in Go.
 type Template struct {
 	// Functions holds one entry per AWS::Serverless::Function, sorted by Name.
 	Functions []Function `json:"functions"`

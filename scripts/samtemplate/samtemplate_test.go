@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/unitenant/unitenant/scripts/internal/samtemplate"
+	"github.com/unitenant/unitenant/scripts/samtemplate"
 )
 
 const header = `AWSTemplateFormatVersion: '2010-09-09'

@@ -3,18 +3,16 @@
 // and its sample event (events/<name>.json), and nothing in them names a function that
 // does not exist.
 //
-// template.yaml is read through the local gateway (`go run ./scripts/gateway -list`),
-// which parses it with scripts/internal/samtemplate and checks that its routes and
-// schedules are usable; that package is internal to scripts/ and cannot be imported here.
+// template.yaml is read with scripts/samtemplate, the parser the local gateway uses, so
+// both agree on what a function, a route and a schedule are; the gateway's own tests check
+// that it can serve the template's routes and run its schedules.
 package deploy_test
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -24,37 +22,15 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/unitenant/unitenant/scripts/samtemplate"
 	"gopkg.in/yaml.v3"
 )
 
-// Conventions the descriptors follow.
+// Conventions the Function Compute descriptors (s.yaml) follow.
 const (
-	fcRuntime  = "custom.debian12"
-	fcPort     = 9000
-	functionEV = "UNITENANT_FUNCTION"
+	fcRuntime = "custom.debian12"
+	fcPort    = 9000
 )
-
-// samFunction is one function as `gateway -list` prints it.
-type samFunction struct {
-	LogicalID   string     `json:"logicalId"`
-	Name        string     `json:"name"`
-	CodeURI     string     `json:"codeUri"`
-	BuildMethod string     `json:"buildMethod"`
-	Routes      []samRoute `json:"routes"`
-	Schedules   []string   `json:"schedules"`
-}
-
-type samRoute struct {
-	Method string `json:"method"`
-	Path   string `json:"path"`
-}
-
-func (r samRoute) key() string {
-	if r.Path == "$default" {
-		return "$default"
-	}
-	return r.Method + " " + r.Path
-}
 
 // sFile is the part of s.yaml the checks read.
 type sFile struct {
@@ -100,7 +76,7 @@ type sProps struct {
 type descriptors struct {
 	root      string
 	functions []string // directories under functions/
-	sam       map[string]samFunction
+	sam       *samtemplate.Template
 	s         sFile
 	events    []string // names of events/*.json without the extension
 }
@@ -134,7 +110,7 @@ func load() (*descriptors, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &descriptors{root: root, sam: map[string]samFunction{}}
+	d := &descriptors{root: root}
 
 	entries, err := os.ReadDir(filepath.Join(root, "functions"))
 	if err != nil {
@@ -146,26 +122,9 @@ func load() (*descriptors, error) {
 		}
 	}
 
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		return nil, fmt.Errorf("find the go command: %w", err)
-	}
-	cmd := exec.Command(gobin, "run", "./scripts/gateway", "-list", "-template", "template.yaml")
-	cmd.Dir = root
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return nil, fmt.Errorf("template.yaml: go run ./scripts/gateway -list: %v\n%s", err, stderr.String())
-	}
-	var tpl struct {
-		Functions []samFunction `json:"functions"`
-	}
-	if err := json.Unmarshal(out, &tpl); err != nil {
-		return nil, fmt.Errorf("template.yaml: decode gateway -list output: %w", err)
-	}
-	for _, f := range tpl.Functions {
-		d.sam[f.Name] = f
+	// Load names the file in its errors.
+	if d.sam, err = samtemplate.Load(filepath.Join(root, "template.yaml")); err != nil {
+		return nil, err
 	}
 
 	raw, err := os.ReadFile(filepath.Join(root, "s.yaml"))
@@ -207,16 +166,6 @@ func (d *descriptors) resolve(v string) string {
 	return fmt.Sprint(cur)
 }
 
-func logicalID(name string) string {
-	var b strings.Builder
-	for _, p := range strings.Split(name, "-") {
-		if p != "" {
-			b.WriteString(strings.ToUpper(p[:1]) + p[1:])
-		}
-	}
-	return b.String() + "Function"
-}
-
 func TestFunctionsHaveDescriptors(t *testing.T) {
 	t.Parallel()
 	d := mustLoad(t)
@@ -226,10 +175,10 @@ func TestFunctionsHaveDescriptors(t *testing.T) {
 	for _, name := range d.functions {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
-			f, ok := d.sam[name]
+			f, ok := d.sam.Function(name)
 			if !ok {
 				t.Fatalf("functions/%s: template.yaml has no AWS::Serverless::Function %s with Environment.Variables.%s: %s",
-					name, logicalID(name), functionEV, name)
+					name, samtemplate.LogicalIDFor(name), samtemplate.FunctionEnvVar, name)
 			}
 			checkSAM(t, f)
 			checkServerlessDevs(t, d, f)
@@ -238,7 +187,7 @@ func TestFunctionsHaveDescriptors(t *testing.T) {
 	}
 }
 
-func checkSAM(t *testing.T, f samFunction) {
+func checkSAM(t *testing.T, f samtemplate.Function) {
 	if f.CodeURI != "." || f.BuildMethod != "makefile" {
 		t.Errorf("template.yaml %s: CodeUri %q and Metadata.BuildMethod %q, want \".\" and makefile (sam build runs make build-%s)",
 			f.LogicalID, f.CodeURI, f.BuildMethod, f.LogicalID)
@@ -248,7 +197,7 @@ func checkSAM(t *testing.T, f samFunction) {
 	}
 }
 
-func checkServerlessDevs(t *testing.T, d *descriptors, f samFunction) {
+func checkServerlessDevs(t *testing.T, d *descriptors, f samtemplate.Function) {
 	res, ok := d.s.Resources[f.Name]
 	if !ok {
 		t.Errorf("s.yaml: no resource %q (component fc3) for functions/%s", f.Name, f.Name)
@@ -272,8 +221,8 @@ func checkServerlessDevs(t *testing.T, d *descriptors, f samFunction) {
 		t.Errorf("%s: customRuntimeConfig command %v port %d, want [./bootstrap] and %d",
 			where, p.CustomRuntimeConfig.Command, p.CustomRuntimeConfig.Port, fcPort)
 	}
-	if got := d.resolve(p.EnvironmentVariables[functionEV]); got != f.Name {
-		t.Errorf("%s: environmentVariables.%s = %q, want %s", where, functionEV, got, f.Name)
+	if got := d.resolve(p.EnvironmentVariables[samtemplate.FunctionEnvVar]); got != f.Name {
+		t.Errorf("%s: environmentVariables.%s = %q, want %s", where, samtemplate.FunctionEnvVar, got, f.Name)
 	}
 	if got := d.resolve(p.EnvironmentVariables["FC_SERVER_PORT"]); got != fmt.Sprint(fcPort) {
 		t.Errorf("%s: environmentVariables.FC_SERVER_PORT = %q, want %d", where, got, fcPort)
@@ -295,7 +244,7 @@ func checkServerlessDevs(t *testing.T, d *descriptors, f samFunction) {
 				for _, m := range methodsOf(r) {
 					if !slices.Contains(tr.TriggerConfig.Methods, m) {
 						t.Errorf("%s: http trigger %s does not allow %s, which route %s needs",
-							where, tr.TriggerName, m, r.key())
+							where, tr.TriggerName, m, r.String())
 					}
 				}
 			}
@@ -338,7 +287,7 @@ func checkServerlessDevs(t *testing.T, d *descriptors, f samFunction) {
 		}
 	}
 	for _, r := range f.Routes {
-		if r.Path == "$default" {
+		if r.Path == samtemplate.DefaultRoutePath {
 			continue
 		}
 		sample := samplePath(r.Path)
@@ -353,7 +302,7 @@ func checkServerlessDevs(t *testing.T, d *descriptors, f samFunction) {
 			covered = covered || (pathOK && methodsOK)
 		}
 		if !covered {
-			t.Errorf("s.yaml: no fc3-domain route sends %s (e.g. %s) to %s", r.key(), sample, fcName)
+			t.Errorf("s.yaml: no fc3-domain route sends %s (e.g. %s) to %s", r.String(), sample, fcName)
 		}
 	}
 }
@@ -389,17 +338,17 @@ func checkFCCron(t *testing.T, where, expr string) {
 	}
 }
 
-func methodsOf(r samRoute) []string {
+func methodsOf(r samtemplate.Route) []string {
 	if r.Method == "ANY" {
 		return []string{"GET", "POST", "PUT", "PATCH", "DELETE"}
 	}
 	return []string{r.Method}
 }
 
-func routeKeys(f samFunction) []string {
+func routeKeys(f samtemplate.Function) []string {
 	var keys []string
 	for _, r := range f.Routes {
-		keys = append(keys, r.key())
+		keys = append(keys, r.String())
 	}
 	return keys
 }
@@ -432,7 +381,7 @@ type scheduledEvent struct {
 	Resources  []string `json:"resources"`
 }
 
-func checkEvent(t *testing.T, d *descriptors, f samFunction) {
+func checkEvent(t *testing.T, d *descriptors, f samtemplate.Function) {
 	where := "events/" + f.Name + ".json"
 	raw, err := os.ReadFile(filepath.Join(d.root, "events", f.Name+".json"))
 	if err != nil {
@@ -448,9 +397,9 @@ func checkEvent(t *testing.T, d *descriptors, f samFunction) {
 		if e.Version != "2.0" {
 			t.Errorf("%s: version %q, want 2.0 (HTTP API payload format 2.0)", where, e.Version)
 		}
-		var route *samRoute
+		var route *samtemplate.Route
 		for _, r := range f.Routes {
-			if r.key() == e.RouteKey {
+			if r.String() == e.RouteKey {
 				route = &r
 			}
 		}
@@ -492,7 +441,7 @@ func checkEvent(t *testing.T, d *descriptors, f samFunction) {
 // pathMatches reports whether path fits route, where {x} takes one segment and a final
 // {x+} one or more.
 func pathMatches(route, path string) bool {
-	if route == "$default" {
+	if route == samtemplate.DefaultRoutePath {
 		return true
 	}
 	rs := strings.Split(strings.TrimPrefix(route, "/"), "/")
@@ -519,9 +468,10 @@ func TestDescriptorsNameOnlyExistingFunctions(t *testing.T) {
 		exists[name] = true
 	}
 	var stray []string
-	for name, f := range d.sam {
-		if !exists[name] {
-			stray = append(stray, fmt.Sprintf("template.yaml: %s (UNITENANT_FUNCTION %s) has no functions/%s", f.LogicalID, name, name))
+	for _, f := range d.sam.Functions {
+		if !exists[f.Name] {
+			stray = append(stray, fmt.Sprintf("template.yaml: %s (%s %s) has no functions/%s",
+				f.LogicalID, samtemplate.FunctionEnvVar, f.Name, f.Name))
 		}
 	}
 	fcNames := map[string]bool{}
