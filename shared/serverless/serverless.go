@@ -320,3 +320,25 @@ func Host(r *http.Request) string {
 	}
 	return strings.TrimSuffix(strings.ToLower(h), ".")
 }
+
+// ClientIP returns the caller's address on every platform. Under the Lambda
+// adapter RemoteAddr is API Gateway's sourceIp; behind a proxy on this
+// machine or a private network (the local gateway, FC's front end) it is the
+// first X-Forwarded-For entry. A public peer's X-Forwarded-For is ignored:
+// anyone can write that header.
+func ClientIP(r *http.Request) string {
+	peer := r.RemoteAddr
+	if h, _, err := net.SplitHostPort(peer); err == nil {
+		peer = h
+	}
+	ip := net.ParseIP(peer)
+	if ip != nil && (ip.IsLoopback() || ip.IsPrivate()) {
+		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
+			first := strings.TrimSpace(strings.Split(xff, ",")[0])
+			if net.ParseIP(first) != nil {
+				return first
+			}
+		}
+	}
+	return peer
+}

@@ -308,3 +308,23 @@ func TestHost(t *testing.T) {
 		}
 	}
 }
+
+func TestClientIP(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ remote, xff, want string }{
+		{"203.0.113.7", "", "203.0.113.7"},                  // Lambda adapter: sourceIp, no port
+		{"203.0.113.7:5555", "198.51.100.1", "203.0.113.7"}, // a public peer cannot claim another address
+		{"127.0.0.1:5555", "198.51.100.1, 10.0.0.1", "198.51.100.1"},
+		{"10.1.2.3:80", "198.51.100.2", "198.51.100.2"},
+		{"127.0.0.1:5555", "not-an-ip", "127.0.0.1"},
+	} {
+		r, _ := http.NewRequest("GET", "http://x/", nil)
+		r.RemoteAddr = tc.remote
+		if tc.xff != "" {
+			r.Header.Set("X-Forwarded-For", tc.xff)
+		}
+		if got := serverless.ClientIP(r); got != tc.want {
+			t.Errorf("ClientIP(%s, %q) = %s, want %s", tc.remote, tc.xff, got, tc.want)
+		}
+	}
+}
