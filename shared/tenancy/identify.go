@@ -1,0 +1,136 @@
+// Package tenancy is the tenant-routing package every tenant-facing function
+// uses: it identifies the tenant of a request (host, header, token), gates it
+// on its status, and routes it to the tenant's database.
+//
+// Its one promise: a request is never routed to a tenant it was not
+// identified for. Sources that disagree are refused, never guessed between; a
+// token scoped to tenant A never reaches tenant B; malformed input is refused
+// before any database is touched.
+package tenancy
+
+import (
+	"net"
+	"regexp"
+	"strings"
+
+	"github.com/unitenant/unitenant/shared/fault"
+)
+
+// codePattern is what a tenant code may look like anywhere it is read from a
+// request: a lower-case DNS label of at most 50 characters.
+var codePattern = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$`)
+
+// ValidCode reports whether s can be a tenant code.
+func ValidCode(s string) bool { return codePattern.MatchString(s) }
+
+// Errors of identification and gating.
+var (
+	ErrMismatch = fault.New(fault.Invalid, "tenant_mismatch",
+		"the request names two different tenants (host, X-Tenant-Code or token); send one")
+	ErrForbidden = fault.New(fault.Forbidden, "tenant_forbidden",
+		"the token is not scoped to this tenant; switch tenant first")
+	ErrRequired = fault.New(fault.Invalid, "tenant_required",
+		"no tenant in the request: use the tenant's domain, X-Tenant-Code, or a tenant-scoped token")
+	ErrNotFound     = fault.New(fault.NotFound, "tenant_not_found", "no such tenant")
+	ErrUnknownHost  = fault.New(fault.NotFound, "tenant_not_found", "this host serves no tenant")
+	ErrInvalidCode  = fault.New(fault.NotFound, "tenant_not_found", "no such tenant (malformed tenant code)")
+	ErrSuspended    = fault.New(fault.Forbidden, "tenant_suspended", "the tenant is suspended")
+	ErrDeleted      = fault.New(fault.Gone, "tenant_deleted", "the tenant has been deleted")
+	errProvisioning = fault.New(fault.Unavailable, "tenant_provisioning", "the tenant is being set up; retry shortly")
+)
+
+// Hosts says which host names are the platform's own and where tenants live.
+type Hosts struct {
+	// BaseDomain: tenant k001 is served at k001.<BaseDomain>.
+	BaseDomain string
+	// Reserved labels under BaseDomain that are never tenants (www, api...).
+	Reserved map[string]bool
+	// Platform hosts serve no tenant (the control plane, the gateways' own
+	// domains); an entry starting with "." matches any host ending with it.
+	Platform []string
+}
+
+// DefaultReserved are the labels under the base domain that are never tenants.
+var DefaultReserved = []string{"www", "api", "admin", "static", "cdn", "app", "console", "auth", "mail"}
+
+// hostKind is what a host says about the tenant.
+type hostKind int
+
+const (
+	hostPlatform hostKind = iota // serves no tenant: identification falls to header and token
+	hostTenant                   // names a tenant by subdomain
+	hostCustom                   // might be a tenant's registered custom domain
+)
+
+// classify reads a host (already lower-cased, port stripped by
+// serverless.Host). Hosts under the base domain must be exactly one valid,
+// non-reserved label deep; any other host may be a custom domain.
+func (h Hosts) classify(host string) (hostKind, string, error) {
+	if host == "" || net.ParseIP(strings.Trim(host, "[]")) != nil {
+		return hostPlatform, "", nil
+	}
+	for _, p := range h.Platform {
+		if host == p || strings.HasPrefix(p, ".") && strings.HasSuffix(host, p) {
+			return hostPlatform, "", nil
+		}
+	}
+	base := h.BaseDomain
+	if host == base {
+		return hostPlatform, "", nil
+	}
+	if label, ok := strings.CutSuffix(host, "."+base); ok {
+		if h.Reserved[label] {
+			return hostPlatform, "", nil
+		}
+		if !ValidCode(label) { // deeper names (a.k001.base), odd characters, too long
+			return 0, "", ErrInvalidCode
+		}
+		return hostTenant, label, nil
+	}
+	if len(host) > 253 || !hostnamePattern.MatchString(host) {
+		return 0, "", ErrUnknownHost
+	}
+	return hostCustom, host, nil
+}
+
+var hostnamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
+
+// Sources are the places a request can name its tenant.
+type Sources struct {
+	HostCode    string   // from the host (subdomain or a resolved custom domain)
+	Header      []string // X-Tenant-Code values (the Lambda adapter splits on commas)
+	HasToken    bool     // a verified token came with the request
+	TokenTenant string   // its tid, "" for a platform token
+}
+
+// Decide returns the one tenant code the sources agree on. It is pure, so it
+// can be fuzzed: no source can pull the result away from another.
+func Decide(s Sources) (string, error) {
+	code := s.HostCode
+	for _, h := range s.Header {
+		h = strings.ToLower(strings.TrimSpace(h))
+		if !ValidCode(h) {
+			return "", ErrInvalidCode
+		}
+		if code != "" && h != code {
+			return "", ErrMismatch
+		}
+		code = h
+	}
+	if s.HasToken {
+		if s.TokenTenant == "" {
+			return "", ErrForbidden // a platform token never reaches a tenant's data
+		}
+		if code != "" && s.TokenTenant != code {
+			return "", ErrForbidden
+		}
+		code = s.TokenTenant
+	}
+	if code == "" {
+		return "", ErrRequired
+	}
+	if !ValidCode(code) {
+		return "", ErrInvalidCode
+	}
+	return code, nil
+}
