@@ -29,7 +29,12 @@ type Service struct {
 // It touches no tenant database.
 func (s *Service) Identify(r *http.Request) (*Tenant, error) {
 	ctx := r.Context()
-	src := Sources{Header: r.Header.Values("X-Tenant-Code")}
+	// The Lambda adapter splits header values on commas and net/http does
+	// not: split here too, so "k001,k002" is two values on every platform.
+	var src Sources
+	for _, v := range r.Header.Values("X-Tenant-Code") {
+		src.Header = append(src.Header, strings.Split(v, ",")...)
+	}
 	if c, ok := auth.FromContext(ctx); ok {
 		src.HasToken, src.TokenTenant = true, c.TenantID
 	}

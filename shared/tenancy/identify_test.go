@@ -1,0 +1,154 @@
+package tenancy
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/unitenant/unitenant/shared/fault"
+)
+
+var testHosts = ParseHosts("unitenant.test", "", DefaultPlatformHosts)
+
+func TestClassifyHosts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		host     string
+		wantKind hostKind
+		wantCode string
+		wantErr  string
+	}{
+		{"k001.unitenant.test", hostTenant, "k001", ""},
+		{"unitenant.test", hostPlatform, "", ""},
+		{"www.unitenant.test", hostPlatform, "", ""},
+		{"api.unitenant.test", hostPlatform, "", ""},
+		{"admin.unitenant.test", hostPlatform, "", ""},
+		{"localhost", hostPlatform, "", ""},
+		{"127.0.0.1", hostPlatform, "", ""},
+		{"::1", hostPlatform, "", ""},
+		{"abc123.execute-api.us-east-1.amazonaws.com", hostPlatform, "", ""},
+		{"school.example.com", hostCustom, "school.example.com", ""},
+		// Attacks: none of these may name k001.
+		{"k001.evil.com", hostCustom, "k001.evil.com", ""}, // only a registered custom domain could make it a tenant
+		{"k001.unitenant.test.evil.com", hostCustom, "k001.unitenant.test.evil.com", ""},
+		{"a.k001.unitenant.test", 0, "", "tenant_not_found"},
+		{"k0`1.unitenant.test", 0, "", "tenant_not_found"},
+		{"..%2fk001.unitenant.test", 0, "", "tenant_not_found"},
+		{"../k001", 0, "", "tenant_not_found"},
+		{strings.Repeat("k", 300) + ".unitenant.test", 0, "", "tenant_not_found"},
+		{strings.Repeat("k", 300), 0, "", "tenant_not_found"},
+		{"k\u00f61.unitenant.test", 0, "", "tenant_not_found"},
+		{"\u043a001.unitenant.test", 0, "", "tenant_not_found"}, // Cyrillic k
+		{"-k001.unitenant.test", 0, "", "tenant_not_found"},
+	}
+	for _, tc := range tests {
+		kind, code, err := testHosts.classify(tc.host)
+		if tc.wantErr != "" {
+			if fault.CodeOf(err) != tc.wantErr {
+				t.Errorf("classify(%q): err %v, want %s", tc.host, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || kind != tc.wantKind || code != tc.wantCode {
+			t.Errorf("classify(%q) = %v %q %v, want %v %q", tc.host, kind, code, err, tc.wantKind, tc.wantCode)
+		}
+	}
+}
+
+func TestDecide(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		src      Sources
+		wantCode string
+		wantErr  string
+	}{
+		{"HostOnly", Sources{HostCode: "k001"}, "k001", ""},
+		{"HeaderOnly", Sources{Header: []string{"k001"}}, "k001", ""},
+		{"HeaderCaseFolded", Sources{Header: []string{" K001 "}}, "k001", ""},
+		{"TokenOnly", Sources{HasToken: true, TokenTenant: "k001"}, "k001", ""},
+		{"AllAgree", Sources{HostCode: "k001", Header: []string{"k001"}, HasToken: true, TokenTenant: "k001"}, "k001", ""},
+		{"HostVsHeader", Sources{HostCode: "k001", Header: []string{"k002"}}, "", "tenant_mismatch"},
+		{"SplitHeaderValues", Sources{Header: []string{"k001", "k002"}}, "", "tenant_mismatch"},
+		{"TokenForAnotherHost", Sources{HostCode: "k002", HasToken: true, TokenTenant: "k001"}, "", "tenant_forbidden"},
+		{"TokenForAnotherHeader", Sources{Header: []string{"k002"}, HasToken: true, TokenTenant: "k001"}, "", "tenant_forbidden"},
+		{"PlatformToken", Sources{HostCode: "k001", HasToken: true}, "", "tenant_forbidden"},
+		{"PlatformTokenNoTenant", Sources{HasToken: true}, "", "tenant_forbidden"},
+		{"Nothing", Sources{}, "", "tenant_required"},
+		{"BadHeader", Sources{Header: []string{"k0`1"}}, "", "tenant_not_found"},
+		{"DotDotHeader", Sources{Header: []string{"../k001"}}, "", "tenant_not_found"},
+		{"BadTokenTenant", Sources{HasToken: true, TokenTenant: "K0 1"}, "", "tenant_not_found"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			code, err := Decide(tc.src)
+			if fault.CodeOf(err) != tc.wantErr || code != tc.wantCode {
+				t.Fatalf("Decide = %q, %v; want %q, %s", code, err, tc.wantCode, tc.wantErr)
+			}
+		})
+	}
+}
+
+// FuzzIdentify checks the promise on any host, header and token claim: when a
+// tenant is identified, every source that named one named that one, and a
+// token always names it. `make test` runs the seed corpus; `go test -fuzz
+// FuzzIdentify ./shared/tenancy` explores further.
+func FuzzIdentify(f *testing.F) {
+	for _, s := range [][4]string{
+		{"k001.unitenant.test", "", "k001", "1"},
+		{"k001.unitenant.test", "k002", "", "0"},
+		{"k002.unitenant.test", "", "k001", "1"},
+		{"k001.evil.com", "", "k002", "1"},
+		{"k001.unitenant.test.evil.com", "k001", "k001", "1"},
+		{"localhost", "k001,k002", "", "0"},
+		{"a.k001.unitenant.test", "", "k001", "1"},
+		{"", "K001", "k001", "1"},
+		{"api.unitenant.test", "", "", "1"},
+		{"k0`1.unitenant.test", "k0`1", "k0`1", "1"},
+		{"../k001", "../k001", "", "0"},
+		{strings.Repeat("x", 300), "", "", "0"},
+	} {
+		f.Add(s[0], s[1], s[2], s[3] == "1")
+	}
+	f.Fuzz(func(t *testing.T, host, header, tid string, hasToken bool) {
+		src := Sources{HasToken: hasToken, TokenTenant: tid}
+		if header != "" {
+			src.Header = strings.Split(header, ",") // as the Lambda adapter splits it
+		}
+		kind, v, err := testHosts.classify(strings.ToLower(host))
+		if err != nil {
+			return // refused before any lookup
+		}
+		if kind == hostTenant {
+			src.HostCode = v
+		}
+		if kind == hostCustom {
+			// A custom domain resolves to whatever tenant registered it: model
+			// it as resolving to the first label, the worst case for us.
+			src.HostCode, _, _ = strings.Cut(v, ".")
+			if !ValidCode(src.HostCode) {
+				return
+			}
+		}
+		code, err := Decide(src)
+		if err != nil {
+			if fault.CodeOf(err) == "internal" {
+				t.Fatalf("Decide returned a non-fault error: %v", err)
+			}
+			return
+		}
+		if !ValidCode(code) {
+			t.Fatalf("identified invalid code %q", code)
+		}
+		if src.HostCode != "" && code != src.HostCode {
+			t.Fatalf("host named %q but %q was identified", src.HostCode, code)
+		}
+		for _, h := range src.Header {
+			if strings.ToLower(strings.TrimSpace(h)) != code {
+				t.Fatalf("header named %q but %q was identified", h, code)
+			}
+		}
+		if hasToken && tid != code {
+			t.Fatalf("token for %q reached %q", tid, code)
+		}
+	})
+}
