@@ -54,6 +54,8 @@ type cluster struct {
 type silo struct {
 	tenantID int64
 	pool     *sql.DB
+	users    int  // requests between getting the pool and getting a connection
+	evicted  bool // out of the LRU; closed once users reaches 0
 }
 
 // NewRouter returns a router that reads clusters from the system database
@@ -87,13 +89,19 @@ func (r *Router) Conn(ctx context.Context, t *Tenant) (*sql.Conn, error) {
 	if err := sqldb.ValidateIdent(t.Placement.Database); err != nil {
 		return nil, fmt.Errorf("tenant %s placement: %w", t.Code, err)
 	}
-	var pool *sql.DB
-	var err error
+	var (
+		pool *sql.DB
+		s    *silo
+		err  error
+	)
 	switch t.Placement.Tier {
 	case TierPooled, "":
 		pool, err = r.clusterPool(ctx, t.Placement.ClusterID)
 	case TierSiloed:
-		pool, err = r.siloPool(ctx, t)
+		s, err = r.siloPool(ctx, t)
+		if s != nil {
+			pool = s.pool
+		}
 	default:
 		err = fmt.Errorf("tenant %s has unknown tier %q", t.Code, t.Placement.Tier)
 	}
@@ -101,6 +109,9 @@ func (r *Router) Conn(ctx context.Context, t *Tenant) (*sql.Conn, error) {
 		return nil, err
 	}
 	conn, err := pool.Conn(ctx)
+	if s != nil {
+		r.release(s) // holding a connection keeps it usable even if the pool closes
+	}
 	if err != nil {
 		return nil, fmt.Errorf("tenant %s: connect: %w", t.Code, err)
 	}
@@ -254,13 +265,14 @@ func (r *Router) open(cfg *mysql.Config, maxOpen int) (*sql.DB, error) {
 // siloPool returns the siloed tenant's own pool, evicting the least recently
 // used one past MaxSilos. Closing an evicted pool lets in-flight requests
 // finish on their connections.
-func (r *Router) siloPool(ctx context.Context, t *Tenant) (*sql.DB, error) {
+func (r *Router) siloPool(ctx context.Context, t *Tenant) (*silo, error) {
 	r.mu.Lock()
 	if e, ok := r.silos[t.ID]; ok {
 		r.lru.MoveToFront(e)
-		pool := e.Value.(*silo).pool
+		s := e.Value.(*silo)
+		s.users++
 		r.mu.Unlock()
-		return pool, nil
+		return s, nil
 	}
 	r.mu.Unlock()
 
@@ -291,15 +303,32 @@ func (r *Router) siloPool(ctx context.Context, t *Tenant) (*sql.DB, error) {
 	if e, ok := r.silos[t.ID]; ok {
 		pool.Close()
 		r.lru.MoveToFront(e)
-		return e.Value.(*silo).pool, nil
+		s := e.Value.(*silo)
+		s.users++
+		return s, nil
 	}
-	r.silos[t.ID] = r.lru.PushFront(&silo{tenantID: t.ID, pool: pool})
+	s := &silo{tenantID: t.ID, pool: pool, users: 1}
+	r.silos[t.ID] = r.lru.PushFront(s)
 	for r.lru.Len() > r.opts.MaxSilos {
 		old := r.lru.Back()
-		s := old.Value.(*silo)
+		o := old.Value.(*silo)
 		r.lru.Remove(old)
-		delete(r.silos, s.tenantID)
-		go s.pool.Close() // waits for in-use connections to come back
+		delete(r.silos, o.tenantID)
+		o.evicted = true
+		if o.users == 0 {
+			go o.pool.Close() // waits for in-use connections to come back
+		}
 	}
-	return pool, nil
+	return s, nil
+}
+
+// release ends a request's claim on a silo pool, closing it if it was
+// evicted meanwhile and nobody else is about to use it.
+func (r *Router) release(s *silo) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	s.users--
+	if s.evicted && s.users == 0 {
+		go s.pool.Close()
+	}
 }
