@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"fmt"
+	"os"
 	"testing"
 	"time"
 
@@ -118,4 +119,11 @@ func marker(ctx context.Context, conn *sql.Conn) (string, error) {
 	var got string
 	err := conn.QueryRowContext(ctx, "SELECT tenant FROM marker WHERE id = 1").Scan(&got)
 	return got, err
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }
