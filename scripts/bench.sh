@@ -9,6 +9,5 @@ export MYSQL_DSN=$(echo "$MYSQL_SERVER_DSN" | sed -E 's#\)/#)/unitenant_bench#')
 export TEMPLATE_DATABASE=unitenant_bench_template
 make --no-print-directory build-local build >/dev/null
 .dev/bin/tenantctl migrate >/dev/null 2>.dev/migrate.log || { cat .dev/migrate.log >&2; exit 1; }
-gobench=.dev/gobench.txt
-TEST_MYSQL_DSN="$MYSQL_SERVER_DSN" go test -run '^$' -bench . -benchmem -count 1 ./shared/... > "$gobench"
-go run ./scripts/bench -bin .dev/bin -dist dist -out BENCHMARKS.md -gobench "$gobench"
+export TEST_MYSQL_DSN="$MYSQL_SERVER_DSN"
+go run ./scripts/bench -bin .dev/bin -dist dist -out BENCHMARKS.md

@@ -29,9 +29,8 @@ func main() {
 	dist := flag.String("dist", "dist", "deployable bootstraps (make build)")
 	out := flag.String("out", "BENCHMARKS.md", "report to write")
 	starts := flag.Int("starts", 20, "cold starts to measure")
-	goBench := flag.String("gobench", "", "file with `go test -bench` output to include")
 	flag.Parse()
-	if err := run(*bin, *dist, *out, *starts, *goBench); err != nil {
+	if err := run(*bin, *dist, *out, *starts); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -44,7 +43,20 @@ type row struct {
 	HasTarget           bool
 }
 
-func run(bin, dist, out string, starts int, goBench string) error {
+// goBenches are the Go benchmarks the report is built from.
+var goBenches = []struct{ pkg, pattern, benchtime string }{
+	{"./shared/httpapi", "StandardStack", "1s"},
+	{"./shared/tenancy", "RoutingOverhead", "3s"},
+	{"./shared/tenancy", "Connections500Tenants", "1x"},
+}
+
+// section is a titled table of the report.
+type section struct {
+	title string
+	rows  []row
+}
+
+func run(bin, dist, out string, starts int) error {
 	var rows []row
 
 	cold, err := coldStarts(filepath.Join(bin, "health"), starts)
@@ -76,37 +88,110 @@ func run(bin, dist, out string, starts int, goBench string) error {
 		})
 	}
 
+	results, raw, err := runGoBenches()
+	if err != nil {
+		return err
+	}
+	sections := []section{{"Foundation (issue 2)", rows}, {"Tenant routing (issue 3)", routingRows(results)}}
+
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (scripts/bench); every figure below was measured in that run.\n\n")
 	fmt.Fprintf(&b, "- Date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	for _, m := range machine() {
 		fmt.Fprintf(&b, "- %s\n", m)
 	}
-	fmt.Fprintf(&b, "\n## Foundation (issue 2)\n\n| figure | measured | target | met |\n|---|---|---|---|\n")
-	for _, r := range rows {
-		met := "—"
-		if r.HasTarget {
-			met = map[bool]string{true: "yes", false: "**no**"}[r.Met]
+	var missed []row
+	for _, sec := range sections {
+		fmt.Fprintf(&b, "\n## %s\n\n| figure | measured | target | met |\n|---|---|---|---|\n", sec.title)
+		for _, r := range sec.rows {
+			met := "—"
+			if r.HasTarget {
+				met = map[bool]string{true: "yes", false: "**no**"}[r.Met]
+				if !r.Met {
+					missed = append(missed, r)
+				}
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.Name, r.Value, r.Target, met)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", r.Name, r.Value, r.Target, met)
 	}
-	if goBench != "" {
-		raw, err := os.ReadFile(goBench)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(&b, "\n## Go benchmarks\n\n```\n%s```\n", onlyBenchLines(string(raw)))
-	}
+	fmt.Fprintf(&b, "\n## Go benchmarks (raw)\n\n```\n%s```\n", raw)
 	if err := os.WriteFile(out, b.Bytes(), 0o644); err != nil {
 		return err
 	}
 	fmt.Print(b.String())
-	for _, r := range rows {
-		if r.HasTarget && !r.Met {
-			fmt.Fprintf(os.Stderr, "bench: target missed: %s = %s (target %s)\n", r.Name, r.Value, r.Target)
-		}
+	for _, r := range missed {
+		fmt.Fprintf(os.Stderr, "bench: target missed: %s = %s (target %s)\n", r.Name, r.Value, r.Target)
 	}
 	return nil
+}
+
+// runGoBenches runs goBenches and returns metric values by benchmark name
+// (without the -GOMAXPROCS suffix) and unit, and the raw result lines.
+func runGoBenches() (map[string]map[string]float64, string, error) {
+	results := map[string]map[string]float64{}
+	var raw strings.Builder
+	for _, gb := range goBenches {
+		cmd := exec.Command("go", "test", "-run", "^$", "-bench", "^Benchmark"+gb.pattern+"$", "-benchtime", gb.benchtime,
+			"-benchmem", "-count", "1", "-timeout", "20m", gb.pkg)
+		cmd.Env = os.Environ()
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			return nil, "", fmt.Errorf("%s %s: %v\n%s", gb.pkg, gb.pattern, err, out)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if !strings.HasPrefix(line, "Benchmark") {
+				continue
+			}
+			raw.WriteString(line + "\n")
+			f := strings.Fields(line)
+			name := f[0]
+			if i := strings.LastIndexByte(name, '-'); i > 0 {
+				name = name[:i]
+			}
+			m := map[string]float64{}
+			for i := 2; i+1 < len(f); i += 2 {
+				if v, err := strconv.ParseFloat(f[i], 64); err == nil {
+					m[f[i+1]] = v
+				}
+			}
+			results[name] = m
+		}
+	}
+	return results, raw.String(), nil
+}
+
+// routingRows are issue 3's figures: routing overhead against a pool opened
+// on the tenant's database, and connections against a pool per tenant.
+func routingRows(res map[string]map[string]float64) []row {
+	var rows []row
+	direct, routed := res["BenchmarkRoutingOverhead/direct"]["ns/op"], res["BenchmarkRoutingOverhead/routed"]["ns/op"]
+	if direct > 0 && routed > 0 {
+		ratio := routed / direct
+		rows = append(rows, row{
+			Name:   "Routing overhead: PK SELECT through tenancy middleware + router vs a pool opened on the tenant DB (hot tenant)",
+			Value:  fmt.Sprintf("%.3fx (%.1f µs vs %.1f µs)", ratio, routed/1000, direct/1000),
+			Target: "≤ 1.15x", HasTarget: true, Met: ratio <= 1.15,
+		})
+	}
+	if c, ok := res["BenchmarkConnections500Tenants"]; ok {
+		rows = append(rows, row{
+			Name:   "Connections: 500 tenants, 32 workers, 10 s — most MySQL connections held by the process",
+			Value:  fmt.Sprintf("%.0f (%.0f req/s)", c["max-conns"], c["req/s"]),
+			Target: "≤ 32", HasTarget: true, Met: c["max-conns"] <= 32 && c["max-conns"] > 0,
+		})
+		seed := fmt.Sprintf("%.0f (%.0f req/s", c["seed-max-conns"], c["seed-req/s"])
+		if c["seed-refused"] > 0 {
+			seed += fmt.Sprintf(", %.0f queries refused: the server ran out of connections", c["seed-refused"])
+		}
+		rows = append(rows, row{
+			Name:  "Baseline, same load: a pool per tenant (seed 001 DatabaseManager, connectionLimit 10)",
+			Value: seed + ")",
+		})
+		if c["seed-max-conns"] > 0 {
+			rows = append(rows, row{Name: "Connections, ours vs the baseline", Value: fmt.Sprintf("%.1fx fewer", c["seed-max-conns"]/c["max-conns"])})
+		}
+	}
+	return rows
 }
 
 // coldStarts starts binary n times in local mode and measures each time from
@@ -206,14 +291,4 @@ func machine() []string {
 		db.Close()
 	}
 	return m
-}
-
-func onlyBenchLines(s string) string {
-	var b strings.Builder
-	for _, l := range strings.Split(s, "\n") {
-		if strings.HasPrefix(l, "Benchmark") || strings.HasPrefix(l, "goos") || strings.HasPrefix(l, "goarch") || strings.HasPrefix(l, "pkg:") || strings.HasPrefix(l, "cpu:") {
-			b.WriteString(l + "\n")
-		}
-	}
-	return b.String()
 }
