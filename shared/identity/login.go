@@ -1,0 +1,367 @@
+package identity
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/sms"
+	"github.com/unitenant/unitenant/shared/sqldb"
+)
+
+// Errors of the login flows.
+var (
+	// ErrInvalidCredentials is the one answer to an unknown account and a
+	// wrong password alike.
+	ErrInvalidCredentials = fault.New(fault.Unauthorized, "invalid_credentials", "the phone number or password is wrong")
+	// ErrAdminInvalidCredentials is ErrInvalidCredentials for admins.
+	ErrAdminInvalidCredentials = fault.New(fault.Unauthorized, "invalid_credentials", "the username or password is wrong")
+	// ErrAccountDisabled answers a right password of a suspended or deleted account.
+	ErrAccountDisabled = fault.New(fault.Forbidden, "account_disabled", "this account is disabled")
+)
+
+func accountLocked(retry time.Duration) error {
+	e := fault.New(fault.Locked, "account_locked", "too many failed logins; try again in %d minutes", int(retry.Minutes())+1)
+	e.RetryAfter = retry
+	return e
+}
+
+// Session is an issued pair of tokens.
+type Session struct {
+	Token        string `json:"token"`
+	RefreshToken string `json:"refreshToken"`
+	ExpiresIn    int    `json:"expiresIn"` // seconds the access token is valid
+}
+
+// SendCode sends a verification code for purpose to phone and returns how
+// long it is valid.
+func (s *Service) SendCode(ctx context.Context, c Client, phone, purpose string) (time.Duration, error) {
+	if err := s.validatePhone(phone); err != nil {
+		return 0, err
+	}
+	p, err := sms.ParsePurpose(purpose)
+	if err != nil {
+		return 0, err
+	}
+	ttl, err := s.codes.Issue(ctx, phone, p, c.IP)
+	if err != nil {
+		return 0, err
+	}
+	return ttl, s.record(ctx, c, event{Type: "sms_sent", Identifier: phone, Success: true, Reason: string(p)})
+}
+
+// Registration is what Register needs.
+type Registration struct {
+	Phone    string
+	Password string
+	RealName string
+	Email    string // optional
+	SMSCode  string
+}
+
+// User is a global user as the API shows it.
+type User struct {
+	GlobalUserID int64      `json:"globalUserId"`
+	Phone        string     `json:"phone"`
+	RealName     string     `json:"realName"`
+	Email        string     `json:"email,omitempty"`
+	Avatar       string     `json:"avatar,omitempty"`
+	Status       string     `json:"status,omitempty"`
+	CreatedAt    *time.Time `json:"createdAt,omitempty"`
+	LastLoginAt  *time.Time `json:"lastLoginAt,omitempty"`
+}
+
+// Register creates a global user after checking the register code sent to
+// the phone. Every field is checked before anything changes; the code is
+// consumed only when the user is created.
+func (s *Service) Register(ctx context.Context, c Client, in Registration) (User, error) {
+	if err := firstError(
+		s.validatePhone(in.Phone),
+		ValidatePassword(in.Password),
+		required("realName", in.RealName, 50),
+		validateEmail(in.Email),
+	); err != nil {
+		return User{}, err
+	}
+	var taken bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM global_users WHERE phone = ?)`, in.Phone).Scan(&taken); err != nil {
+		return User{}, fmt.Errorf("check phone: %w", err)
+	}
+	if taken {
+		return User{}, errPhoneTaken
+	}
+	hash, err := HashPassword(in.Password, s.cfg.BcryptCost)
+	if err != nil {
+		return User{}, err
+	}
+	u := User{Phone: in.Phone, RealName: in.RealName}
+	err = s.codes.Redeem(ctx, in.Phone, sms.PurposeRegister, in.SMSCode, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `
+			INSERT INTO global_users (phone, password_hash, real_name, email, registration_source, password_changed_at)
+			VALUES (?, ?, ?, ?, 'web', ?)`, in.Phone, hash, in.RealName, nullable(in.Email), s.now().UTC())
+		if sqldb.IsDuplicate(err) {
+			return errPhoneTaken // registered concurrently: keep the code unspent
+		}
+		if err != nil {
+			return fmt.Errorf("insert global user: %w", err)
+		}
+		u.GlobalUserID, err = res.LastInsertId()
+		return err
+	})
+	if err != nil {
+		return User{}, err
+	}
+	return u, s.record(ctx, c, event{Type: "register", Subject: subjectUser, SubjectID: u.GlobalUserID, Identifier: in.Phone, Success: true})
+}
+
+var errPhoneTaken = fault.New(fault.Conflict, "phone_taken", "this phone number is already registered")
+
+// firstError returns the first non-nil error, with the fields of every
+// other invalid field added, so a client sees all its mistakes at once.
+func firstError(errs ...error) error {
+	var first *fault.Error
+	for _, err := range errs {
+		fe, ok := fault.As(err)
+		if !ok {
+			continue
+		}
+		if first == nil {
+			cp := *fe
+			cp.Fields = map[string]string{}
+			first = &cp
+		}
+		for k, v := range fe.Fields {
+			first.Fields[k] = v
+		}
+	}
+	if first == nil {
+		return nil
+	}
+	return first
+}
+
+// LoginResult is what a global user's login returns.
+type LoginResult struct {
+	GlobalUserID int64  `json:"globalUserId"`
+	Phone        string `json:"phone"`
+	RealName     string `json:"realName"`
+	Session
+	Tenants []Membership `json:"tenants"`
+}
+
+// account is the part of a global user or admin a login reads.
+type account struct {
+	id          int64
+	name        string // real_name, or the admin's role
+	hash        []byte
+	status      string
+	lockedUntil sql.NullTime
+}
+
+// Login checks a global user's phone and password and opens a platform
+// session: an access token for the platform audience, a refresh token of a
+// new family, and the tenants the user may switch to.
+func (s *Service) Login(ctx context.Context, c Client, phone, password string) (LoginResult, error) {
+	if err := firstError(s.validatePhone(phone), loginPassword(password)); err != nil {
+		return LoginResult{}, err
+	}
+	ev := event{Type: "login", Subject: subjectUser, Identifier: phone, Method: "password"}
+	a, sess, err := s.passwordLogin(ctx, c, usersTable, phone, password, ev, ErrInvalidCredentials)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	tenants, err := s.Tenants(ctx, a.id)
+	if err != nil {
+		return LoginResult{}, err
+	}
+	return LoginResult{GlobalUserID: a.id, Phone: phone, RealName: a.name, Session: sess, Tenants: tenants}, nil
+}
+
+// AdminSession is what an admin's login returns.
+type AdminSession struct {
+	Session
+	Role string `json:"role"`
+}
+
+// AdminLogin checks an administrator's username and password and opens an
+// admin session (audience admin, role = admin_users.role).
+func (s *Service) AdminLogin(ctx context.Context, c Client, username, password string) (AdminSession, error) {
+	if err := firstError(required("username", username, 50), loginPassword(password)); err != nil {
+		return AdminSession{}, err
+	}
+	ev := event{Type: "admin_login", Subject: subjectAdmin, Identifier: username, Method: "password"}
+	a, sess, err := s.passwordLogin(ctx, c, adminsTable, username, password, ev, ErrAdminInvalidCredentials)
+	if err != nil {
+		return AdminSession{}, err
+	}
+	return AdminSession{Session: sess, Role: a.name}, nil
+}
+
+// passwordLogin finds the account of identifier in t, authenticates it and
+// opens a session of a new family, recording the attempt either way.
+func (s *Service) passwordLogin(ctx context.Context, c Client, t table, identifier, password string, ev event, invalid error) (account, Session, error) {
+	var (
+		a    account
+		name sql.NullString
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT id, `+t.name+`, password_hash, status, locked_until FROM `+t.table+` WHERE `+t.key+` = ?`, identifier).
+		Scan(&a.id, &name, &a.hash, &a.status, &a.lockedUntil)
+	found := err == nil
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return a, Session{}, fmt.Errorf("find %s: %w", ev.Subject, err)
+	}
+	a.name = name.String
+	if err := s.authenticate(ctx, c, t, &a, found, password, ev, invalid); err != nil {
+		return a, Session{}, err
+	}
+	g := grant{subject: ev.Subject, id: a.id}
+	if ev.Subject == subjectAdmin {
+		g.role = a.name
+	}
+	sess, err := s.openSession(ctx, c, g)
+	if err != nil {
+		return a, Session{}, err
+	}
+	ev.SubjectID, ev.Success = a.id, true
+	return a, sess, s.record(ctx, c, ev)
+}
+
+func loginPassword(pw string) error {
+	if pw == "" {
+		return fault.Field("missing_field", "password", "is required")
+	}
+	if len(pw) > maxLoginPassword {
+		return fault.Field("invalid_field", "password", fmt.Sprintf("must be at most %d bytes", maxLoginPassword))
+	}
+	return nil
+}
+
+// table is an account table: its name, the column a login names the account
+// by, and the column shown as the account's name. All constants, never input.
+type table struct{ table, key, name string }
+
+var (
+	usersTable  = table{"global_users", "phone", "real_name"}
+	adminsTable = table{"admin_users", "username", "role"}
+)
+
+// authenticate decides a password login. An unknown account costs one
+// bcrypt comparison against the dummy hash, like a wrong password, and gets
+// the same answer. A locked account is refused before its password is
+// checked; a wrong password counts towards the lockout; a right one resets
+// it. Failures are recorded here, successes by the caller (which knows the
+// session).
+func (s *Service) authenticate(ctx context.Context, c Client, t table, a *account, found bool, password string, ev event, invalid error) error {
+	fail := func(reason string, err error) error {
+		ev.Reason = reason
+		if rerr := s.record(ctx, c, ev); rerr != nil {
+			return rerr
+		}
+		return err
+	}
+	if !found {
+		passwordMatches(s.dummy(), password)
+		return fail("unknown_identifier", invalid)
+	}
+	ev.SubjectID = a.id
+	now := s.now()
+	if a.lockedUntil.Valid && now.Before(a.lockedUntil.Time) {
+		return fail("locked", accountLocked(a.lockedUntil.Time.Sub(now)))
+	}
+	if !passwordMatches(a.hash, password) {
+		locked, err := s.countFailure(ctx, t, a.id)
+		if err != nil {
+			return err
+		}
+		if locked {
+			lock := event{Type: "lockout", Subject: ev.Subject, SubjectID: a.id, Identifier: ev.Identifier, Success: true}
+			if err := s.record(ctx, c, lock); err != nil {
+				return err
+			}
+		}
+		return fail("bad_credentials", invalid)
+	}
+	if a.status != "active" {
+		return fail("disabled", ErrAccountDisabled)
+	}
+	_, err := s.db.ExecContext(ctx, `UPDATE `+t.table+` SET failed_login_count = 0, first_failed_login_at = NULL,
+		locked_until = NULL, last_login_at = ?, last_login_ip = ? WHERE id = ?`, now.UTC(), nullable(truncate(c.IP, 45)), a.id)
+	if err != nil {
+		return fmt.Errorf("reset failed logins: %w", err)
+	}
+	return nil
+}
+
+// countFailure counts a wrong password against account id and locks it when
+// the failures of the current window reach the limit. It reports whether
+// this failure locked the account.
+func (s *Service) countFailure(ctx context.Context, t table, id int64) (bool, error) {
+	locked := false
+	err := sqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		var (
+			count int
+			first sql.NullTime
+		)
+		if err := tx.QueryRowContext(ctx, `SELECT failed_login_count, first_failed_login_at FROM `+t.table+` WHERE id = ? FOR UPDATE`, id).
+			Scan(&count, &first); err != nil {
+			return fmt.Errorf("read failed logins: %w", err)
+		}
+		now := s.now().UTC()
+		if !first.Valid || !first.Time.After(now.Add(-s.lockout.Window)) {
+			count, first = 0, sql.NullTime{Time: now, Valid: true}
+		}
+		count++
+		var until any
+		if count >= s.lockout.MaxFailures {
+			// The next failure after the lock starts a new window.
+			locked, until, first = true, now.Add(s.lockout.Duration), sql.NullTime{}
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE `+t.table+` SET failed_login_count = ?, first_failed_login_at = ?,
+			locked_until = COALESCE(?, locked_until) WHERE id = ?`, count, first, until, id)
+		if err != nil {
+			return fmt.Errorf("count failed login: %w", err)
+		}
+		return nil
+	})
+	return locked, err
+}
+
+// grant is what a session is opened for.
+type grant struct {
+	subject    string // subjectUser or subjectAdmin
+	id         int64
+	tenantID   int64  // tenant-scoped sessions
+	tenantCode string // tenant-scoped sessions
+	role       string // role in the tenant, or the admin's role
+	family     string // "" = a new family
+	parent     string // token_hash rotated from
+}
+
+// accessToken issues the access token of g.
+func (s *Service) accessToken(g grant) (string, error) {
+	kind, aud := auth.KindUser, auth.AudiencePlatform
+	switch {
+	case g.subject == subjectAdmin:
+		kind, aud = auth.KindAdmin, auth.AudienceAdmin
+	case g.tenantCode != "":
+		aud = auth.AudienceTenant
+	}
+	tok, _, err := s.signer.Issue(kind, g.id, aud, g.tenantCode, g.role, s.cfg.AccessTTL)
+	return tok, err
+}
+
+// openSession issues an access token and a refresh token of a new family
+// for g.
+func (s *Service) openSession(ctx context.Context, c Client, g grant) (Session, error) {
+	var sess Session
+	err := sqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		var err error
+		sess, err = s.issue(ctx, tx, c, g)
+		return err
+	})
+	return sess, err
+}
