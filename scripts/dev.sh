@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # make dev: MariaDB (found or started), the system schema and tenant template
-# migrated, every function built and served behind the local gateway on
-# :${PORT:-8080}, crons on their schedules. Ctrl-C stops it all.
+# migrated, the super admin, demo tenants k001 and k002 and a demo user seeded
+# (tenantctl dev-seed; passwords generated once into .dev/credentials.json
+# unless DEV_ADMIN_PASSWORD / DEV_USER_PASSWORD are set), every function built
+# and served behind the local gateway on :${PORT:-8080}, crons on their
+# schedules. Ctrl-C stops it all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/lib.sh
@@ -9,5 +12,7 @@ ensure_mysql
 echo "dev: system database ${MYSQL_DSN}"
 make --no-print-directory build-local
 .dev/bin/tenantctl migrate >/dev/null 2>.dev/migrate.log || { cat .dev/migrate.log >&2; exit 1; }
-echo "dev: schema migrated; starting the gateway on :${PORT:-8080}"
+# dev-seed prints the logins and example curl commands on stderr, its JSON result on stdout.
+.dev/bin/tenantctl dev-seed --port "${PORT:-8080}" >.dev/seed.json
+echo "dev: schema migrated and seeded; starting the gateway on :${PORT:-8080}"
 exec .dev/bin/gateway -template template.yaml -bin .dev/bin -addr ":${PORT:-8080}"

@@ -20,20 +20,27 @@ import (
 
 var binDir string
 
-func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &binDir, "./scripts/gateway")) }
+func TestMain(m *testing.M) {
+	os.Exit(testenv.Main(m, &binDir, "./scripts/gateway", "./scripts/tenantctl"))
+}
 
 // system is a running local deployment.
 type system struct {
-	URL   string
-	relay *relay
-	logs  *testenv.Buffer
+	URL    string
+	sys    testenv.System
+	relay  *relay
+	logs   *testenv.Buffer
+	env    []string // what the functions run with
+	outbox string   // the development SMS outbox
 }
 
 // start migrates a fresh system database, puts a relay in front of MySQL and
-// starts the gateway with every function, as `make dev` does.
+// starts the gateway with every function, as `make dev` does, with secrets of
+// the test's own (not the developer's .dev/keys).
 func start(t *testing.T) *system {
 	t.Helper()
 	sys := testenv.NewSystem(t)
+	outbox := filepath.Join(t.TempDir(), "sms.jsonl")
 	mc, err := mysql.ParseDSN(sys.DSN)
 	if err != nil {
 		t.Fatal(err)
@@ -45,7 +52,11 @@ func start(t *testing.T) *system {
 	logs := &testenv.Buffer{}
 	cmd := exec.Command(filepath.Join(binDir, "gateway"), "-template", filepath.Join(testenv.Root(), "template.yaml"),
 		"-bin", binDir, "-addr", "127.0.0.1:"+port, "-base-port", "0", "-schedules=false")
-	cmd.Env = append(os.Environ(), "MYSQL_DSN="+mc.FormatDSN(), "TEMPLATE_DATABASE="+sys.Template, "LOG_LEVEL=warn")
+	env := append(append(os.Environ(), "MYSQL_DSN="+mc.FormatDSN(), "TEMPLATE_DATABASE="+sys.Template, "LOG_LEVEL=warn"),
+		sys.Secrets...)
+	env = append(env, "SMS_SENDER=outbox", "SMS_OUTBOX="+outbox, "BASE_DOMAIN=localhost", "BCRYPT_COST=4",
+		"TENANT_DB_PREFIX="+sys.Template+"_")
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -64,7 +75,7 @@ func start(t *testing.T) *system {
 			t.Logf("gateway output:\n%s", logs.String())
 		}
 	})
-	s := &system{URL: "http://127.0.0.1:" + port, relay: rl, logs: logs}
+	s := &system{URL: "http://127.0.0.1:" + port, sys: sys, relay: rl, logs: logs, env: env, outbox: outbox}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(s.URL + "/api/health")

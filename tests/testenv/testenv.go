@@ -5,7 +5,10 @@ package testenv
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
 	"database/sql"
+	"encoding/base64"
 	"fmt"
 	"net"
 	"os"
@@ -18,8 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
 )
 
@@ -98,16 +103,18 @@ func WaitListening(tb testing.TB, addr string, timeout time.Duration) {
 	}
 }
 
-// System is a migrated system database of the test's own.
+// System is a migrated system database of the test's own, and secrets of
+// its own (never the developer's .dev/keys).
 type System struct {
 	DB       *sql.DB
 	DSN      string
 	Template string // a template database name, created empty and dropped at the end
+	Secrets  []string
 }
 
 // Env returns the environment a function needs to use this system database.
 func (s System) Env() []string {
-	return append(os.Environ(), "MYSQL_DSN="+s.DSN, "TEMPLATE_DATABASE="+s.Template, "LOG_LEVEL=warn")
+	return append(append(os.Environ(), "MYSQL_DSN="+s.DSN, "TEMPLATE_DATABASE="+s.Template, "LOG_LEVEL=warn"), s.Secrets...)
 }
 
 // NewSystem makes a migrated system database and an empty template database,
@@ -120,7 +127,9 @@ func NewSystem(tb testing.TB) System {
 	}
 	tmpl := sqldbtest.Name(tb)
 	sqldbtest.CreateDatabase(tb, tmpl)
-	return System{DB: db, DSN: dsn, Template: tmpl}
+	return System{DB: db, DSN: dsn, Template: tmpl, Secrets: []string{
+		"JWT_PRIVATE_KEY=" + SigningKeyPEM(tb), "MASTER_KEY=" + MasterKey(tb), "SMS_CODE_SECRET=" + MasterKey(tb),
+	}}
 }
 
 // Buffer is a goroutine-safe log sink for a child process.
@@ -141,4 +150,51 @@ func (l *Buffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// SigningKeyPEM returns a fresh RSA signing key in PEM, for JWT_PRIVATE_KEY.
+func SigningKeyPEM(tb testing.TB) string {
+	tb.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return string(auth.EncodePrivateKey(key))
+}
+
+// MasterKey returns a fresh master key in base64, for MASTER_KEY.
+func MasterKey(tb testing.TB) string {
+	tb.Helper()
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return base64.StdEncoding.EncodeToString(k)
+}
+
+// DropDatabasesLike drops, at the end of the test, every database whose name
+// starts with prefix (tenant databases the system under test created).
+func DropDatabasesLike(tb testing.TB, prefix string) {
+	tb.Helper()
+	server := sqldbtest.Server(tb)
+	tb.Cleanup(func() {
+		// _ is a LIKE wildcard: escape it so only this prefix matches.
+		pattern := strings.ReplaceAll(prefix, "_", `\_`) + "%"
+		rows, err := server.Query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", pattern)
+		if err != nil {
+			tb.Errorf("list databases: %v", err)
+			return
+		}
+		var names []string
+		for rows.Next() {
+			var n string
+			if rows.Scan(&n) == nil {
+				names = append(names, n)
+			}
+		}
+		rows.Close()
+		for _, n := range names {
+			if err := sqldb.DropDatabase(context.Background(), server, n); err != nil {
+				tb.Errorf("drop %s: %v", n, err)
+			}
+		}
+	})
 }
