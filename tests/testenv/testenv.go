@@ -24,6 +24,7 @@ import (
 	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
 )
@@ -110,6 +111,9 @@ type System struct {
 	DSN      string
 	Template string // a template database name, created empty and dropped at the end
 	Secrets  []string
+
+	SigningKey *rsa.PrivateKey // JWT_PRIVATE_KEY
+	Box        *secretbox.Box  // MASTER_KEY
 }
 
 // Env returns the environment a function needs to use this system database.
@@ -127,8 +131,17 @@ func NewSystem(tb testing.TB) System {
 	}
 	tmpl := sqldbtest.Name(tb)
 	sqldbtest.CreateDatabase(tb, tmpl)
-	return System{DB: db, DSN: dsn, Template: tmpl, Secrets: []string{
-		"JWT_PRIVATE_KEY=" + SigningKeyPEM(tb), "MASTER_KEY=" + MasterKey(tb), "SMS_CODE_SECRET=" + MasterKey(tb),
+	keyPEM, master := SigningKeyPEM(tb), MasterKey(tb)
+	key, err := auth.ParsePrivateKey([]byte(keyPEM))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	box, err := secretbox.FromEnv(master, false, "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return System{DB: db, DSN: dsn, Template: tmpl, SigningKey: key, Box: box, Secrets: []string{
+		"JWT_PRIVATE_KEY=" + keyPEM, "MASTER_KEY=" + master, "SMS_CODE_SECRET=" + MasterKey(tb),
 	}}
 }
 

@@ -1,0 +1,188 @@
+package e2e_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/sqldb"
+	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
+	"github.com/unitenant/unitenant/shared/tenantapp"
+	"github.com/unitenant/unitenant/tests/testenv"
+)
+
+// TestTwoTenantAPIProcessesNeverMixTenants: 50 real tenants, two tenant-api
+// processes serving all of them with small pools (so connections hop between
+// tenant schemas all the time), 32 concurrent workers; every row read must be
+// the tenant's own.
+func TestTwoTenantAPIProcessesNeverMixTenants(t *testing.T) {
+	t.Parallel()
+	const tenants, workers, perWorker = 50, 32, 25
+	ctx := context.Background()
+	sys := testenv.NewSystem(t)
+	prefix := sys.Template + "_"
+	testenv.DropDatabasesLike(t, prefix)
+	clusterID, err := provisioning.EnsureCluster(ctx, sys.DB, sys.Box, "default", sqldbtest.ServerDSN(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := sys.DB.Exec("INSERT INTO global_users (phone, password_hash, real_name) VALUES ('13700000000', 'unused', 'Iso Tester')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	userID, _ := res.LastInsertId()
+
+	// The fleet: each tenant has one class named after it.
+	codes := make([]string, tenants)
+	var wg sync.WaitGroup
+	errc := make(chan error, tenants)
+	sem := make(chan struct{}, 4)
+	for i := range codes {
+		codes[i] = fmt.Sprintf("i%03d", i)
+		wg.Add(1)
+		go func(code string) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			errc <- makeTenant(ctx, t, sys, clusterID, prefix, code, userID)
+		}(codes[i])
+	}
+	wg.Wait()
+	close(errc)
+	for err := range errc {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Two processes, each with a 4-connection pool for 50 tenants.
+	var urls []string
+	for range 2 {
+		urls = append(urls, startTenantAPI(t, append(sys.Env(), "BASE_DOMAIN=localhost", "TENANT_POOL_MAX_OPEN=4")))
+	}
+	signer := auth.NewSigner(sys.SigningKey, nil)
+	tokens := map[string]string{}
+	for _, c := range codes {
+		tok, _, err := signer.Issue(auth.KindUser, userID, auth.AudienceTenant, c, "admin", 10*time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tokens[c] = tok
+	}
+
+	var reads, wrong atomic.Int64
+	failures := make(chan string, workers)
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(w), 3))
+			for range perWorker {
+				code := codes[rng.IntN(tenants)]
+				req, _ := http.NewRequest("GET", urls[rng.IntN(2)]+"/api/app/classes", nil)
+				req.Host = code + ".localhost"
+				req.Header.Set("Authorization", "Bearer "+tokens[code])
+				resp, err := client.Do(req)
+				if err != nil {
+					failures <- err.Error()
+					return
+				}
+				var body struct {
+					Data struct {
+						Items []struct{ Name string } `json:"items"`
+						Total int                     `json:"total"`
+					} `json:"data"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || err != nil {
+					failures <- fmt.Sprintf("%s: status %d (%v)", code, resp.StatusCode, err)
+					return
+				}
+				reads.Add(1)
+				if body.Data.Total != 1 || len(body.Data.Items) != 1 || body.Data.Items[0].Name != "class-"+code {
+					wrong.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(failures)
+	for f := range failures {
+		t.Fatal(f)
+	}
+	if wrong.Load() != 0 {
+		t.Fatalf("%d of %d reads saw another tenant's classes", wrong.Load(), reads.Load())
+	}
+	if reads.Load() != workers*perWorker {
+		t.Fatalf("reads = %d, want %d", reads.Load(), workers*perWorker)
+	}
+}
+
+// makeTenant creates tenant code with the real pipeline, binds the user as
+// its admin and gives it one class named after it.
+func makeTenant(ctx context.Context, t *testing.T, sys testenv.System, clusterID int64, prefix, code string, userID int64) error {
+	db := prefix + code
+	id, err := provisioning.CreateTenant(ctx, sys.DB, sys.Box, provisioning.NewTenant{
+		Code: code, Name: "Tenant " + code, ClusterID: clusterID, Database: db}, logging.Discard())
+	if err != nil {
+		return err
+	}
+	dsn, err := sqldb.WithDatabase(sqldbtest.ServerDSN(t), db)
+	if err != nil {
+		return err
+	}
+	tdb, err := sqldb.OpenDSN(dsn)
+	if err != nil {
+		return err
+	}
+	defer tdb.Close()
+	if _, err := tenantapp.Bind(ctx, sys.DB, tdb, tenantapp.Binding{GlobalUserID: userID, Phone: "13700000000",
+		RealName: "Iso Tester", TenantID: id, TenantCode: code, Role: "admin"}); err != nil {
+		return err
+	}
+	_, err = tdb.ExecContext(ctx, `INSERT INTO kindergartens (code, name) VALUES ('main', ?)`, "Tenant "+code)
+	if err != nil {
+		return fmt.Errorf("%s campus: %w", code, err)
+	}
+	_, err = tdb.ExecContext(ctx, `INSERT INTO classes (kindergarten_id, name, grade, school_year) SELECT id, ?, 'small', '2026-2027' FROM kindergartens`, "class-"+code)
+	if err != nil {
+		return fmt.Errorf("%s class: %w", code, err)
+	}
+	return nil
+}
+
+// startTenantAPI runs a tenant-api process in local mode and returns its URL.
+func startTenantAPI(t *testing.T, env []string) string {
+	t.Helper()
+	port := testenv.FreePort(t)
+	cmd := exec.Command(filepath.Join(binDir, "tenant-api"))
+	cmd.Env = append(env, "PORT="+port)
+	logs := &testenv.Buffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("tenant-api on %s:\n%s", port, logs.String())
+		}
+	})
+	testenv.WaitListening(t, "127.0.0.1:"+port, 5*time.Second)
+	return "http://127.0.0.1:" + port
+}
