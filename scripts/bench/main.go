@@ -21,6 +21,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/unitenant/unitenant/shared/sqldb"
 )
 
@@ -92,7 +94,11 @@ func run(bin, dist, out string, starts int) error {
 	if err != nil {
 		return err
 	}
-	sections := []section{{"Foundation (issue 2)", rows}, {"Tenant routing (issue 3)", routingRows(results)}}
+	login, err := loginLatency(filepath.Join(bin, "login"), filepath.Join(bin, "tenantctl"), 30)
+	if err != nil {
+		return fmt.Errorf("login latency: %w", err)
+	}
+	sections := []section{{"Foundation (issue 2)", rows}, {"Tenant routing and login (issue 3)", append(routingRows(results), login...)}}
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (scripts/bench); every figure below was measured in that run.\n\n")
@@ -181,7 +187,7 @@ func routingRows(res map[string]map[string]float64) []row {
 		})
 		seed := fmt.Sprintf("%.0f (%.0f req/s", c["seed-max-conns"], c["seed-req/s"])
 		if c["seed-refused"] > 0 {
-			seed += fmt.Sprintf(", %.0f queries refused: the server ran out of connections", c["seed-refused"])
+			seed += fmt.Sprintf(", %.0f queries failed: the server ran out of connections", c["seed-refused"])
 		}
 		rows = append(rows, row{
 			Name:  "Baseline, same load: a pool per tenant (seed 001 DatabaseManager, connectionLimit 10)",
@@ -192,6 +198,70 @@ func routingRows(res map[string]map[string]float64) []row {
 		}
 	}
 	return rows
+}
+
+// loginLatency starts the login function in local mode with the production
+// bcrypt cost, logs a user in n times, and compares the median with the
+// median of bcrypt's own comparison at that cost.
+func loginLatency(login, tenantctl string, n int) ([]row, error) {
+	const phone, password, cost = "13900000009", "bench-pass-123", 12
+	env := append(os.Environ(), fmt.Sprintf("BCRYPT_COST=%d", cost), "LOG_LEVEL=warn")
+	add := exec.Command(tenantctl, "user", "add", "--phone", phone, "--password", password, "--name", "Bench")
+	add.Env = env
+	if out, err := add.CombinedOutput(); err != nil && !strings.Contains(string(out), "taken") && !strings.Contains(string(out), "exists") {
+		return nil, fmt.Errorf("tenantctl user add: %v\n%s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(login)
+	cmd.Env = append(env, "PORT="+port)
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	url := "http://127.0.0.1:" + port + "/api/auth/login"
+	body := fmt.Sprintf(`{"phone":%q,"password":%q}`, phone, password)
+	var lat []time.Duration
+	deadline := time.Now().Add(10 * time.Second)
+	for len(lat) < n+1 { // the first login warms the process up and is not counted
+		start := time.Now()
+		resp, err := http.Post(url, "application/json", strings.NewReader(body))
+		if err != nil {
+			if time.Now().After(deadline) {
+				return nil, err
+			}
+			time.Sleep(10 * time.Millisecond)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			return nil, fmt.Errorf("login answered %d", resp.StatusCode)
+		}
+		lat = append(lat, time.Since(start))
+	}
+	lat = lat[1:]
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), cost)
+	if err != nil {
+		return nil, err
+	}
+	var bc []time.Duration
+	for range n {
+		start := time.Now()
+		_ = bcrypt.CompareHashAndPassword(hash, []byte(password))
+		bc = append(bc, time.Since(start))
+	}
+	sort.Slice(bc, func(i, j int) bool { return bc[i] < bc[j] })
+	lp, bp := percentile(lat, 50), percentile(bc, 50)
+	return []row{
+		{Name: fmt.Sprintf("Login latency p50 (POST /api/auth/login, bcrypt cost %d, %d logins)", cost, n),
+			Value: fmt.Sprintf("%.1f ms (p90 %.1f ms)", ms(lp), ms(percentile(lat, 90)))},
+		{Name: "bcrypt's share of it (median CompareHashAndPassword at that cost)",
+			Value: fmt.Sprintf("%.0f%% (%.1f ms)", 100*float64(bp)/float64(lp), ms(bp))},
+	}, nil
 }
 
 // coldStarts starts binary n times in local mode and measures each time from
