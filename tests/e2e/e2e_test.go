@@ -58,23 +58,7 @@ func start(t *testing.T) *system {
 		"TENANT_DB_PREFIX="+sys.Template+"_")
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Error("gateway did not stop within 15s")
-		}
-		if t.Failed() {
-			t.Logf("gateway output:\n%s", logs.String())
-		}
-	})
+	testenv.Start(t, cmd, os.Interrupt, 15*time.Second, false, logs)
 	s := &system{URL: "http://127.0.0.1:" + port, sys: sys, relay: rl, logs: logs, env: env, outbox: outbox}
 	deadline := time.Now().Add(30 * time.Second)
 	for {

@@ -173,16 +173,7 @@ func startTenantAPI(t *testing.T, env []string) string {
 	cmd.Env = append(env, "PORT="+port)
 	logs := &testenv.Buffer{}
 	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("tenant-api on %s:\n%s", port, logs.String())
-		}
-	})
+	testenv.Start(t, cmd, os.Interrupt, 10*time.Second, true, logs)
 	testenv.WaitListening(t, "127.0.0.1:"+port, 5*time.Second)
 	return "http://127.0.0.1:" + port
 }

@@ -120,24 +120,8 @@ func startFC(t *testing.T, fn string, env []string) string {
 	if testing.Verbose() {
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		// FC stops an instance with SIGTERM: it must exit cleanly and soon.
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-			if code := cmd.ProcessState.ExitCode(); code != 0 {
-				t.Errorf("%s exited %d after SIGTERM", fn, code)
-			}
-		case <-time.After(12 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("%s did not stop within 12s of SIGTERM", fn)
-		}
-	})
+	// FC stops an instance with SIGTERM: it must exit cleanly and soon.
+	testenv.Start(t, cmd, syscall.SIGTERM, 12*time.Second, true, nil)
 	testenv.WaitListening(t, "127.0.0.1:"+port, 3*time.Second)
 	return "http://127.0.0.1:" + port
 }

@@ -211,3 +211,33 @@ func DropDatabasesLike(tb testing.TB, prefix string) {
 		}
 	})
 }
+
+// Start runs cmd for the rest of the test. At the end it sends sig and waits
+// up to grace for the process to exit (killing it after), and fails the test
+// if it had to kill it or, with cleanExit, if the exit status was not 0.
+// logs, when not nil, are printed if the test failed.
+func Start(tb testing.TB, cmd *exec.Cmd, sig os.Signal, grace time.Duration, cleanExit bool, logs fmt.Stringer) {
+	tb.Helper()
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", cmd.Path, err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	name := filepath.Base(cmd.Path)
+	tb.Cleanup(func() {
+		_ = cmd.Process.Signal(sig)
+		select {
+		case <-exited:
+			if code := cmd.ProcessState.ExitCode(); cleanExit && code != 0 {
+				tb.Errorf("%s exited %d after %v", name, code, sig)
+			}
+		case <-time.After(grace):
+			_ = cmd.Process.Kill()
+			<-exited
+			tb.Errorf("%s did not stop within %s of %v", name, grace, sig)
+		}
+		if tb.Failed() && logs != nil {
+			tb.Logf("%s output:\n%s", name, logs.String())
+		}
+	})
+}
