@@ -87,7 +87,7 @@ func newEnvCost(t *testing.T, cost int) *env {
 		t.Fatal(err)
 	}
 	log := logging.Discard()
-	e.srv = httptest.NewServer(serverless.Handler(newHandler(svc, e.verifier, log), log))
+	e.srv = httptest.NewServer(serverless.Handler(newHandler(svc, e.verifier, log), log, 0))
 	t.Cleanup(e.srv.Close)
 	return e
 }

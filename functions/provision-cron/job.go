@@ -3,21 +3,29 @@ package main
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/unitenant/unitenant/shared/migration"
 	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/secretbox"
 )
 
 // Steps, in order:
 //
 //	system     apply pending control-plane migrations
 //	template   bring the materialized tenant template to the latest version
+//	clusters   on every active cluster: its own template (tenant databases are
+//	           cloned on the server they live on), then the warm pool refilled
+//	           to poolSize ready databases (0: no pool)
 type job struct {
 	db       *sql.DB
 	dsn      string
 	template string
+	box      func() (*secretbox.Box, error) // opens cluster credentials
+	poolSize int
+	prefix   string // tenant database names start with it
 	log      *slog.Logger
 }
 
@@ -25,10 +33,20 @@ type job struct {
 type result struct {
 	System   migration.Result `json:"system"`
 	Template migration.Result `json:"template"`
+	Clusters []clusterResult  `json:"clusters"`
+}
+
+// clusterResult is what the job did on one cluster.
+type clusterResult struct {
+	ID       int64                    `json:"id"`
+	Name     string                   `json:"name"`
+	Template *migration.Result        `json:"template,omitempty"`
+	Pool     *provisioning.PoolReport `json:"pool,omitempty"`
+	Error    string                   `json:"error,omitempty"`
 }
 
 func (j *job) run(ctx context.Context) (any, error) {
-	var res result
+	res := result{Clusters: []clusterResult{}}
 	var err error
 	if res.System, err = provisioning.MigrateSystem(ctx, j.db, j.log); err != nil {
 		return nil, fmt.Errorf("system schema: %w", err)
@@ -36,5 +54,61 @@ func (j *job) run(ctx context.Context) (any, error) {
 	if res.Template, err = provisioning.MigrateTemplate(ctx, j.db, j.dsn, j.template, j.log); err != nil {
 		return nil, fmt.Errorf("tenant template: %w", err)
 	}
+	clusters, err := j.activeClusters(ctx)
+	if err != nil {
+		return nil, err
+	}
+	// A cluster that fails does not stop the others; the job still fails,
+	// so the failure alarms.
+	var errs []error
+	for _, c := range clusters {
+		if err := j.cluster(ctx, &c); err != nil {
+			c.Error = err.Error()
+			errs = append(errs, fmt.Errorf("db cluster %s: %w", c.Name, err))
+			j.log.ErrorContext(ctx, "db cluster", "cluster", c.Name, "err", err)
+		} else {
+			j.log.InfoContext(ctx, "db cluster", "cluster", c.Name, "template", c.Template, "pool", c.Pool)
+		}
+		res.Clusters = append(res.Clusters, c)
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
 	return res, nil
+}
+
+func (j *job) activeClusters(ctx context.Context) ([]clusterResult, error) {
+	rows, err := j.db.QueryContext(ctx, "SELECT id, name FROM db_clusters WHERE status = 'active' ORDER BY id")
+	if err != nil {
+		return nil, fmt.Errorf("list db clusters: %w", err)
+	}
+	defer rows.Close()
+	var out []clusterResult
+	for rows.Next() {
+		var c clusterResult
+		if err := rows.Scan(&c.ID, &c.Name); err != nil {
+			return nil, fmt.Errorf("list db clusters: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, rows.Err()
+}
+
+// cluster brings c's template to the latest version and refills its pool.
+func (j *job) cluster(ctx context.Context, c *clusterResult) error {
+	box, err := j.box()
+	if err != nil {
+		return err
+	}
+	tmpl, err := provisioning.EnsureClusterTemplate(ctx, j.db, box, c.ID, j.template, j.log)
+	if err != nil {
+		return err
+	}
+	c.Template = &tmpl
+	if j.poolSize <= 0 {
+		return nil
+	}
+	pool, err := provisioning.RefillPool(ctx, j.db, box, c.ID, j.template, j.poolSize, j.prefix, j.log)
+	c.Pool = &pool
+	return err
 }

@@ -2,20 +2,41 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"strings"
 	"testing"
 
 	"github.com/unitenant/unitenant/infra/schema"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/migration"
+	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
+	"github.com/unitenant/unitenant/tests/testenv"
 )
+
+// newJob returns a job on a fresh system database and template of the
+// test's own, with a database prefix of its own (dropped at the end).
+func newJob(t *testing.T, poolSize int) *job {
+	t.Helper()
+	db, dsn := sqldbtest.NewDatabase(t)
+	tmplName := sqldbtest.Name(t)
+	sqldbtest.CreateDatabase(t, tmplName)
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
+	box, err := secretbox.New(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix := sqldbtest.Name(t) + "_"
+	testenv.DropDatabasesLike(t, prefix)
+	return &job{db: db, dsn: dsn, template: tmplName, poolSize: poolSize, prefix: prefix, log: logging.Discard(),
+		box: func() (*secretbox.Box, error) { return box, nil }}
+}
 
 func TestJobMigratesSystemAndTemplate(t *testing.T) {
 	t.Parallel()
-	db, dsn := sqldbtest.NewDatabase(t)
-	tmplName := sqldbtest.Name(t)
-	tmpl, _ := sqldbtest.CreateDatabase(t, tmplName)
-	j := &job{db: db, dsn: dsn, template: tmplName, log: logging.Discard()}
+	j := newJob(t, 2)
 
 	out, err := j.run(context.Background())
 	if err != nil {
@@ -27,8 +48,12 @@ func TestJobMigratesSystemAndTemplate(t *testing.T) {
 	if res.System.To != migration.Latest(sys) || res.Template.To != migration.Latest(ten) {
 		t.Fatalf("result %+v, want system %d template %d", res, migration.Latest(sys), migration.Latest(ten))
 	}
-	if v, err := migration.Version(context.Background(), tmpl); err != nil || v != migration.Latest(ten) {
+	var v int
+	if err := sqldbtest.Server(t).QueryRow("SELECT MAX(version) FROM `" + j.template + "`.schema_migrations").Scan(&v); err != nil || v != migration.Latest(ten) {
 		t.Fatalf("template version %d (%v)", v, err)
+	}
+	if len(res.Clusters) != 0 {
+		t.Fatalf("clusters %+v, want none (none registered)", res.Clusters)
 	}
 	// The next run finds nothing to do.
 	out, err = j.run(context.Background())
@@ -37,5 +62,52 @@ func TestJobMigratesSystemAndTemplate(t *testing.T) {
 	}
 	if res := out.(result); len(res.System.Applied)+len(res.Template.Applied) != 0 {
 		t.Fatalf("second run applied %+v", res)
+	}
+}
+
+// Every active cluster gets its template and a full warm pool; a cluster
+// that fails is reported and does not stop the others.
+func TestJobFillsClusterPools(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	j := newJob(t, 1)
+	if _, err := provisioning.MigrateSystem(ctx, j.db, logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	box, _ := j.box()
+	for _, c := range []struct{ name, dsn string }{
+		{"default", sqldbtest.ServerDSN(t)},
+		{"down", "root@tcp(127.0.0.1:1)/?timeout=1s"},
+		{"disabled", "root@tcp(127.0.0.1:1)/?timeout=1s"},
+	} {
+		if _, err := provisioning.EnsureCluster(ctx, j.db, box, c.name, c.dsn, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := j.db.Exec("UPDATE db_clusters SET status = 'disabled' WHERE name = 'disabled'"); err != nil {
+		t.Fatal(err)
+	}
+	_, err := j.run(ctx)
+	if err == nil || !strings.Contains(err.Error(), "db cluster down") || strings.Contains(err.Error(), "disabled") {
+		t.Fatalf("err = %v, want the down cluster (only) reported", err)
+	}
+	var ready int
+	if err := j.db.QueryRow(`SELECT COUNT(*) FROM warm_pool_databases w JOIN db_clusters c ON c.id = w.cluster_id
+		WHERE c.name = 'default' AND w.status = 'ready'`).Scan(&ready); err != nil || ready != 1 {
+		t.Fatalf("ready warm databases on the default cluster: %d (%v), want 1", ready, err)
+	}
+
+	// Without the broken cluster the job succeeds and finds the pool full.
+	if _, err := j.db.Exec("UPDATE db_clusters SET status = 'disabled' WHERE name = 'down'"); err != nil {
+		t.Fatal(err)
+	}
+	out, err := j.run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := out.(result)
+	if len(res.Clusters) != 1 || res.Clusters[0].Name != "default" || res.Clusters[0].Pool == nil ||
+		res.Clusters[0].Pool.Ready != 1 || res.Clusters[0].Pool.Made != 0 {
+		t.Fatalf("clusters %+v", res.Clusters)
 	}
 }

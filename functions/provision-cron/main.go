@@ -1,12 +1,22 @@
 // Command provision-cron runs every few minutes and keeps provisioning ready:
-// the system schema and the tenant template at the latest version.
+// the system schema and the tenant template at the latest version, the
+// template on every active cluster, and each cluster's warm pool of tenant
+// databases full.
+//
+//	TEMPLATE_DATABASE  the tenant template's name (default unitenant_template)
+//	POOL_SIZE          ready warm databases kept per cluster (default 2, 0: none)
+//	TENANT_DB_PREFIX   tenant database names start with it (default tenant_)
+//	MASTER_KEY         opens cluster credentials (development: .dev/keys)
 package main
 
 import (
 	"context"
 	"fmt"
+	"sync"
 
+	"github.com/unitenant/unitenant/shared/config"
 	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/serverless"
 	"github.com/unitenant/unitenant/shared/sqldb"
 )
@@ -18,10 +28,26 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 	if err := sqldb.ValidateIdent(template); err != nil {
 		return serverless.Service{}, fmt.Errorf("TEMPLATE_DATABASE: %w", err)
 	}
+	prefix := d.Env.String("TENANT_DB_PREFIX", provisioning.DefaultDatabasePrefix)
+	if err := sqldb.ValidateIdent(prefix + "w000000000000"); err != nil {
+		return serverless.Service{}, fmt.Errorf("TENANT_DB_PREFIX: %w", err)
+	}
+	poolSize := d.Env.Int("POOL_SIZE", 2, 0, 100)
+	// A MASTER_KEY given (or required, outside development) is checked now;
+	// the development key under .dev/keys is only made when a cluster needs it.
+	masterKey, dev := d.Env.Secret("MASTER_KEY", ""), d.Config.Env == "development"
+	box := sync.OnceValues(func() (*secretbox.Box, error) {
+		return secretbox.FromEnv(masterKey, dev, config.DefaultDevDir)
+	})
+	if masterKey != "" || !dev {
+		if _, err := box(); err != nil {
+			return serverless.Service{}, err
+		}
+	}
 	db, err := sqldb.Open(d.Config.DB)
 	if err != nil {
 		return serverless.Service{}, err
 	}
-	j := &job{db: db, dsn: d.Config.DB.DSN, template: template, log: d.Log}
+	j := &job{db: db, dsn: d.Config.DB.DSN, template: template, box: box, poolSize: poolSize, prefix: prefix, log: d.Log}
 	return serverless.Service{Job: j.run, Close: db.Close}, nil
 }

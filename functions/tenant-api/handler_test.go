@@ -15,7 +15,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,10 +23,10 @@ import (
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/provisioning"
 	"github.com/unitenant/unitenant/shared/secretbox"
-	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
 	"github.com/unitenant/unitenant/shared/tenancy"
 	"github.com/unitenant/unitenant/shared/tenantapp"
+	"github.com/unitenant/unitenant/tests/testenv"
 )
 
 // fixture is a system database with two real tenants, k001 and k002, their
@@ -54,53 +53,14 @@ func newFixture(t *testing.T) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	serverDSN := sqldbtest.ServerDSN(t)
-	cluster, err := provisioning.EnsureCluster(ctx, sys, box, "default", serverDSN, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
 	f := &fixture{sys: sys, tenants: map[string]*sql.DB{}, users: map[string]int64{}}
-	prefix := sqldbtest.Name(t) + "_"
-	server := sqldbtest.Server(t)
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	errs := make(chan error, 2)
+	tenants := testenv.NewTenants(t, sys, box)
 	for _, code := range []string{"k001", "k002"} {
-		name, err := provisioning.DatabaseName(prefix, code)
+		_, db, err := tenants.Create(t, code, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() {
-			if err := sqldb.DropDatabase(context.Background(), server, name); err != nil {
-				t.Errorf("drop %s: %v", name, err)
-			}
-		})
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			nt := provisioning.NewTenant{Code: code, Name: "Kindergarten " + code, ClusterID: cluster, Database: name}
-			if _, err := provisioning.CreateTenant(ctx, sys, box, nt, log); err != nil {
-				errs <- fmt.Errorf("create tenant %s: %w", code, err)
-				return
-			}
-			dsn, _ := sqldb.WithDatabase(serverDSN, name)
-			db, err := sqldb.OpenDSN(dsn)
-			if err != nil {
-				errs <- err
-				return
-			}
-			mu.Lock()
-			f.tenants[code] = db
-			mu.Unlock()
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
-	for _, db := range f.tenants {
-		t.Cleanup(func() { db.Close() })
+		f.tenants[code] = db
 	}
 
 	// Members: who is what where.

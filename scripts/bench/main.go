@@ -50,6 +50,8 @@ var goBenches = []struct{ pkg, pattern, benchtime string }{
 	{"./shared/httpapi", "StandardStack", "1s"},
 	{"./shared/tenancy", "RoutingOverhead", "3s"},
 	{"./shared/tenancy", "Connections500Tenants", "1x"},
+	{"./shared/provisioning", "CloneTemplate", "10x"},
+	{"./shared/provisioning", "RefillPool", "3x"},
 }
 
 // section is a titled table of the report.
@@ -98,7 +100,11 @@ func run(bin, dist, out string, starts int) error {
 	if err != nil {
 		return fmt.Errorf("login latency: %w", err)
 	}
-	sections := []section{{"Foundation (issue 2)", rows}, {"Tenant routing and login (issue 3)", append(routingRows(results), login...)}}
+	sections := []section{
+		{"Foundation (issue 2)", rows},
+		{"Tenant routing and login (issue 3)", append(routingRows(results), login...)},
+		{"Onboarding (issue 4)", onboardingRows(results)},
+	}
 
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (scripts/bench); every figure below was measured in that run.\n\n")
@@ -196,6 +202,31 @@ func routingRows(res map[string]map[string]float64) []row {
 		if c["seed-max-conns"] > 0 {
 			rows = append(rows, row{Name: "Connections, ours vs the baseline", Value: fmt.Sprintf("%.1fx fewer", c["seed-max-conns"]/c["max-conns"])})
 		}
+	}
+	return rows
+}
+
+// onboardingRows are issue 4's figures: a cold clone of the full template
+// against the seed's CREATE TABLE ... LIKE, and the warm pool's refill rate.
+func onboardingRows(res map[string]map[string]float64) []row {
+	var rows []row
+	if c := res["BenchmarkCloneTemplate"]; c["clone-ms"] > 0 && c["baseline-ms"] > 0 {
+		ratio := c["clone/baseline"]
+		rows = append(rows, row{
+			Name: fmt.Sprintf("Cold clone (pool empty) of the full template: %.0f tables, %.0f foreign keys, seed rows and ledger, vs the baseline (medians, runs alternated)",
+				c["tables"], c["fks"]),
+			Value:  fmt.Sprintf("%.2fx (%.0f ms vs %.0f ms)", ratio, c["clone-ms"], c["baseline-ms"]),
+			Target: "≤ 1.00x (no slower than the baseline)", HasTarget: true, Met: ratio <= 1,
+		}, row{
+			Name:  "Baseline, the seed's way: CREATE DATABASE + sequential CREATE TABLE ... LIKE per template table (no foreign keys, no rows)",
+			Value: fmt.Sprintf("%.0f ms", c["baseline-ms"]),
+		})
+	}
+	if p := res["BenchmarkRefillPool"]; p["dbs/s"] > 0 {
+		rows = append(rows, row{
+			Name:  "Warm pool refill: ready databases made per second (empty pool of 4, clone + bookkeeping)",
+			Value: fmt.Sprintf("%.1f databases/s (%.0f ms each)", p["dbs/s"], 1000/p["dbs/s"]),
+		})
 	}
 	return rows
 }

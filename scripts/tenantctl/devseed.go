@@ -19,6 +19,7 @@ import (
 
 	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/provisioning"
 )
 
 // The demo data of `make dev`.
@@ -97,7 +98,7 @@ func (c *cli) devSeed(ctx context.Context, args []string) error {
 		return err
 	}
 	for _, dt := range devTenants {
-		created, err := c.seedTenant(ctx, dt.code, dt.name)
+		created, err := c.seedTenant(ctx, dt.code, dt.name, u)
 		if err != nil {
 			return err
 		}
@@ -229,7 +230,7 @@ func matches(hash, password string) bool {
 }
 
 // seedTenant creates demo tenant code unless it exists and is active.
-func (c *cli) seedTenant(ctx context.Context, code, name string) (bool, error) {
+func (c *cli) seedTenant(ctx context.Context, code, name string, owner globalUser) (bool, error) {
 	var status string
 	err := c.db.QueryRowContext(ctx, "SELECT status FROM tenants WHERE tenant_code = ?", code).Scan(&status)
 	switch {
@@ -240,7 +241,8 @@ func (c *cli) seedTenant(ctx context.Context, code, name string) (bool, error) {
 	case !errors.Is(err, sql.ErrNoRows):
 		return false, fmt.Errorf("find tenant %s: %w", code, err)
 	}
-	if _, err := c.createTenant(ctx, code, name, "", DefaultCluster); err != nil {
+	if _, err := c.createTenant(ctx, provisioning.Request{Code: code, Name: name, ContactName: owner.RealName,
+		ContactPhone: owner.Phone, AdminUserID: owner.ID}); err != nil {
 		return false, err
 	}
 	return true, nil

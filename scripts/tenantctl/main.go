@@ -3,6 +3,7 @@
 //	tenantctl help                            print the usage
 //	tenantctl migrate [system|template|all]   apply pending migrations (default all)
 //	tenantctl version                         print the system schema version
+//	tenantctl check [code]                    compare tenant databases with the template
 //	tenantctl tenant add --code C --name N [--owner-phone P] [--cluster default]
 //	                                          create an active tenant and its database
 //	tenantctl member add --tenant C --phone P --role R
@@ -57,7 +58,11 @@ const usage = `usage:
   tenantctl help
   tenantctl migrate [system|template|all]
   tenantctl version
-  tenantctl tenant add --code CODE --name NAME [--owner-phone PHONE] [--cluster default]
+  tenantctl check [code]
+  tenantctl tenant add --code CODE --name NAME [--owner-phone PHONE] [--contact-name N] [--contact-phone P]
+                       [--contact-email E] [--subdomain S] [--plan basic|standard|premium|enterprise]
+  tenantctl provision resume [CODE]     finish unfinished provisioning (all, or one tenant)
+  tenantctl provision abort CODE        remove everything an unfinished provisioning made
   tenantctl member add --tenant CODE --phone PHONE --role ROLE
   tenantctl user add --phone PHONE --password PASSWORD --name NAME
   tenantctl admin add --username USERNAME --password PASSWORD [--role super_admin|admin|operator]
@@ -156,6 +161,10 @@ func run(ctx context.Context, args []string, env *config.Env, stdout, stderr io.
 		return c.userAdd(ctx, rest)
 	case "admin add":
 		return c.adminAdd(ctx, rest)
+	case "provision":
+		return c.provision(ctx, rest)
+	case "check":
+		return c.check(ctx, rest)
 	case "dev-seed":
 		return c.devSeed(ctx, rest)
 	}

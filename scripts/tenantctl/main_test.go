@@ -206,9 +206,10 @@ func TestTenantAndMembers(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"tenant", "add", "--code", "K 1", "--name", "x"}, "--code"},
+		{[]string{"tenant", "add", "--code", "K 1", "--name", "x", "--contact-phone", "13900000000"}, "tenantCode"},
+		{[]string{"tenant", "add", "--code", "k001", "--name", "x"}, "contactPhone"},
 		{[]string{"tenant", "add", "--code", "k001", "--name", "x", "--owner-phone", "13900000009"}, "no global user"},
-		{[]string{"tenant", "add", "--code", "k001", "--name", "x", "--cluster", "elsewhere"}, `cluster "elsewhere" is not registered`},
+		{[]string{"tenant", "add", "--code", "k001", "--name", "x", "--contact-phone", "13900000000", "--plan", "gold"}, "planType"},
 	} {
 		if _, err := e.run(tt.args...); err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v: got %v, want an error containing %q", tt.args, err, tt.want)
@@ -222,10 +223,10 @@ func TestTenantAndMembers(t *testing.T) {
 	if err := json.Unmarshal([]byte(e.mustRun("tenant", "add", "--code", "k001", "--name", "K One", "--owner-phone", "13900000001")), &tr); err != nil {
 		t.Fatal(err)
 	}
-	if tr.Database != e.prefix+"k001" || tr.Cluster != "default" || !tr.Created || tr.Owner == nil || !tr.Owner.UserCreated || !tr.Owner.RelationChanged {
+	if tr.Database != e.prefix+"k001" || tr.Cluster != "default" || !tr.Created {
 		t.Errorf("tenant add = %+v", tr)
 	}
-	if _, err := e.run("tenant", "add", "--code", "k001", "--name", "K One"); err == nil || !strings.Contains(err.Error(), "taken") {
+	if _, err := e.run("tenant", "add", "--code", "k001", "--name", "K One", "--contact-phone", "13900000000"); err == nil || !strings.Contains(err.Error(), "taken") {
 		t.Errorf("second tenant add: %v, want taken", err)
 	}
 

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"strings"
 
+	"github.com/unitenant/unitenant/shared/objectstore"
 	"github.com/unitenant/unitenant/shared/provisioning"
 	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/tenancy"
@@ -37,65 +37,138 @@ type memberInfo struct {
 }
 
 func (c *cli) tenantAdd(ctx context.Context, args []string) error {
-	var code, name, owner, cluster string
+	var req provisioning.Request
+	var owner string
 	if err := c.flags("tenant add", args, func(fs *flag.FlagSet) {
-		fs.StringVar(&code, "code", "", "tenant code, a lower-case DNS label (k001)")
-		fs.StringVar(&name, "name", "", "tenant name")
+		fs.StringVar(&req.Code, "code", "", "tenant code (TENANT_CODE_PATTERN, default ^k\\d{3,}$)")
+		fs.StringVar(&req.Name, "name", "", "tenant name")
 		fs.StringVar(&owner, "owner-phone", "", "phone of a global user to make the tenant's admin")
-		fs.StringVar(&cluster, "cluster", DefaultCluster, "database cluster to place the tenant on")
+		fs.StringVar(&req.ContactName, "contact-name", "", "contact person (default: the owner's name, else the tenant name)")
+		fs.StringVar(&req.ContactPhone, "contact-phone", "", "contact phone (default: --owner-phone)")
+		fs.StringVar(&req.ContactEmail, "contact-email", "", "contact e-mail (default: admin@<code>.<BASE_DOMAIN>)")
+		fs.StringVar(&req.Subdomain, "subdomain", "", "subdomain (default: the code)")
+		fs.StringVar(&req.PlanType, "plan", "basic", "basic, standard, premium or enterprise (a siloed database)")
 	}, "code", "name"); err != nil {
 		return err
 	}
 	// Everything is checked before anything is written.
-	name = strings.TrimSpace(name)
-	if !tenancy.ValidCode(code) {
-		return fmt.Errorf("--code %q: want a lower-case DNS label of letters, digits and hyphens, at most 50 characters", code)
-	}
-	if err := checkName("--name", name, 255); err != nil {
-		return err
-	}
-	var ownerUser globalUser
 	if owner != "" {
 		u, err := c.mustFindGlobalUser(ctx, owner)
 		if err != nil {
 			return err
 		}
-		ownerUser = u
+		req.AdminUserID = u.ID
+		if req.ContactName == "" {
+			req.ContactName = u.RealName
+		}
+		if req.ContactPhone == "" {
+			req.ContactPhone = owner
+		}
 	}
-	res, err := c.createTenant(ctx, code, name, owner, cluster)
+	res, err := c.createTenant(ctx, req)
 	if err != nil {
 		return err
-	}
-	if owner != "" {
-		m, err := c.bind(ctx, code, ownerUser, "admin")
-		if err != nil {
-			return fmt.Errorf("tenant %s created, but binding its owner failed (rerun member add): %w", code, err)
-		}
-		res.Owner = &m
 	}
 	return c.print(res)
 }
 
-// createTenant places a new tenant on cluster and creates its database.
-func (c *cli) createTenant(ctx context.Context, code, name, contactPhone, cluster string) (tenantResult, error) {
-	clusterID, err := c.clusterID(ctx, cluster)
+// createTenant runs the provisioning pipeline for req, filling the contact
+// details tenantctl does not insist on.
+func (c *cli) createTenant(ctx context.Context, req provisioning.Request) (tenantResult, error) {
+	if req.ContactName == "" {
+		req.ContactName = req.Name
+	}
+	if req.ContactEmail == "" {
+		req.ContactEmail = "admin@" + req.Code + "." + c.env.String("BASE_DOMAIN", "localhost")
+	}
+	p, err := c.pipeline(ctx)
 	if err != nil {
 		return tenantResult{}, err
 	}
-	dbName, err := provisioning.DatabaseName(c.dbPrefix, code)
-	if err != nil {
+	// Bad input changes nothing, not even the cluster registration.
+	if err := p.Validate(&req); err != nil {
+		return tenantResult{}, fmt.Errorf("tenant %s: %w", req.Code, err)
+	}
+	if err := c.ensureCluster(ctx); err != nil {
 		return tenantResult{}, err
 	}
+	if _, err := p.Start(ctx, req); err != nil {
+		return tenantResult{}, fmt.Errorf("tenant %s: %w", req.Code, err)
+	}
+	if err := p.Run(ctx, req.Code); err != nil {
+		return tenantResult{}, fmt.Errorf("tenant %s is reserved but its provisioning stopped: %w\n"+
+			"  resume it: tenantctl provision resume %s\n  or remove it: tenantctl provision abort %s", req.Code, err, req.Code, req.Code)
+	}
+	res := tenantResult{Code: req.Code, Name: req.Name, Created: true}
+	err = c.db.QueryRowContext(ctx, `SELECT t.id, d.database_name, c.name FROM tenants t JOIN tenant_databases d ON d.tenant_id = t.id
+		JOIN db_clusters c ON c.id = d.cluster_id WHERE t.tenant_code = ?`, req.Code).Scan(&res.ID, &res.Database, &res.Cluster)
+	if err != nil {
+		return res, fmt.Errorf("tenant %s: %w", req.Code, err)
+	}
+	return res, nil
+}
+
+// ensureCluster registers the default cluster when no cluster is
+// registered yet, so a first tenant has somewhere to go.
+func (c *cli) ensureCluster(ctx context.Context) error {
+	var clusters int
+	if err := c.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM db_clusters").Scan(&clusters); err != nil {
+		return fmt.Errorf("count clusters: %w", err)
+	}
+	if clusters > 0 {
+		return nil
+	}
+	_, err := c.clusterID(ctx, DefaultCluster)
+	return err
+}
+
+// pipeline builds the provisioning pipeline tenantctl runs.
+func (c *cli) pipeline(ctx context.Context) (*provisioning.Pipeline, error) {
 	box, err := c.secretBox()
 	if err != nil {
-		return tenantResult{}, err
+		return nil, err
 	}
-	nt := provisioning.NewTenant{Code: code, Name: name, ContactPhone: contactPhone, ClusterID: clusterID, Database: dbName}
-	id, err := provisioning.CreateTenant(ctx, c.db, box, nt, c.log)
+	store, err := objectstore.Load(c.env, c.base.Env == "development")
 	if err != nil {
-		return tenantResult{}, fmt.Errorf("create tenant %s: %w", code, err)
+		return nil, err
 	}
-	return tenantResult{ID: id, Code: code, Name: name, Database: dbName, Cluster: cluster, Created: true}, nil
+	p := provisioning.LoadPipeline(c.env, c.db, box, store, c.log)
+	if err := c.env.Err(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// provision resumes or aborts unfinished provisioning.
+func (c *cli) provision(ctx context.Context, args []string) error {
+	if len(args) == 0 || (args[0] != "resume" && args[0] != "abort") || (args[0] == "abort" && len(args) != 2) || len(args) > 2 {
+		return usageError("want: provision resume [code] | provision abort <code>")
+	}
+	p, err := c.pipeline(ctx)
+	if err != nil {
+		return err
+	}
+	type result struct {
+		Resumed []string `json:"resumed,omitempty"`
+		Aborted string   `json:"aborted,omitempty"`
+	}
+	switch {
+	case args[0] == "abort":
+		if err := p.Abort(ctx, args[1]); err != nil {
+			return err
+		}
+		return c.print(result{Aborted: args[1]})
+	case len(args) == 2:
+		if err := p.Run(ctx, args[1]); err != nil {
+			return err
+		}
+		return c.print(result{Resumed: []string{args[1]}})
+	}
+	done, err := p.Resume(ctx, 1000)
+	if err != nil {
+		return err
+	}
+	return c.print(result{Resumed: done})
 }
 
 // clusterID returns the id of cluster name. The default cluster is

@@ -41,6 +41,10 @@ func (e *Env) get(name string) (string, bool) {
 	return v, ok && v != ""
 }
 
+// Fail records that variable name with value is wrong, for checks the
+// getters cannot make (a pattern that does not compile, say).
+func (e *Env) Fail(name, value, problem string) { e.fail(name, value, problem) }
+
 func (e *Env) fail(name, value, problem string) {
 	e.errs = append(e.errs, fmt.Errorf("%s=%q: %s", name, value, problem))
 }

@@ -28,7 +28,16 @@ func Chain(h http.Handler, mw ...Middleware) http.Handler {
 // Standard is the stack every function's handler runs in: request id, access
 // log, panic recovery and the body limit, in that order.
 func Standard(h http.Handler, log *slog.Logger) http.Handler {
-	return Chain(h, RequestID, AccessLog(log), Recover(log), LimitBody(DefaultMaxBody))
+	return StandardLimit(h, log, DefaultMaxBody)
+}
+
+// StandardLimit is Standard with another body limit, for a function that
+// takes uploads; its JSON routes stay at DefaultMaxBody through Decode.
+func StandardLimit(h http.Handler, log *slog.Logger, maxBody int64) http.Handler {
+	if maxBody <= 0 {
+		maxBody = DefaultMaxBody
+	}
+	return Chain(h, RequestID, AccessLog(log), Recover(log), LimitBody(maxBody))
 }
 
 // clientIDPattern is what a client-supplied X-Request-Id must look like to be

@@ -89,3 +89,8 @@ func validateEmail(email string) error {
 	}
 	return nil
 }
+
+// RandomPassword returns a strong random password nobody knows: an account
+// made on someone's behalf (an admin creating their tenant) starts with it,
+// and its owner takes it over with an SMS code.
+func RandomPassword() string { return randomToken() + "a1" }

@@ -5,13 +5,11 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/tenancy"
@@ -78,72 +76,4 @@ func nullJSON(b []byte) any {
 		return nil
 	}
 	return string(b)
-}
-
-// NewTenant is what CreateTenant needs.
-type NewTenant struct {
-	Code         string
-	Name         string
-	ContactName  string
-	ContactPhone string
-	ContactEmail string
-	PlanType     string
-	ClusterID    int64
-	Database     string // see DatabaseName
-}
-
-// CreateTenant makes an active tenant: its row, its database on the cluster
-// at the latest tenant schema, its placement. A code already taken is
-// refused with tenant_code_taken and changes nothing.
-func CreateTenant(ctx context.Context, sys *sql.DB, box *secretbox.Box, nt NewTenant, log *slog.Logger) (int64, error) {
-	if !tenancy.ValidCode(nt.Code) {
-		return 0, fault.Field("invalid_tenant_code", "tenantCode", "must be a lower-case DNS label (letters, digits, hyphens)")
-	}
-	if err := sqldb.ValidateIdent(nt.Database); err != nil {
-		return 0, err
-	}
-	if nt.PlanType == "" {
-		nt.PlanType = "basic"
-	}
-	res, err := sys.ExecContext(ctx, `
-		INSERT INTO tenants (tenant_code, tenant_name, subdomain, status, plan_type, contact_name, contact_phone, contact_email, storage_prefix)
-		VALUES (?, ?, ?, 'provisioning', ?, ?, ?, ?, ?)`,
-		nt.Code, nt.Name, nt.Code, nt.PlanType, nt.ContactName, nt.ContactPhone, nt.ContactEmail, "tenants/"+nt.Code+"/")
-	if sqldb.IsDuplicate(err) {
-		return 0, fault.New(fault.Conflict, "tenant_code_taken", "tenant code %q is taken", nt.Code)
-	}
-	if err != nil {
-		return 0, fmt.Errorf("insert tenant %s: %w", nt.Code, err)
-	}
-	id, _ := res.LastInsertId()
-
-	cfg, _, err := tenancy.LoadCluster(ctx, sys, box, nt.ClusterID)
-	if err != nil {
-		return id, err
-	}
-	server, err := sqldb.OpenDSN(cfg.FormatDSN())
-	if err != nil {
-		return id, err
-	}
-	defer server.Close()
-	mig, err := MigrateTenantDatabase(ctx, server, cfg.FormatDSN(), nt.Database, log)
-	if err != nil {
-		return id, fmt.Errorf("tenant %s database: %w", nt.Code, err)
-	}
-	err = sqldb.InTx(ctx, sys, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO tenant_databases (tenant_id, cluster_id, database_name, tier, schema_version, status)
-			VALUES (?, ?, ?, 'pooled', ?, 'ready')`, id, nt.ClusterID, nt.Database, mig.To); err != nil {
-			return fmt.Errorf("place tenant %s: %w", nt.Code, err)
-		}
-		if _, err := tx.ExecContext(ctx, "INSERT INTO tenant_accounts (tenant_id) VALUES (?)", id); err != nil {
-			return fmt.Errorf("tenant %s account: %w", nt.Code, err)
-		}
-		_, err := tx.ExecContext(ctx, "UPDATE tenants SET status = 'active', activated_at = CURRENT_TIMESTAMP(3) WHERE id = ?", id)
-		return err
-	})
-	if err != nil {
-		return id, err
-	}
-	return id, nil
 }

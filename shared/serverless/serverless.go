@@ -77,6 +77,9 @@ type Service struct {
 	Handler http.Handler
 	Job     Job
 	Close   func() error
+	// MaxBody is the largest request body (default httpapi.DefaultMaxBody);
+	// JSON routes are held to the default by httpapi.Decode regardless.
+	MaxBody int64
 }
 
 // Deps is what Main hands to a function's setup.
@@ -143,9 +146,9 @@ func Run(ctx context.Context, mode Mode, svc Service, log *slog.Logger, getenv f
 		case svc.Job != nil:
 			lambda.StartWithOptions(JobLambdaHandler(svc.Job, log), opts...)
 		case mode == ModeLambdaURL:
-			lambdaurl.Start(Handler(svc.Handler, log), opts...)
+			lambdaurl.Start(Handler(svc.Handler, log, svc.MaxBody), opts...)
 		default:
-			lambda.StartWithOptions(HTTPLambdaHandler(svc.Handler, log), opts...)
+			lambda.StartWithOptions(HTTPLambdaHandler(svc.Handler, log, svc.MaxBody), opts...)
 		}
 		return nil // lambda.Start only returns by exiting the process
 	case ModeFC:
@@ -163,16 +166,16 @@ func Run(ctx context.Context, mode Mode, svc Service, log *slog.Logger, getenv f
 	}
 }
 
-// Handler wraps h in the standard middleware and guarantees a status is
-// written, so every platform answers the same.
-func Handler(h http.Handler, log *slog.Logger) http.Handler {
-	return ensureStatus(httpapi.Standard(h, log))
+// Handler wraps h in the standard middleware (maxBody 0: the default limit)
+// and guarantees a status is written, so every platform answers the same.
+func Handler(h http.Handler, log *slog.Logger, maxBody int64) http.Handler {
+	return ensureStatus(httpapi.StandardLimit(h, log, maxBody))
 }
 
 // HTTPLambdaHandler returns the function lambda.Start runs for an HTTP
 // function behind API Gateway HTTP API (payload 2.0).
-func HTTPLambdaHandler(h http.Handler, log *slog.Logger) any {
-	adapter := httpadapter.NewV2(withLambdaRequestID(Handler(h, log)))
+func HTTPLambdaHandler(h http.Handler, log *slog.Logger, maxBody int64) any {
+	adapter := httpadapter.NewV2(withLambdaRequestID(Handler(h, log, maxBody)))
 	return adapter.ProxyWithContext
 }
 
@@ -242,7 +245,7 @@ func serverHandler(svc Service, log *slog.Logger, platformIDHeader string) http.
 	if svc.Job != nil {
 		h = jobHTTPHandler(svc.Job, log)
 	}
-	h = Handler(h, log)
+	h = Handler(h, log, svc.MaxBody)
 	if platformIDHeader == "" {
 		return h
 	}

@@ -53,7 +53,7 @@ func apiEvent(path, host string) []byte {
 
 func invokeLambda(t *testing.T, path, host string) events.APIGatewayV2HTTPResponse {
 	t.Helper()
-	h := lambda.NewHandler(serverless.HTTPLambdaHandler(app(), logging.Discard()))
+	h := lambda.NewHandler(serverless.HTTPLambdaHandler(app(), logging.Discard(), 0))
 	out, err := h.Invoke(context.Background(), apiEvent(path, host))
 	if err != nil {
 		t.Fatalf("invoke %s: %v", path, err)
@@ -94,7 +94,7 @@ func TestLambdaHTTPAPI(t *testing.T) {
 
 func TestLambdaFunctionURLStreaming(t *testing.T) {
 	t.Parallel()
-	h := lambdaurl.Wrap(serverless.Handler(app(), logging.Discard()))
+	h := lambdaurl.Wrap(serverless.Handler(app(), logging.Discard(), 0))
 	for _, tc := range []struct {
 		path   string
 		status int

@@ -124,8 +124,8 @@ func TestSignUpSwitchTenantsAndStayIsolated(t *testing.T) {
 	s := start(t)
 	prefix := s.sys.Template + "_"
 	testenv.DropDatabasesLike(t, prefix)
-	s.tenantctl(t, "tenant", "add", "--code", "k001", "--name", "Sunshine Kindergarten")
-	s.tenantctl(t, "tenant", "add", "--code", "k002", "--name", "Rainbow Kindergarten")
+	s.tenantctl(t, "tenant", "add", "--code", "k001", "--name", "Sunshine Kindergarten", "--contact-phone", "13700001111")
+	s.tenantctl(t, "tenant", "add", "--code", "k002", "--name", "Rainbow Kindergarten", "--contact-phone", "13700001111")
 
 	const phone, password = "13912345678", "s3cret-pass"
 	platform := "localhost"

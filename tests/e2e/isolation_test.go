@@ -15,11 +15,6 @@ import (
 	"time"
 
 	"github.com/unitenant/unitenant/shared/auth"
-	"github.com/unitenant/unitenant/shared/logging"
-	"github.com/unitenant/unitenant/shared/provisioning"
-	"github.com/unitenant/unitenant/shared/sqldb"
-	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
-	"github.com/unitenant/unitenant/shared/tenantapp"
 	"github.com/unitenant/unitenant/tests/testenv"
 )
 
@@ -32,12 +27,7 @@ func TestTwoTenantAPIProcessesNeverMixTenants(t *testing.T) {
 	const tenants, workers, perWorker = 50, 32, 25
 	ctx := context.Background()
 	sys := testenv.NewSystem(t)
-	prefix := sys.Template + "_"
-	testenv.DropDatabasesLike(t, prefix)
-	clusterID, err := provisioning.EnsureCluster(ctx, sys.DB, sys.Box, "default", sqldbtest.ServerDSN(t), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	tenantsMaker := testenv.NewTenants(t, sys.DB, sys.Box)
 	res, err := sys.DB.Exec("INSERT INTO global_users (phone, password_hash, real_name) VALUES ('13700000000', 'unused', 'Iso Tester')")
 	if err != nil {
 		t.Fatal(err)
@@ -50,13 +40,13 @@ func TestTwoTenantAPIProcessesNeverMixTenants(t *testing.T) {
 	errc := make(chan error, tenants)
 	sem := make(chan struct{}, 4)
 	for i := range codes {
-		codes[i] = fmt.Sprintf("i%03d", i)
+		codes[i] = fmt.Sprintf("k%03d", 900+i)
 		wg.Add(1)
 		go func(code string) {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			errc <- makeTenant(ctx, t, sys, clusterID, prefix, code, userID)
+			errc <- makeTenant(ctx, t, tenantsMaker, code, userID)
 		}(codes[i])
 	}
 	wg.Wait()
@@ -132,31 +122,12 @@ func TestTwoTenantAPIProcessesNeverMixTenants(t *testing.T) {
 	}
 }
 
-// makeTenant creates tenant code with the real pipeline, binds the user as
-// its admin and gives it one class named after it.
-func makeTenant(ctx context.Context, t *testing.T, sys testenv.System, clusterID int64, prefix, code string, userID int64) error {
-	db := prefix + code
-	id, err := provisioning.CreateTenant(ctx, sys.DB, sys.Box, provisioning.NewTenant{
-		Code: code, Name: "Tenant " + code, ClusterID: clusterID, Database: db}, logging.Discard())
+// makeTenant creates tenant code through the provisioning pipeline with the
+// user as its admin, and gives it one class named after it.
+func makeTenant(ctx context.Context, t *testing.T, ts *testenv.Tenants, code string, userID int64) error {
+	_, tdb, err := ts.Create(t, code, userID)
 	if err != nil {
 		return err
-	}
-	dsn, err := sqldb.WithDatabase(sqldbtest.ServerDSN(t), db)
-	if err != nil {
-		return err
-	}
-	tdb, err := sqldb.OpenDSN(dsn)
-	if err != nil {
-		return err
-	}
-	defer tdb.Close()
-	if _, err := tenantapp.Bind(ctx, sys.DB, tdb, tenantapp.Binding{GlobalUserID: userID, Phone: "13700000000",
-		RealName: "Iso Tester", TenantID: id, TenantCode: code, Role: "admin"}); err != nil {
-		return err
-	}
-	_, err = tdb.ExecContext(ctx, `INSERT INTO kindergartens (code, name) VALUES ('main', ?)`, "Tenant "+code)
-	if err != nil {
-		return fmt.Errorf("%s campus: %w", code, err)
 	}
 	_, err = tdb.ExecContext(ctx, `INSERT INTO classes (kindergarten_id, name, grade, school_year) SELECT id, ?, 'small', '2026-2027' FROM kindergartens`, "class-"+code)
 	if err != nil {

@@ -31,9 +31,9 @@ var binDir string // the function binaries built for this run
 func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &binDir)) }
 
 // eventStatus is what each HTTP sample event must answer when nothing is
-// seeded: tenant-api's event carries no token, and is refused before any
+// seeded: these events carry no token, and are refused before any
 // database (the contract sam local invoke shows a new user).
-var eventStatus = map[string]int{"tenant-api": 401}
+var eventStatus = map[string]int{"tenant-api": 401, "tenant-create": 401, "storage": 401}
 
 // TestSampleEventsThroughLambda replays events/<function>.json through each
 // function's lambda.Start path and checks the Lambda response.

@@ -22,7 +22,9 @@ import (
 	"time"
 
 	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/config"
 	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/objectstore"
 	"github.com/unitenant/unitenant/shared/provisioning"
 	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/sqldb"
@@ -240,4 +242,65 @@ func Start(tb testing.TB, cmd *exec.Cmd, sig os.Signal, grace time.Duration, cle
 			tb.Logf("%s output:\n%s", name, logs.String())
 		}
 	})
+}
+
+// Tenants makes tenants through the real provisioning pipeline, with
+// databases named after the test (dropped at its end) and a local object
+// store in a temporary directory.
+type Tenants struct {
+	Pipeline *provisioning.Pipeline
+	Prefix   string // tenant database names
+	Server   *sql.DB
+	DSN      string // the server's DSN, no database
+}
+
+// NewTenants registers the test server as the default cluster of sys and
+// returns a pipeline that creates tenants on it.
+func NewTenants(tb testing.TB, sys *sql.DB, box *secretbox.Box) *Tenants {
+	tb.Helper()
+	ctx := context.Background()
+	serverDSN := sqldbtest.ServerDSN(tb)
+	if _, err := provisioning.EnsureCluster(ctx, sys, box, "default", serverDSN, 0); err != nil {
+		tb.Fatal(err)
+	}
+	prefix := sqldbtest.Name(tb) + "_"
+	DropDatabasesLike(tb, prefix)
+	store, err := objectstore.Load(config.FromMap(map[string]string{
+		"STORAGE_BACKEND": "local", "LOCAL_STORAGE_DIR": tb.TempDir(), "LOCAL_STORAGE_SECRET": strings.Repeat("k", 32),
+	}), true)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &provisioning.Pipeline{Sys: sys, Box: box, Storage: store, Template: prefix + "template", Prefix: prefix,
+		Owner: "test", Log: logging.Discard()}
+	return &Tenants{Pipeline: p, Prefix: prefix, Server: sqldbtest.Server(tb), DSN: serverDSN}
+}
+
+// Create provisions tenant code (admin: the global user adminID, 0 for none)
+// and returns its id and a pool on its database, closed at the end of the
+// test. It may run on any goroutine: it reports failures as errors.
+func (ts *Tenants) Create(tb testing.TB, code string, adminID int64) (int64, *sql.DB, error) {
+	ctx := context.Background()
+	id, err := ts.Pipeline.Start(ctx, provisioning.Request{Code: code, Name: "Kindergarten " + code, ContactName: "Test Contact",
+		ContactEmail: "contact@" + code + ".example.com", ContactPhone: "13900009999", AdminUserID: adminID})
+	if err != nil {
+		return 0, nil, fmt.Errorf("create tenant %s: %w", code, err)
+	}
+	if err := ts.Pipeline.Run(ctx, code); err != nil {
+		return 0, nil, fmt.Errorf("provision tenant %s: %w", code, err)
+	}
+	var name string
+	if err := ts.Pipeline.Sys.QueryRowContext(ctx, "SELECT database_name FROM tenant_databases WHERE tenant_id = ?", id).Scan(&name); err != nil {
+		return 0, nil, err
+	}
+	dsn, err := sqldb.WithDatabase(ts.DSN, name)
+	if err != nil {
+		return 0, nil, err
+	}
+	db, err := sqldb.OpenDSN(dsn)
+	if err != nil {
+		return 0, nil, err
+	}
+	tb.Cleanup(func() { db.Close() })
+	return id, db, nil
 }

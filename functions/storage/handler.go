@@ -1,0 +1,300 @@
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/httpapi"
+	"github.com/unitenant/unitenant/shared/objectstore"
+	"github.com/unitenant/unitenant/shared/serverless"
+	"github.com/unitenant/unitenant/shared/tenancy"
+)
+
+// Routes. The first four need a tenant-scoped token for the tenant the
+// request is for (shared/tenancy: another tenant's token or a platform token
+// is 403 tenant_forbidden) and work only inside that tenant's prefix; keys
+// are relative to it or full keys inside it, anything else is 403
+// key_forbidden. The local routes take no token: the URL's signature and
+// expiry are the authorization.
+//
+//	POST   /api/v1/oss/presign    {op, key, contentType?, expiresIn?} -> {url, method, key, expiresAt, headers}
+//	POST   /api/v1/oss/sts-token  temporary OSS credentials limited to the prefix (501 sts_not_configured)
+//	GET    /api/v1/oss/files      ?prefix=&marker=&max= -> {prefix, objects, truncated, nextMarker}
+//	DELETE /api/v1/oss/files      ?key= -> {key, deleted}
+//	PUT    /api/v1/oss/local/put  presigned upload (local backend only)
+//	GET    /api/v1/oss/local/get  presigned download (local backend only)
+func newHandler(v *auth.Verifier, ten *tenancy.Service, objects *objectstore.Service, opts options, log *slog.Logger) http.Handler {
+	h := &handler{objects: objects, opts: opts, log: log}
+	scoped := func(fn endpoint) http.Handler {
+		return httpapi.Chain(h.tenant(fn), auth.Require(v, log, auth.AudienceTenant, auth.AudiencePlatform), ten.Middleware)
+	}
+	rt := httpapi.NewRouter()
+	rt.Handle("POST /api/v1/oss/presign", scoped(h.presign))
+	rt.Handle("POST /api/v1/oss/sts-token", scoped(h.stsToken))
+	rt.Handle("GET /api/v1/oss/files", scoped(h.list))
+	rt.Handle("DELETE /api/v1/oss/files", scoped(h.remove))
+	local := http.Handler(http.HandlerFunc(h.localDisabled))
+	if objects.Local != nil {
+		local = objects.Local.Handler(log)
+	}
+	rt.Handle("PUT "+objectstore.LocalURLPath+"/put", local)
+	rt.Handle("GET "+objectstore.LocalURLPath+"/get", local)
+	return rt
+}
+
+// options are the handler's settings besides its dependencies.
+type options struct {
+	// publicURL, when set, is the base of the local store's presigned URLs;
+	// otherwise they are made absolute against the request's own scheme,
+	// host and port (what the local gateway was called at).
+	publicURL *url.URL
+	now       func() time.Time
+}
+
+type handler struct {
+	objects *objectstore.Service
+	opts    options
+	log     *slog.Logger
+}
+
+// endpoint is one tenant-scoped route's work: it gets the caller's store,
+// already confined to its tenant's prefix.
+type endpoint func(r *http.Request, store *objectstore.Tenant) (any, error)
+
+func (h *handler) tenant(fn endpoint) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t, ok := tenancy.FromContext(r.Context())
+		if !ok {
+			httpapi.Fail(w, r, h.log, tenancy.ErrNoTenant)
+			return
+		}
+		store, err := h.objects.Tenant(t.Code)
+		if err != nil {
+			httpapi.Fail(w, r, h.log, err)
+			return
+		}
+		data, err := fn(r, store)
+		if err != nil {
+			httpapi.Fail(w, r, h.log, err)
+			return
+		}
+		httpapi.OK(w, r, data)
+	})
+}
+
+// Presigned URLs live between one second and an hour, five minutes unless
+// asked otherwise.
+const (
+	defaultExpiresIn = 300
+	maxExpiresIn     = 3600
+)
+
+type presignInput struct {
+	Op          string `json:"op"`
+	Key         string `json:"key"`
+	ContentType string `json:"contentType"`
+	ExpiresIn   *int   `json:"expiresIn"`
+}
+
+type presignOutput struct {
+	URL       string            `json:"url"`
+	Method    string            `json:"method"`
+	Key       string            `json:"key"`
+	ExpiresAt time.Time         `json:"expiresAt"`
+	Headers   map[string]string `json:"headers,omitempty"` // what the request must send: the signature covers it
+}
+
+func (h *handler) presign(r *http.Request, store *objectstore.Tenant) (any, error) {
+	var in presignInput
+	if err := httpapi.Decode(r, &in); err != nil {
+		return nil, err
+	}
+	if in.Op != "put" && in.Op != "get" {
+		return nil, fault.Field("invalid_op", "op", `must be "put" or "get"`)
+	}
+	key, err := store.Key(in.Key)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkContentType(in.Op, in.ContentType); err != nil {
+		return nil, err
+	}
+	secs := defaultExpiresIn
+	if in.ExpiresIn != nil {
+		secs = *in.ExpiresIn
+	}
+	if secs < 1 || secs > maxExpiresIn {
+		return nil, fault.Field("invalid_expires_in", "expiresIn", fmt.Sprintf("must be between 1 and %d seconds", maxExpiresIn))
+	}
+	ttl := time.Duration(secs) * time.Second
+	out := presignOutput{Key: key, ExpiresAt: h.opts.now().Add(ttl).UTC().Truncate(time.Second)}
+	var raw string
+	if in.Op == "put" {
+		out.Method = http.MethodPut
+		raw, err = store.PresignPut(r.Context(), key, in.ContentType, ttl)
+		if in.ContentType != "" {
+			out.Headers = map[string]string{"Content-Type": in.ContentType}
+		}
+	} else {
+		out.Method = http.MethodGet
+		raw, err = store.PresignGet(r.Context(), key, ttl)
+	}
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("presigned url: %w", err)
+	}
+	out.URL = h.base(r).ResolveReference(u).String() // OSS URLs are absolute already
+	return out, nil
+}
+
+// checkContentType accepts a media type for uploads ("" lets the store
+// choose one).
+func checkContentType(op, ct string) error {
+	if ct == "" {
+		return nil
+	}
+	if op != "put" {
+		return fault.Field("invalid_content_type", "contentType", "applies to put only")
+	}
+	if _, _, err := mime.ParseMediaType(ct); err != nil || len(ct) > 255 || strings.ContainsFunc(ct, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+		return fault.Field("invalid_content_type", "contentType", "must be a media type such as image/png")
+	}
+	return nil
+}
+
+// base is where the local store's relative URLs are served: the configured
+// public URL, else the scheme, host and port the client called.
+func (h *handler) base(r *http.Request) *url.URL {
+	if h.opts.publicURL != nil {
+		return h.opts.publicURL
+	}
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "http" || p == "https" {
+		scheme = p
+	}
+	host := serverless.Host(r)
+	raw := r.Header.Get("Host")
+	if raw == "" {
+		raw = r.Host
+	}
+	if _, port, err := net.SplitHostPort(raw); err == nil && port != "" {
+		host = net.JoinHostPort(host, port)
+	}
+	return &url.URL{Scheme: scheme, Host: host}
+}
+
+// stsOutput is what a client needs to use OSS directly.
+type stsOutput struct {
+	objectstore.Credentials
+	Bucket      string `json:"bucket"`
+	Endpoint    string `json:"endpoint"`
+	Prefix      string `json:"prefix"`
+	AllowedPath string `json:"allowedPath"`
+}
+
+func (h *handler) stsToken(r *http.Request, store *objectstore.Tenant) (any, error) {
+	if r.ContentLength != 0 { // the body is optional; when sent it must be an empty object
+		if err := httpapi.Decode(r, &struct{}{}); err != nil {
+			return nil, err
+		}
+	}
+	if h.objects.STS == nil {
+		return nil, fault.New(fault.NotImplemented, "sts_not_configured",
+			"temporary credentials are not configured here (STS_ROLE_ARN with the oss backend); use presigned URLs")
+	}
+	claims, _ := auth.FromContext(r.Context())
+	session := fmt.Sprintf("%s-u%d", store.Code(), claims.SubjectID())
+	if len(session) > 64 {
+		session = session[:64]
+	}
+	c, err := h.objects.STS.AssumeRole(r.Context(), session, store.Prefix())
+	if err != nil {
+		return nil, fmt.Errorf("sts token for %s: %w", store.Code(), err)
+	}
+	return stsOutput{Credentials: c, Bucket: h.objects.OSS.Bucket(), Endpoint: h.objects.OSS.Endpoint(),
+		Prefix: store.Prefix(), AllowedPath: store.Prefix() + "*"}, nil
+}
+
+type listOutput struct {
+	Prefix string `json:"prefix"`
+	objectstore.Page
+}
+
+// defaultListMax is the page size unless max says otherwise.
+const defaultListMax = 100
+
+func (h *handler) list(r *http.Request, store *objectstore.Tenant) (any, error) {
+	q, err := query(r, "prefix", "marker", "max")
+	if err != nil {
+		return nil, err
+	}
+	max := defaultListMax
+	if v := q.Get("max"); v != "" {
+		if max, err = strconv.Atoi(v); err != nil || max < 1 || max > objectstore.MaxList {
+			return nil, fault.Field("invalid_max", "max", fmt.Sprintf("must be a number between 1 and %d", objectstore.MaxList))
+		}
+	}
+	prefix, err := store.ListPrefix(q.Get("prefix"))
+	if err != nil {
+		return nil, err
+	}
+	page, err := store.List(r.Context(), prefix, q.Get("marker"), max)
+	if err != nil {
+		return nil, err
+	}
+	return listOutput{Prefix: prefix, Page: page}, nil
+}
+
+func (h *handler) remove(r *http.Request, store *objectstore.Tenant) (any, error) {
+	q, err := query(r, "key")
+	if err != nil {
+		return nil, err
+	}
+	key, err := store.Key(q.Get("key"))
+	if err != nil {
+		return nil, err
+	}
+	if err := store.Delete(r.Context(), key); err != nil {
+		return nil, err
+	}
+	return map[string]any{"key": key, "deleted": true}, nil
+}
+
+// query returns the request's query, refusing parameters other than known
+// and repeated ones (which one would count is a guess).
+func query(r *http.Request, known ...string) (url.Values, error) {
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return nil, fault.New(fault.Invalid, "invalid_query", "malformed query string")
+	}
+	for name, vs := range q {
+		if !slices.Contains(known, name) {
+			return nil, fault.Field("unknown_parameter", name, "is not a known parameter (known: "+strings.Join(known, ", ")+")")
+		}
+		if len(vs) > 1 {
+			return nil, fault.Field("repeated_parameter", name, "is given more than once")
+		}
+	}
+	return q, nil
+}
+
+func (h *handler) localDisabled(w http.ResponseWriter, r *http.Request) {
+	httpapi.Fail(w, r, h.log, fault.New(fault.NotFound, "local_storage_disabled",
+		"objects are stored in OSS here; presigned URLs point there"))
+}

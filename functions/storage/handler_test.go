@@ -1,0 +1,466 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/config"
+	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/objectstore"
+	"github.com/unitenant/unitenant/shared/objectstore/osstest"
+	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/secretbox"
+	"github.com/unitenant/unitenant/shared/serverless"
+	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
+	"github.com/unitenant/unitenant/shared/tenancy"
+)
+
+// fixture is the storage function over HTTP in front of a real system
+// database holding two active tenants, k001 and k002 (storage needs their
+// rows and placements, not their databases), with real RS256 tokens.
+type fixture struct {
+	srv     *httptest.Server
+	port    string
+	signer  *auth.Signer
+	objects *objectstore.Service
+}
+
+// newFixture starts the function with the object storage of vars (the local
+// backend in a fresh directory unless vars say otherwise).
+func newFixture(t *testing.T, vars map[string]string) *fixture {
+	t.Helper()
+	ctx := context.Background()
+	log := logging.Discard()
+	sys, _ := sqldbtest.NewDatabase(t)
+	if _, err := provisioning.MigrateSystem(ctx, sys, log); err != nil {
+		t.Fatal(err)
+	}
+	masterKey := make([]byte, 32)
+	_, _ = rand.Read(masterKey)
+	box, err := secretbox.New(masterKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster, err := provisioning.EnsureCluster(ctx, sys, box, "default", sqldbtest.ServerDSN(t), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, code := range []string{"k001", "k002"} {
+		res, err := sys.ExecContext(ctx, "INSERT INTO tenants (tenant_code, tenant_name, subdomain, status, storage_prefix) VALUES (?, ?, ?, 'active', ?)",
+			code, "Kindergarten "+code, code, "tenants/"+code+"/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := res.LastInsertId()
+		if _, err := sys.ExecContext(ctx, "INSERT INTO tenant_databases (tenant_id, cluster_id, database_name, status) VALUES (?, ?, ?, 'ready')",
+			id, cluster, sqldbtest.Name(t)+"_"+code); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	env := map[string]string{
+		"MASTER_KEY": base64.StdEncoding.EncodeToString(masterKey), "BASE_DOMAIN": "localhost",
+		"LOCAL_STORAGE_DIR": t.TempDir(), "LOCAL_STORAGE_SECRET": strings.Repeat("k", 32),
+	}
+	maps.Copy(env, vars)
+	e := config.FromMap(env)
+	ten, err := tenancy.Load(e, false, sys, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ten.Router.Close() })
+	objects, err := objectstore.Load(e, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Err(); err != nil {
+		t.Fatal(err)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := auth.NewVerifier([]*rsa.PublicKey{&key.PublicKey}, nil)
+	h := newHandler(verifier, ten, objects, options{now: time.Now}, log)
+	srv := httptest.NewServer(serverless.Handler(h, log, 0)) // the stack every platform runs
+	t.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL)
+	return &fixture{srv: srv, port: u.Port(), signer: auth.NewSigner(key, nil), objects: objects}
+}
+
+// token is a tenant-scoped token for tenant ("" = a platform token).
+func (f *fixture) token(t *testing.T, tenant string) string {
+	t.Helper()
+	aud := auth.AudienceTenant
+	if tenant == "" {
+		aud = auth.AudiencePlatform
+	}
+	tok, _, err := f.signer.Issue(auth.KindUser, 42, aud, tenant, "admin", time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+type response struct {
+	Status  int
+	Success bool            `json:"success"`
+	Data    json.RawMessage `json:"data"`
+	Error   *struct {
+		Code   string            `json:"code"`
+		Fields map[string]string `json:"fields"`
+	} `json:"error"`
+}
+
+func (r response) code() string {
+	if r.Error == nil {
+		return ""
+	}
+	return r.Error.Code
+}
+
+// call sends a request to host <hostTenant>.localhost with a token for
+// tokenTenant ("-" = no token).
+func (f *fixture) call(t *testing.T, hostTenant, tokenTenant, method, path string, body any) response {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		raw, _ := json.Marshal(body)
+		if s, ok := body.(string); ok {
+			raw = []byte(s)
+		}
+		rd = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequest(method, f.srv.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = hostTenant + ".localhost:" + f.port
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if tokenTenant != "-" {
+		req.Header.Set("Authorization", "Bearer "+f.token(t, tokenTenant))
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out response
+	raw, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatalf("%s %s: body %q: %v", method, path, raw, err)
+	}
+	out.Status = resp.StatusCode
+	return out
+}
+
+func want(t *testing.T, resp response, status int, code string) {
+	t.Helper()
+	if resp.Status != status || resp.code() != code {
+		t.Fatalf("got %d %q %s, want %d %q", resp.Status, resp.code(), resp.Data, status, code)
+	}
+}
+
+func decode[T any](t *testing.T, resp response) T {
+	t.Helper()
+	var v T
+	if err := json.Unmarshal(resp.Data, &v); err != nil {
+		t.Fatalf("data %s: %v", resp.Data, err)
+	}
+	return v
+}
+
+// presign asks k001's storage for a URL and checks it names the full key.
+func (f *fixture) presign(t *testing.T, in map[string]any) presignOutput {
+	t.Helper()
+	resp := f.call(t, "k001", "k001", "POST", "/api/v1/oss/presign", in)
+	want(t, resp, 200, "")
+	return decode[presignOutput](t, resp)
+}
+
+// fetch follows a presigned URL. URLs on the function's own host (local
+// backend) are sent to the test server with that Host header.
+func (f *fixture) fetch(t *testing.T, method, raw, ct string, body []byte) (int, []byte, http.Header) {
+	t.Helper()
+	u, err := url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := raw
+	if strings.HasSuffix(u.Host, ".localhost:"+f.port) {
+		target = f.srv.URL + u.RequestURI()
+	}
+	req, err := http.NewRequest(method, target, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Host = u.Host
+	if ct != "" {
+		req.Header.Set("Content-Type", ct)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b, resp.Header
+}
+
+// roundTrip uploads and downloads one file through presigned URLs.
+func (f *fixture) roundTrip(t *testing.T, key string, data []byte) presignOutput {
+	t.Helper()
+	up := f.presign(t, map[string]any{"op": "put", "key": key, "contentType": "image/png", "expiresIn": 60})
+	if up.Method != "PUT" || up.Headers["Content-Type"] != "image/png" || time.Until(up.ExpiresAt) > time.Minute+time.Second {
+		t.Fatalf("presign put = %+v", up)
+	}
+	if status, body, _ := f.fetch(t, up.Method, up.URL, "image/png", data); status != 200 {
+		t.Fatalf("upload: %d %s", status, body)
+	}
+	down := f.presign(t, map[string]any{"op": "get", "key": up.Key})
+	if down.Method != "GET" || down.Key != up.Key || time.Until(down.ExpiresAt) < 299*time.Second {
+		t.Fatalf("presign get = %+v (default expiry is 300s)", down)
+	}
+	status, body, h := f.fetch(t, down.Method, down.URL, "", nil)
+	if status != 200 || !bytes.Equal(body, data) || h.Get("Content-Type") != "image/png" {
+		t.Fatalf("download: %d, %d bytes, %q", status, len(body), h.Get("Content-Type"))
+	}
+	return up
+}
+
+func TestStorageLocal(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	png := make([]byte, 64<<10)
+	_, _ = rand.Read(png)
+
+	t.Run("PresignRoundTrip", func(t *testing.T) {
+		up := f.roundTrip(t, "uploads/images/logo.png", png)
+		if up.Key != "tenants/k001/uploads/images/logo.png" {
+			t.Fatalf("key %q", up.Key)
+		}
+		// The URL is on the host and port the client called: through the
+		// local gateway it comes back to this function.
+		u, _ := url.Parse(up.URL)
+		if u.Scheme != "http" || u.Host != "k001.localhost:"+f.port || u.Path != objectstore.LocalURLPath+"/put" {
+			t.Fatalf("url %s", up.URL)
+		}
+		// A full key inside the prefix is the same key.
+		if full := f.presign(t, map[string]any{"op": "get", "key": up.Key}); full.Key != up.Key {
+			t.Fatalf("full key became %q", full.Key)
+		}
+	})
+
+	t.Run("TamperedURLs", func(t *testing.T) {
+		up := f.presign(t, map[string]any{"op": "put", "key": "uploads/files/t.txt", "contentType": "text/plain"})
+		tamper := func(name, value string) string {
+			u, _ := url.Parse(up.URL)
+			q := u.Query()
+			q.Set(name, value)
+			u.RawQuery = q.Encode()
+			return u.String()
+		}
+		for name, u := range map[string]string{
+			"OtherTenantsKey": tamper("key", "tenants/k002/uploads/files/t.txt"),
+			"LaterExpiry":     tamper("expires", fmt.Sprint(time.Now().Add(24*time.Hour).Unix())),
+			"Signature":       tamper("sig", "bm90LWEtc2lnbmF0dXJl"),
+			"ContentType":     tamper("contentType", "text/html"),
+		} {
+			status, body, _ := f.fetch(t, "PUT", u, "text/plain", []byte("x"))
+			if status != 403 {
+				t.Errorf("%s: %d %s, want 403", name, status, body)
+			}
+		}
+		if status, _, _ := f.fetch(t, "PUT", tamper("expires", fmt.Sprint(time.Now().Add(-time.Second).Unix())), "text/plain", nil); status != 403 {
+			t.Errorf("expired: %d", status)
+		}
+		if status, _, _ := f.fetch(t, "PUT", up.URL, "text/html", []byte("<script>")); status != 403 {
+			t.Errorf("another Content-Type than signed: %d", status)
+		}
+		if _, _, err := f.objects.Store.Get(context.Background(), "tenants/k002/uploads/files/t.txt"); err == nil {
+			t.Fatal("a tampered URL wrote k002's key")
+		}
+	})
+
+	t.Run("KeysOutsideThePrefix", func(t *testing.T) {
+		for _, key := range []string{"tenants/k002/x", "../k002/x", "uploads/../../k002/x", "tenants/k001/../k002/x", "/tenants/k002/x", "./x"} {
+			for _, op := range []string{"put", "get"} {
+				resp := f.call(t, "k001", "k001", "POST", "/api/v1/oss/presign", map[string]any{"op": op, "key": key})
+				want(t, resp, 403, "key_forbidden")
+				if _, ok := resp.Error.Fields["key"]; !ok {
+					t.Errorf("%q: error does not name the key field", key)
+				}
+			}
+			want(t, f.call(t, "k001", "k001", "DELETE", "/api/v1/oss/files?key="+url.QueryEscape(key), nil), 403, "key_forbidden")
+		}
+		want(t, f.call(t, "k001", "k001", "GET", "/api/v1/oss/files?prefix="+url.QueryEscape("../k002/"), nil), 403, "key_forbidden")
+		want(t, f.call(t, "k001", "k001", "GET", "/api/v1/oss/files?prefix=tenants/k002/", nil), 403, "key_forbidden")
+	})
+
+	t.Run("OtherTenantsToken", func(t *testing.T) {
+		for _, path := range []string{"/api/v1/oss/presign", "/api/v1/oss/sts-token"} {
+			want(t, f.call(t, "k001", "k002", "POST", path, map[string]any{"op": "get", "key": "uploads/images/logo.png"}), 403, "tenant_forbidden")
+			want(t, f.call(t, "k001", "", "POST", path, map[string]any{"op": "get", "key": "x"}), 403, "tenant_forbidden")
+			want(t, f.call(t, "k001", "-", "POST", path, map[string]any{"op": "get", "key": "x"}), 401, "missing_token")
+		}
+		want(t, f.call(t, "k001", "k002", "GET", "/api/v1/oss/files", nil), 403, "tenant_forbidden")
+		want(t, f.call(t, "k001", "k002", "DELETE", "/api/v1/oss/files?key=x", nil), 403, "tenant_forbidden")
+		want(t, f.call(t, "k404", "k404", "GET", "/api/v1/oss/files", nil), 404, "tenant_not_found")
+	})
+
+	t.Run("ListPagingAndDelete", func(t *testing.T) {
+		keys := []string{"docs/a.txt", "docs/b.txt", "docs/c/d.txt", "docs/e.txt", "docs/f.txt"}
+		for _, k := range keys {
+			if err := f.objects.Store.Put(context.Background(), "tenants/k001/"+k, strings.NewReader(k), int64(len(k)), "text/plain"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// k002 has a docs/ folder too; k001 never sees it.
+		if err := f.objects.Store.Put(context.Background(), "tenants/k002/docs/z.txt", strings.NewReader("z"), 1, ""); err != nil {
+			t.Fatal(err)
+		}
+		type page struct {
+			Prefix  string `json:"prefix"`
+			Objects []struct {
+				Key  string `json:"key"`
+				Size int64  `json:"size"`
+			} `json:"objects"`
+			Truncated  bool   `json:"truncated"`
+			NextMarker string `json:"nextMarker"`
+		}
+		var got []string
+		marker := ""
+		for range 3 {
+			resp := f.call(t, "k001", "k001", "GET", "/api/v1/oss/files?prefix=docs/&max=2&marker="+url.QueryEscape(marker), nil)
+			want(t, resp, 200, "")
+			p := decode[page](t, resp)
+			if p.Prefix != "tenants/k001/docs/" || len(p.Objects) > 2 {
+				t.Fatalf("page %+v", p)
+			}
+			for _, o := range p.Objects {
+				got = append(got, strings.TrimPrefix(o.Key, "tenants/k001/"))
+			}
+			if !p.Truncated {
+				break
+			}
+			marker = p.NextMarker
+		}
+		if strings.Join(got, ",") != strings.Join(keys, ",") {
+			t.Fatalf("listed %v, want %v", got, keys)
+		}
+
+		resp := f.call(t, "k001", "k001", "DELETE", "/api/v1/oss/files?key=docs/b.txt", nil)
+		want(t, resp, 200, "")
+		if d := decode[map[string]any](t, resp); d["key"] != "tenants/k001/docs/b.txt" || d["deleted"] != true {
+			t.Fatalf("delete = %v", d)
+		}
+		p := decode[page](t, f.call(t, "k001", "k001", "GET", "/api/v1/oss/files?prefix=docs/", nil))
+		if len(p.Objects) != 4 || p.Truncated {
+			t.Fatalf("after delete %+v", p)
+		}
+		down := f.presign(t, map[string]any{"op": "get", "key": "docs/b.txt"})
+		if status, _, _ := f.fetch(t, "GET", down.URL, "", nil); status != 404 {
+			t.Fatalf("deleted object: %d", status)
+		}
+		if _, _, err := f.objects.Store.Get(context.Background(), "tenants/k002/docs/z.txt"); err != nil {
+			t.Fatalf("k002's object: %v", err)
+		}
+	})
+
+	t.Run("Validation", func(t *testing.T) {
+		for name, tc := range map[string]struct {
+			body        any
+			code, field string
+		}{
+			"Op":               {map[string]any{"op": "post", "key": "a"}, "invalid_op", "op"},
+			"NoKey":            {map[string]any{"op": "get"}, "invalid_key", "key"},
+			"Expires0":         {map[string]any{"op": "get", "key": "a", "expiresIn": 0}, "invalid_expires_in", "expiresIn"},
+			"Expires3601":      {map[string]any{"op": "get", "key": "a", "expiresIn": 3601}, "invalid_expires_in", "expiresIn"},
+			"ContentTypeOnGet": {map[string]any{"op": "get", "key": "a", "contentType": "image/png"}, "invalid_content_type", "contentType"},
+			"BadContentType":   {map[string]any{"op": "put", "key": "a", "contentType": "not a type"}, "invalid_content_type", "contentType"},
+			"UnknownField":     {map[string]any{"op": "get", "key": "a", "bucket": "other"}, "unknown_field", "bucket"},
+			"WrongType":        {map[string]any{"op": "get", "key": "a", "expiresIn": "60"}, "invalid_field_type", "expiresIn"},
+			"ControlChar":      {map[string]any{"op": "get", "key": "a\u0000b"}, "invalid_key", "key"},
+			"TooLong":          {map[string]any{"op": "get", "key": strings.Repeat("x", 1020)}, "invalid_key", "key"},
+		} {
+			t.Run(name, func(t *testing.T) {
+				resp := f.call(t, "k001", "k001", "POST", "/api/v1/oss/presign", tc.body)
+				want(t, resp, 400, tc.code)
+				if _, ok := resp.Error.Fields[tc.field]; !ok {
+					t.Errorf("error does not name %s: %+v", tc.field, resp.Error)
+				}
+			})
+		}
+		want(t, f.call(t, "k001", "k001", "GET", "/api/v1/oss/files?max=0", nil), 400, "invalid_max")
+		want(t, f.call(t, "k001", "k001", "GET", "/api/v1/oss/files?max=1001", nil), 400, "invalid_max")
+		want(t, f.call(t, "k001", "k001", "GET", "/api/v1/oss/files?bucket=x", nil), 400, "unknown_parameter")
+		want(t, f.call(t, "k001", "k001", "DELETE", "/api/v1/oss/files?key=a&key=b", nil), 400, "repeated_parameter")
+		want(t, f.call(t, "k001", "k001", "DELETE", "/api/v1/oss/files", nil), 400, "invalid_key")
+	})
+
+	t.Run("STSNotConfigured", func(t *testing.T) {
+		want(t, f.call(t, "k001", "k001", "POST", "/api/v1/oss/sts-token", nil), 501, "sts_not_configured")
+		want(t, f.call(t, "k001", "k001", "POST", "/api/v1/oss/sts-token", "{}"), 501, "sts_not_configured")
+		want(t, f.call(t, "k001", "k001", "POST", "/api/v1/oss/sts-token", `{"durationSeconds":1}`), 400, "unknown_field")
+	})
+}
+
+func TestStorageOSS(t *testing.T) {
+	t.Parallel()
+	fake := osstest.New(t, "unitenant-test", "LTAI5tFakeKeyId", "fake-secret-0123456789")
+	var stsCalls []url.Values
+	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = r.ParseForm()
+		stsCalls = append(stsCalls, r.Form)
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"RequestId":"R1","Credentials":{"AccessKeyId":"STS.tmp","AccessKeySecret":"tmp-secret","SecurityToken":"tok","Expiration":"2030-01-01T00:00:00Z"}}`)
+	}))
+	t.Cleanup(sts.Close)
+	f := newFixture(t, map[string]string{
+		"STORAGE_BACKEND": "oss", "OSS_ENDPOINT": fake.Endpoint(), "OSS_BUCKET": fake.Bucket,
+		"OSS_ACCESS_KEY_ID": fake.AccessKeyID, "OSS_ACCESS_KEY_SECRET": fake.AccessKeySecret,
+		"STS_ROLE_ARN": "acs:ram::1234567890123456:role/oss-tenant", "STS_ENDPOINT": sts.URL,
+	})
+
+	data := []byte("a picture")
+	up := f.roundTrip(t, "uploads/images/p.png", data)
+	if !strings.HasPrefix(up.URL, fake.Endpoint()+"/unitenant-test/tenants%2Fk001%2Fuploads") || !strings.Contains(up.URL, "Signature=") {
+		t.Fatalf("url %s", up.URL)
+	}
+	if got, ct, ok := fake.Object("tenants/k001/uploads/images/p.png"); !ok || !bytes.Equal(got, data) || ct != "image/png" {
+		t.Fatalf("OSS holds %q %q %v", got, ct, ok)
+	}
+	want(t, f.call(t, "k001", "k001", "POST", "/api/v1/oss/presign", map[string]any{"op": "put", "key": "tenants/k002/x"}), 403, "key_forbidden")
+	// The local routes are not served when objects live in OSS.
+	if status, body, _ := f.fetch(t, "GET", "http://k001.localhost:"+f.port+objectstore.LocalURLPath+"/get?key=x", "", nil); status != 404 || !strings.Contains(string(body), "local_storage_disabled") {
+		t.Fatalf("local route: %d %s", status, body)
+	}
+
+	resp := f.call(t, "k001", "k001", "POST", "/api/v1/oss/sts-token", nil)
+	want(t, resp, 200, "")
+	out := decode[map[string]any](t, resp)
+	if out["accessKeyId"] != "STS.tmp" || out["securityToken"] != "tok" || out["bucket"] != "unitenant-test" ||
+		out["prefix"] != "tenants/k001/" || out["allowedPath"] != "tenants/k001/*" || out["endpoint"] != fake.Endpoint() {
+		t.Fatalf("sts-token = %v", out)
+	}
+	policy, _ := objectstore.PrefixPolicy("unitenant-test", "tenants/k001/")
+	if len(stsCalls) != 1 || stsCalls[0].Get("Policy") != policy || stsCalls[0].Get("RoleSessionName") != "k001-u42" {
+		t.Fatalf("AssumeRole calls %v", stsCalls)
+	}
+}

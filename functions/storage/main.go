@@ -1,0 +1,68 @@
+// Command storage is per-tenant object storage (/api/v1/oss/*): presigned
+// upload and download URLs, temporary OSS credentials, listing and deleting,
+// each confined to the caller's tenant prefix (tenants/<code>/ by default).
+// With the local backend (development) it also serves the presigned URLs it
+// hands out.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/config"
+	"github.com/unitenant/unitenant/shared/objectstore"
+	"github.com/unitenant/unitenant/shared/serverless"
+	"github.com/unitenant/unitenant/shared/sqldb"
+	"github.com/unitenant/unitenant/shared/tenancy"
+)
+
+func main() { serverless.Main("storage", setup) }
+
+func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
+	dev := d.Config.Env == "development"
+	keys, err := auth.LoadKeys(d.Env, dev, config.DefaultDevDir)
+	if err != nil {
+		return serverless.Service{}, err
+	}
+	objects, err := objectstore.Load(d.Env, dev)
+	if err != nil {
+		return serverless.Service{}, err
+	}
+	public, err := publicURL(d.Env.String("PUBLIC_BASE_URL", ""))
+	if err != nil {
+		return serverless.Service{}, err
+	}
+	db, err := sqldb.Open(d.Config.DB)
+	if err != nil {
+		return serverless.Service{}, err
+	}
+	ten, err := tenancy.Load(d.Env, dev, db, d.Log)
+	if err != nil {
+		db.Close()
+		return serverless.Service{}, err
+	}
+	return serverless.Service{
+		Handler: newHandler(keys.Verifier, ten, objects, options{publicURL: public, now: time.Now}, d.Log),
+		Close:   func() error { return errors.Join(ten.Router.Close(), db.Close()) },
+		// Local presigned uploads come through this function; OSS uploads go
+		// to OSS directly and never reach it.
+		MaxBody: int64(d.Env.Int("LOCAL_UPLOAD_MAX_MB", 64, 1, 1024)) << 20,
+	}, nil
+}
+
+// publicURL parses PUBLIC_BASE_URL: scheme and host, nothing else.
+func publicURL(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		return nil, fmt.Errorf("PUBLIC_BASE_URL=%q: want scheme://host[:port]", s)
+	}
+	u.Path = ""
+	return u, nil
+}

@@ -1,0 +1,233 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/httpapi"
+	"github.com/unitenant/unitenant/shared/idempotency"
+	"github.com/unitenant/unitenant/shared/identity"
+	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/sms"
+)
+
+// Routes:
+//
+//	POST /api/tenants                   create a tenant (user token + SMS code, or admin token); Idempotency-Key
+//	GET  /api/tenants/{code}/progress   its provisioning progress (its creator, its members, admins)
+func newHandler(h *handler) http.Handler {
+	rt := httpapi.NewRouter()
+	rt.HandleFunc("POST /api/tenants", h.create)
+	rt.HandleFunc("GET /api/tenants/{code}/progress", h.progress)
+	return httpapi.Chain(rt, auth.Require(h.verifier, h.log, auth.AudiencePlatform, auth.AudienceTenant, auth.AudienceAdmin))
+}
+
+type handler struct {
+	db         *sql.DB
+	pipeline   *provisioning.Pipeline
+	codes      *sms.Codes
+	idem       *idempotency.Store
+	verifier   *auth.Verifier
+	log        *slog.Logger
+	budget     time.Duration // how long a create waits for provisioning before answering 202
+	baseDomain string
+	bcryptCost int
+}
+
+// createRequest is the body of POST /api/tenants.
+type createRequest struct {
+	TenantCode          string `json:"tenantCode"`
+	Name                string `json:"name"`
+	ContactName         string `json:"contactName"`
+	ContactEmail        string `json:"contactEmail"`
+	ContactPhone        string `json:"contactPhone"`
+	SMSVerificationCode string `json:"smsVerificationCode"`
+	Subdomain           string `json:"subdomain"`
+	Address             string `json:"address"`
+	Description         string `json:"description"`
+	PlanType            string `json:"planType"`
+}
+
+// created is the answer: the tenant when provisioning finished in time, else
+// where to follow it.
+type created struct {
+	TenantCode  string `json:"tenantCode"`
+	Name        string `json:"name"`
+	Status      string `json:"status"`
+	Domain      string `json:"domain"`
+	ProgressURL string `json:"progressUrl"`
+}
+
+func (h *handler) create(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	claims, _ := auth.FromContext(ctx)
+	if claims.Kind == auth.KindAdmin && claims.Role == "operator" {
+		httpapi.Fail(w, r, h.log, fault.New(fault.Forbidden, "permission_denied", "operators cannot create tenants"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpapi.DefaultMaxBody))
+	if err != nil {
+		httpapi.Fail(w, r, h.log, fault.New(fault.TooLarge, "body_too_large", "body exceeds %d bytes", httpapi.DefaultMaxBody))
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+
+	key := r.Header.Get("Idempotency-Key")
+	scope := fmt.Sprintf("POST /api/tenants:%s:%d", claims.Kind, claims.SubjectID())
+	if key != "" {
+		stored, err := h.idem.Begin(ctx, scope, key, idempotency.Hash(body))
+		if err != nil {
+			httpapi.Fail(w, r, h.log, err)
+			return
+		}
+		if stored != nil {
+			w.Header().Set("Content-Type", "application/json; charset=utf-8")
+			w.Header().Set("Idempotent-Replayed", "true")
+			w.WriteHeader(stored.Status)
+			_, _ = w.Write(stored.Body)
+			return
+		}
+	}
+	status, resp, err := h.provision(r, claims)
+	if err != nil {
+		if key != "" {
+			if fe, ok := fault.As(err); ok && fe.Kind != fault.Internal {
+				// A refusal is an answer: a retry gets the same one.
+				b, _ := json.Marshal(httpapi.Envelope{Success: false, Error: &httpapi.ErrorBody{Code: fe.Code, Message: fe.Message, Fields: fe.Fields}})
+				_ = h.idem.Finish(context.WithoutCancel(ctx), scope, key, httpapi.StatusOf(fe.Kind), b)
+			} else {
+				_ = h.idem.Release(context.WithoutCancel(ctx), scope, key)
+			}
+		}
+		httpapi.Fail(w, r, h.log, err)
+		return
+	}
+	b, _ := json.Marshal(httpapi.Envelope{Success: true, Data: resp})
+	if key != "" {
+		if err := h.idem.Finish(context.WithoutCancel(ctx), scope, key, status, b); err != nil {
+			h.log.ErrorContext(ctx, "store idempotent response", "err", err)
+		}
+	}
+	if status == http.StatusAccepted {
+		w.Header().Set("Location", resp.ProgressURL)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// provision reserves the tenant and runs its provisioning for up to the
+// budget: 201 with the tenant when it finished, 202 when it goes on (in this
+// process where it keeps running, else in provision-cron).
+func (h *handler) provision(r *http.Request, claims *auth.Claims) (int, created, error) {
+	ctx := r.Context()
+	var in createRequest
+	if err := httpapi.Decode(r, &in); err != nil {
+		return 0, created{}, err
+	}
+	req := provisioning.Request{Code: in.TenantCode, Name: in.Name, ContactName: in.ContactName, ContactEmail: in.ContactEmail,
+		ContactPhone: in.ContactPhone, Subdomain: in.Subdomain, Address: in.Address, Description: in.Description,
+		PlanType: in.PlanType, CreatedBy: claims.SubjectID()}
+	if err := h.pipeline.Validate(&req); err != nil {
+		return 0, created{}, err
+	}
+	switch claims.Kind {
+	case auth.KindUser:
+		// The requester becomes the admin; the SMS code proves the contact phone.
+		req.AdminUserID = claims.SubjectID()
+		err := h.codes.Redeem(ctx, req.ContactPhone, sms.PurposeTenantCreate, in.SMSVerificationCode, func(tx *sql.Tx) error {
+			_, err := h.pipeline.StartTx(ctx, tx, req)
+			return err
+		})
+		if err != nil {
+			return 0, created{}, err
+		}
+	case auth.KindAdmin:
+		id, err := h.contactUser(ctx, req)
+		if err != nil {
+			return 0, created{}, err
+		}
+		req.AdminUserID = id
+		if _, err := h.pipeline.Start(ctx, req); err != nil {
+			return 0, created{}, err
+		}
+	}
+
+	resp := created{TenantCode: req.Code, Name: req.Name, Status: "provisioning",
+		Domain: req.Subdomain + "." + h.baseDomain, ProgressURL: "/api/tenants/" + req.Code + "/progress"}
+	done := make(chan error, 1)
+	go func() { done <- h.pipeline.Run(context.WithoutCancel(ctx), req.Code) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			h.log.WarnContext(ctx, "provisioning stopped; provision-cron will resume it", "tenant", req.Code, "err", err)
+			return http.StatusAccepted, resp, nil
+		}
+		resp.Status = "active"
+		return http.StatusCreated, resp, nil
+	case <-time.After(h.budget):
+		return http.StatusAccepted, resp, nil
+	}
+}
+
+// contactUser finds the global user of the contact phone, or creates one
+// (without a usable password: they set one by SMS) for an admin's request.
+func (h *handler) contactUser(ctx context.Context, req provisioning.Request) (int64, error) {
+	var id int64
+	err := h.db.QueryRowContext(ctx, "SELECT id FROM global_users WHERE phone = ?", req.ContactPhone).Scan(&id)
+	if err == nil {
+		return id, nil
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("find contact user: %w", err)
+	}
+	hash, err := identity.HashPassword(identity.RandomPassword(), h.bcryptCost)
+	if err != nil {
+		return 0, err
+	}
+	res, err := h.db.ExecContext(ctx, `INSERT INTO global_users (phone, password_hash, real_name, email, registration_source)
+		VALUES (?, ?, ?, ?, 'admin') ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`, req.ContactPhone, hash, req.ContactName, req.ContactEmail)
+	if err != nil {
+		return 0, fmt.Errorf("create contact user: %w", err)
+	}
+	return res.LastInsertId()
+}
+
+func (h *handler) progress(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	claims, _ := auth.FromContext(ctx)
+	code := r.PathValue("code")
+	v, err := provisioning.Progress(ctx, h.db, code)
+	if err == nil && !h.mayView(ctx, claims, v) {
+		err = fault.New(fault.NotFound, "tenant_not_found", "no provisioning record for tenant %q", code) // do not reveal it exists
+	}
+	if err != nil {
+		httpapi.Fail(w, r, h.log, err)
+		return
+	}
+	httpapi.OK(w, r, v)
+}
+
+// mayView: admins, the creator, and the tenant's members see its progress.
+func (h *handler) mayView(ctx context.Context, c *auth.Claims, v *provisioning.ProgressView) bool {
+	if c.Kind == auth.KindAdmin {
+		return true
+	}
+	if v.CreatedBy() == c.SubjectID() {
+		return true
+	}
+	var n int
+	err := h.db.QueryRowContext(ctx, `SELECT COUNT(*) FROM global_user_tenant_relations WHERE tenant_id = ? AND global_user_id = ? AND status = 'active'`,
+		v.TenantID(), c.SubjectID()).Scan(&n)
+	return err == nil && n > 0
+}

@@ -1,0 +1,215 @@
+package provisioning
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/sqldb"
+)
+
+// Abort removes everything the provisioning of code made: its database (and
+// siloed user), its objects, its membership rows and the tenant itself. A
+// tenant whose provisioning completed is refused: that one is deleted through
+// the lifecycle, with its grace period. (A crash during activation leaves the
+// tenant active but its provisioning unfinished: that one can be aborted.)
+// Abort is idempotent: rerun after a crash it finishes.
+func (p *Pipeline) Abort(ctx context.Context, code string) error {
+	p.defaults()
+	var tenantID int64
+	var status string
+	var progress sql.NullString
+	err := p.Sys.QueryRowContext(ctx, `SELECT t.id, t.status, p.status FROM tenants t
+		LEFT JOIN tenant_init_progress p ON p.tenant_id = t.id WHERE t.tenant_code = ?`, code).Scan(&tenantID, &status, &progress)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // nothing left: an earlier abort finished
+	}
+	if err != nil {
+		return fmt.Errorf("abort %s: %w", code, err)
+	}
+	if !progress.Valid || progress.String == "completed" || (status != "provisioning" && status != "active") {
+		return fault.New(fault.Conflict, "invalid_transition",
+			"tenant %s is %s and its provisioning is finished; delete it instead", code, status)
+	}
+	// Take the lease so no runner works on it while it is taken apart.
+	now := p.now()
+	res, err := p.Sys.ExecContext(ctx, `
+		UPDATE tenant_init_progress SET lease_owner = ?, lease_expires_at = ?, status = 'failed', error_message = 'aborted'
+		WHERE tenant_id = ? AND (lease_owner IS NULL OR lease_expires_at < ? OR lease_owner = ?)`,
+		p.Owner, now.Add(p.LeaseTTL), tenantID, now, p.Owner)
+	if err != nil {
+		return fmt.Errorf("abort %s: lease: %w", code, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		var exists int
+		_ = p.Sys.QueryRowContext(ctx, "SELECT COUNT(*) FROM tenant_init_progress WHERE tenant_id = ?", tenantID).Scan(&exists)
+		if exists > 0 {
+			return ErrBusy
+		}
+	}
+
+	var clusterID sql.NullInt64
+	var dbName, dbUser sql.NullString
+	err = p.Sys.QueryRowContext(ctx, "SELECT cluster_id, database_name, db_user FROM tenant_databases WHERE tenant_id = ?", tenantID).
+		Scan(&clusterID, &dbName, &dbUser)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("abort %s: %w", code, err)
+	}
+	if !dbName.Valid {
+		// A claim or a clone may have happened before the crash that kept it
+		// from being recorded: find it by its owner or its name.
+		if err := p.Sys.QueryRowContext(ctx, `SELECT cluster_id, database_name FROM warm_pool_databases WHERE claimed_by_tenant_id = ?`, tenantID).
+			Scan(&clusterID, &dbName); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("abort %s: %w", code, err)
+		}
+	}
+	if !dbName.Valid {
+		var pl placement
+		st := &state{outputs: map[string]json.RawMessage{}}
+		if err := p.loadOutputs(ctx, tenantID, st); err != nil {
+			return err
+		}
+		if st.output("place", &pl) {
+			name, err := DatabaseName(p.Prefix, code)
+			if err != nil {
+				return err
+			}
+			clusterID, dbName = sql.NullInt64{Int64: pl.ClusterID, Valid: true}, sql.NullString{String: name, Valid: true}
+		}
+	}
+	if dbName.Valid && clusterID.Valid {
+		server, _, err := p.clusterServer(ctx, clusterID.Int64, "")
+		if err != nil {
+			return fmt.Errorf("abort %s: %w", code, err)
+		}
+		defer server.Close()
+		if err := sqldb.DropDatabase(ctx, server, dbName.String); err != nil {
+			return fmt.Errorf("abort %s: %w", code, err)
+		}
+		user := siloUserName(dbName.String)
+		if _, err := server.ExecContext(ctx, fmt.Sprintf("DROP USER IF EXISTS '%s'@'%s'", user, p.SiloUserHost)); err != nil {
+			return fmt.Errorf("abort %s: drop user: %w", code, err)
+		}
+		if _, err := p.Sys.ExecContext(ctx, "UPDATE warm_pool_databases SET status = 'discarded' WHERE database_name = ?", dbName.String); err != nil {
+			return fmt.Errorf("abort %s: %w", code, err)
+		}
+	}
+	if p.Storage != nil {
+		// Allocation may have run without being recorded: remove what lives
+		// where this code's objects go.
+		if err := p.Storage.Remove(ctx, p.Storage.Prefix(code)); err != nil {
+			return fmt.Errorf("abort %s: objects: %w", code, err)
+		}
+	}
+	return sqldb.InTx(ctx, p.Sys, func(tx *sql.Tx) error {
+		for _, q := range []string{
+			"DELETE FROM tenant_databases WHERE tenant_id = ?",
+			"DELETE FROM tenant_accounts WHERE tenant_id = ?",
+			"DELETE FROM warm_pool_databases WHERE claimed_by_tenant_id = ? AND status = 'discarded'",
+			"DELETE FROM tenants WHERE id = ?", // relations, domains, progress, steps, model configs cascade
+		} {
+			if _, err := tx.ExecContext(ctx, q, tenantID); err != nil {
+				return fmt.Errorf("abort %s: %w", code, err)
+			}
+		}
+		p.Log.InfoContext(ctx, "provisioning aborted", "tenant", code)
+		return nil
+	})
+}
+
+func (p *Pipeline) loadOutputs(ctx context.Context, tenantID int64, st *state) error {
+	rows, err := p.Sys.QueryContext(ctx, `SELECT step_name, output FROM tenant_init_steps WHERE tenant_id = ? AND output IS NOT NULL`, tenantID)
+	if err != nil {
+		return fmt.Errorf("read step outputs: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		var out []byte
+		if err := rows.Scan(&name, &out); err != nil {
+			return err
+		}
+		st.outputs[name] = out
+	}
+	return rows.Err()
+}
+
+// StepView is one step as the progress endpoint shows it.
+type StepView struct {
+	Name        string     `json:"name"`
+	Order       int        `json:"order"`
+	Status      string     `json:"status"`
+	StartedAt   *time.Time `json:"startedAt"`
+	CompletedAt *time.Time `json:"completedAt"`
+	Error       *string    `json:"error"`
+}
+
+// ProgressView is the tenant's provisioning progress.
+type ProgressView struct {
+	TenantCode  string     `json:"tenantCode"`
+	Status      string     `json:"status"`
+	CurrentStep int        `json:"currentStep"`
+	TotalSteps  int        `json:"totalSteps"`
+	Percent     int        `json:"percent"`
+	Error       *string    `json:"error"`
+	Steps       []StepView `json:"steps"`
+	createdBy   int64
+	tenantID    int64
+}
+
+// CreatedBy is who asked for the tenant (a global user or admin id).
+func (v *ProgressView) CreatedBy() int64 { return v.createdBy }
+
+// TenantID is the tenant's id.
+func (v *ProgressView) TenantID() int64 { return v.tenantID }
+
+// Progress returns the provisioning progress of code.
+func Progress(ctx context.Context, sys *sql.DB, code string) (*ProgressView, error) {
+	v := &ProgressView{TenantCode: code}
+	var createdBy sql.NullInt64
+	var errMsg sql.NullString
+	err := sys.QueryRowContext(ctx, `
+		SELECT p.tenant_id, p.status, p.current_step, p.total_steps, p.progress_percent, p.error_message, t.created_by
+		FROM tenant_init_progress p JOIN tenants t ON t.id = p.tenant_id WHERE p.tenant_code = ?`, code).
+		Scan(&v.tenantID, &v.Status, &v.CurrentStep, &v.TotalSteps, &v.Percent, &errMsg, &createdBy)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fault.New(fault.NotFound, "tenant_not_found", "no provisioning record for tenant %q", code)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("progress of %s: %w", code, err)
+	}
+	v.createdBy = createdBy.Int64
+	if errMsg.Valid {
+		v.Error = &errMsg.String
+	}
+	rows, err := sys.QueryContext(ctx, `
+		SELECT step_name, step_order, status, started_at, completed_at, error_message
+		FROM tenant_init_steps WHERE tenant_id = ? ORDER BY step_order`, v.tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("steps of %s: %w", code, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var s StepView
+		var started, done sql.NullTime
+		var e sql.NullString
+		if err := rows.Scan(&s.Name, &s.Order, &s.Status, &started, &done, &e); err != nil {
+			return nil, err
+		}
+		if started.Valid {
+			s.StartedAt = &started.Time
+		}
+		if done.Valid {
+			s.CompletedAt = &done.Time
+		}
+		if e.Valid {
+			s.Error = &e.String
+		}
+		v.Steps = append(v.Steps, s)
+	}
+	return v, rows.Err()
+}

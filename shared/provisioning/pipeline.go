@@ -1,0 +1,458 @@
+package provisioning
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net/mail"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/secretbox"
+	"github.com/unitenant/unitenant/shared/sqldb"
+	"github.com/unitenant/unitenant/shared/tenancy"
+)
+
+// The steps of tenant creation, in order (seed 000 §5.1). validate and
+// reserve run synchronously in Start, so the progress record exists from the
+// first moment; Run does the rest and can be resumed after any crash.
+var Steps = []string{"validate", "reserve", "place", "database", "seed", "admin", "storage", "ai_models", "activate"}
+
+// DefaultCodePattern is what a new tenant code must look like unless
+// TENANT_CODE_PATTERN says otherwise (seed 000: k001, k002...).
+const DefaultCodePattern = `^k\d{3,}$`
+
+// Plans a tenant can be on; enterprise tenants get a siloed database.
+var Plans = []string{"basic", "standard", "premium", "enterprise"}
+
+// Request is what creating a tenant needs. It is stored with the progress
+// (no secrets in it) so any process can resume the work.
+type Request struct {
+	Code         string `json:"tenantCode"`
+	Name         string `json:"name"`
+	ContactName  string `json:"contactName"`
+	ContactEmail string `json:"contactEmail"`
+	ContactPhone string `json:"contactPhone"`
+	Subdomain    string `json:"subdomain,omitempty"`
+	Address      string `json:"address,omitempty"`
+	Description  string `json:"description,omitempty"`
+	PlanType     string `json:"planType,omitempty"`
+	// AdminUserID is the global user who becomes the tenant's admin (0: none).
+	AdminUserID int64 `json:"adminUserId,omitempty"`
+	// CreatedBy is recorded on the tenant (a global user or admin id).
+	CreatedBy int64 `json:"createdBy,omitempty"`
+}
+
+// Storage allocates and removes a tenant's object-store prefix.
+type Storage interface {
+	// Prefix is where tenant code's objects live.
+	Prefix(code string) string
+	// Allocate makes the prefix's folder layout (idempotent) and returns it.
+	Allocate(ctx context.Context, code string) (prefix string, err error)
+	// Remove deletes every object under prefix.
+	Remove(ctx context.Context, prefix string) error
+}
+
+// Pipeline creates tenants step by step, recording every step in
+// tenant_init_steps. Each step is idempotent: rerunning one that crashed half
+// way finishes it without doing anything twice.
+type Pipeline struct {
+	Sys      *sql.DB
+	Box      *secretbox.Box
+	Storage  Storage
+	Template string // the template database on every cluster
+	Prefix   string // database names: Prefix + code
+	// CodePattern and PhonePattern validate requests.
+	CodePattern, PhonePattern *regexp.Regexp
+	Reserved                  map[string]bool // subdomains that are never tenants
+	SiloUserHost              string          // host part of siloed MySQL users ('%')
+	Owner                     string          // this process, for leases
+	LeaseTTL                  time.Duration
+	MaxAttempts               int
+	Parallel                  int // connections used to clone
+	Now                       func() time.Time
+	Log                       *slog.Logger
+	// Crash, when set, runs after each step's work and before the step is
+	// recorded; an error simulates the process dying right there (tests).
+	Crash func(step string) error
+
+	once sync.Once // fills the defaults once: a pipeline is shared by requests
+}
+
+func (p *Pipeline) now() time.Time {
+	if p.Now != nil {
+		return p.Now().UTC()
+	}
+	return time.Now().UTC()
+}
+
+func (p *Pipeline) defaults() { p.once.Do(p.fillDefaults) }
+
+func (p *Pipeline) fillDefaults() {
+	if p.CodePattern == nil {
+		p.CodePattern = regexp.MustCompile(DefaultCodePattern)
+	}
+	if p.Reserved == nil {
+		p.Reserved = map[string]bool{}
+		for _, l := range tenancy.DefaultReserved {
+			p.Reserved[l] = true
+		}
+	}
+	if p.PhonePattern == nil {
+		p.PhonePattern = regexp.MustCompile(`^1[3-9]\d{9}$`)
+	}
+	if p.LeaseTTL <= 0 {
+		p.LeaseTTL = 2 * time.Minute
+	}
+	if p.MaxAttempts <= 0 {
+		p.MaxAttempts = 5
+	}
+	if p.SiloUserHost == "" {
+		p.SiloUserHost = "%"
+	}
+	if p.Template == "" {
+		p.Template = DefaultTemplateDatabase
+	}
+	if p.Prefix == "" {
+		p.Prefix = DefaultDatabasePrefix
+	}
+	if p.Log == nil {
+		p.Log = slog.New(slog.DiscardHandler)
+	}
+	if p.Owner == "" {
+		p.Owner = "pipeline"
+	}
+}
+
+// Validate checks a request, naming every invalid field.
+func (p *Pipeline) Validate(r *Request) error {
+	p.defaults()
+	bad := map[string]string{}
+	r.Code = strings.TrimSpace(r.Code)
+	if !p.CodePattern.MatchString(r.Code) || !tenancy.ValidCode(r.Code) {
+		bad["tenantCode"] = "must match " + p.CodePattern.String()
+	}
+	checkLen := func(field, v string, min, max int) {
+		if n := utf8.RuneCountInString(strings.TrimSpace(v)); n < min || n > max || !utf8.ValidString(v) {
+			bad[field] = fmt.Sprintf("must be %d to %d characters", min, max)
+		}
+	}
+	checkLen("name", r.Name, 1, 255)
+	checkLen("contactName", r.ContactName, 1, 100)
+	checkLen("address", r.Address, 0, 500)
+	checkLen("description", r.Description, 0, 2000)
+	if !p.PhonePattern.MatchString(r.ContactPhone) {
+		bad["contactPhone"] = "must match " + p.PhonePattern.String()
+	}
+	if a, err := mail.ParseAddress(r.ContactEmail); err != nil || a.Address != r.ContactEmail || len(r.ContactEmail) > 255 {
+		bad["contactEmail"] = "must be a plain e-mail address"
+	}
+	if r.Subdomain == "" {
+		r.Subdomain = r.Code
+	}
+	r.Subdomain = strings.ToLower(r.Subdomain)
+	if !tenancy.ValidCode(r.Subdomain) || p.Reserved[r.Subdomain] {
+		bad["subdomain"] = "must be a DNS label that is not reserved"
+	}
+	if r.PlanType == "" {
+		r.PlanType = "basic"
+	}
+	known := false
+	for _, pl := range Plans {
+		known = known || pl == r.PlanType
+	}
+	if !known {
+		bad["planType"] = "must be one of " + strings.Join(Plans, ", ")
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	names := slices.Sorted(maps.Keys(bad))
+	return &fault.Error{Kind: fault.Invalid, Code: "invalid_input", Message: "invalid fields: " + strings.Join(names, ", "), Fields: bad}
+}
+
+// Start validates r and reserves its code and subdomain: the tenant row
+// (status provisioning), its progress and its steps, in one transaction.
+// Concurrent requests for one code: exactly one wins, the others get 409
+// tenant_code_taken. It returns the tenant id; Run does the rest.
+func (p *Pipeline) Start(ctx context.Context, r Request) (int64, error) {
+	var id int64
+	err := sqldb.InTx(ctx, p.Sys, func(tx *sql.Tx) error {
+		var err error
+		id, err = p.StartTx(ctx, tx, r)
+		return err
+	})
+	return id, err
+}
+
+// StartTx is Start inside the caller's transaction (so, say, an SMS code is
+// consumed only when the tenant is reserved).
+func (p *Pipeline) StartTx(ctx context.Context, tx *sql.Tx, r Request) (int64, error) {
+	if err := p.Validate(&r); err != nil {
+		return 0, err
+	}
+	params, _ := json.Marshal(r)
+	now := p.now()
+	res, err := tx.ExecContext(ctx, `
+		INSERT INTO tenants (tenant_code, tenant_name, subdomain, status, plan_type, contact_name, contact_phone,
+		  contact_email, address, description, created_by)
+		VALUES (?, ?, ?, 'provisioning', ?, ?, ?, ?, ?, ?, ?)`,
+		r.Code, strings.TrimSpace(r.Name), r.Subdomain, r.PlanType, r.ContactName, r.ContactPhone, r.ContactEmail,
+		nullString(r.Address), nullString(r.Description), nullInt(r.CreatedBy))
+	if sqldb.IsDuplicate(err) {
+		if strings.Contains(err.Error(), "subdomain") {
+			return 0, fault.New(fault.Conflict, "subdomain_taken", "subdomain %q is taken", r.Subdomain)
+		}
+		return 0, fault.New(fault.Conflict, "tenant_code_taken", "tenant code %q is taken", r.Code)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reserve tenant %s: %w", r.Code, err)
+	}
+	id, _ := res.LastInsertId()
+	res, err = tx.ExecContext(ctx, `
+		INSERT INTO tenant_init_progress (tenant_id, tenant_code, status, current_step, current_step_name, total_steps,
+		  progress_percent, params, started_at)
+		VALUES (?, ?, 'pending', 2, 'reserve', ?, ?, ?, ?)`,
+		id, r.Code, len(Steps), percent(2), string(params), now)
+	if err != nil {
+		return 0, fmt.Errorf("progress of %s: %w", r.Code, err)
+	}
+	progressID, _ := res.LastInsertId()
+	for i, name := range Steps {
+		status, started, done := "pending", any(nil), any(nil)
+		if i < 2 {
+			status, started, done = "completed", now, now
+		}
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO tenant_init_steps (tenant_id, progress_id, step_name, step_order, status, started_at, completed_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?)`, id, progressID, name, i+1, status, started, done); err != nil {
+			return 0, fmt.Errorf("steps of %s: %w", r.Code, err)
+		}
+	}
+	p.Log.InfoContext(ctx, "tenant reserved", "tenant", r.Code, "tenant_id", id)
+	return id, nil
+}
+
+func percent(done int) int { return done * 100 / len(Steps) }
+
+// ErrBusy is returned when another process holds the tenant's lease.
+var ErrBusy = fault.New(fault.Conflict, "provisioning_in_progress", "another process is provisioning this tenant; retry shortly")
+
+// state is what the steps of one run share.
+type state struct {
+	tenantID int64
+	code     string
+	req      Request
+	outputs  map[string]json.RawMessage
+}
+
+func (s *state) output(step string, v any) bool {
+	raw, ok := s.outputs[step]
+	return ok && len(raw) > 0 && json.Unmarshal(raw, v) == nil
+}
+
+// Run does the steps of tenant code that are not done yet, under a lease so
+// two processes never run one tenant at once. A failed step marks the
+// progress failed with its error; provision-cron retries it.
+func (p *Pipeline) Run(ctx context.Context, code string) error {
+	p.defaults()
+	st, err := p.lease(ctx, code)
+	if err != nil || st == nil {
+		return err
+	}
+	steps := map[string]func(context.Context, *state) (any, error){
+		"place": p.place, "database": p.database, "seed": p.seed, "admin": p.admin,
+		"storage": p.storage, "ai_models": p.aiModels, "activate": p.activate,
+	}
+	statuses, err := p.stepStatuses(ctx, st.tenantID)
+	if err != nil {
+		return err
+	}
+	for i, name := range Steps {
+		if i < 2 || statuses[name] == "completed" {
+			continue
+		}
+		if err := p.beginStep(ctx, st, i, name); err != nil {
+			return err
+		}
+		out, err := steps[name](ctx, st)
+		if err != nil {
+			p.failStep(context.WithoutCancel(ctx), st, name, err)
+			return fmt.Errorf("provision %s: %s: %w", code, name, err)
+		}
+		if p.Crash != nil {
+			if err := p.Crash(name); err != nil {
+				return err // the process "dies": nothing recorded, lease kept
+			}
+		}
+		raw, _ := json.Marshal(out)
+		st.outputs[name] = raw
+		if err := p.completeStep(ctx, st, i, name, raw); err != nil {
+			return err
+		}
+	}
+	_, err = p.Sys.ExecContext(ctx, `
+		UPDATE tenant_init_progress SET status = 'completed', current_step = ?, current_step_name = 'activate',
+		  progress_percent = 100, error_message = NULL, completed_at = ?, lease_owner = NULL, lease_expires_at = NULL
+		WHERE tenant_id = ?`, len(Steps), p.now(), st.tenantID)
+	if err != nil {
+		return fmt.Errorf("provision %s: finish: %w", code, err)
+	}
+	p.Log.InfoContext(ctx, "tenant provisioned", "tenant", code)
+	return nil
+}
+
+// lease takes the tenant's progress for this process; nil state when it is
+// already completed.
+func (p *Pipeline) lease(ctx context.Context, code string) (*state, error) {
+	now := p.now()
+	res, err := p.Sys.ExecContext(ctx, `
+		UPDATE tenant_init_progress SET lease_owner = ?, lease_expires_at = ?, status = 'running', attempts = attempts + 1
+		WHERE tenant_code = ? AND status IN ('pending', 'running', 'failed')
+		  AND (lease_owner IS NULL OR lease_expires_at < ? OR lease_owner = ?)`,
+		p.Owner, now.Add(p.LeaseTTL), code, now, p.Owner)
+	if err != nil {
+		return nil, fmt.Errorf("lease %s: %w", code, err)
+	}
+	st := &state{code: code, outputs: map[string]json.RawMessage{}}
+	var status string
+	var params []byte
+	err = p.Sys.QueryRowContext(ctx, `SELECT tenant_id, status, params FROM tenant_init_progress WHERE tenant_code = ?`, code).
+		Scan(&st.tenantID, &status, &params)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, fault.New(fault.NotFound, "tenant_not_found", "no tenant %q is being provisioned", code)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("lease %s: %w", code, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		if status == "completed" {
+			return nil, nil
+		}
+		return nil, ErrBusy
+	}
+	if err := json.Unmarshal(params, &st.req); err != nil {
+		return nil, fmt.Errorf("lease %s: params: %w", code, err)
+	}
+	if err := p.loadOutputs(ctx, st.tenantID, st); err != nil {
+		return nil, fmt.Errorf("lease %s: %w", code, err)
+	}
+	return st, nil
+}
+
+func (p *Pipeline) stepStatuses(ctx context.Context, tenantID int64) (map[string]string, error) {
+	rows, err := p.Sys.QueryContext(ctx, "SELECT step_name, status FROM tenant_init_steps WHERE tenant_id = ?", tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("read steps: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var n, s string
+		if err := rows.Scan(&n, &s); err != nil {
+			return nil, err
+		}
+		out[n] = s
+	}
+	return out, rows.Err()
+}
+
+func (p *Pipeline) beginStep(ctx context.Context, st *state, i int, name string) error {
+	now := p.now()
+	if _, err := p.Sys.ExecContext(ctx, `
+		UPDATE tenant_init_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?), error_message = NULL
+		WHERE tenant_id = ? AND step_name = ?`, now, st.tenantID, name); err != nil {
+		return fmt.Errorf("step %s: %w", name, err)
+	}
+	_, err := p.Sys.ExecContext(ctx, `
+		UPDATE tenant_init_progress SET current_step = ?, current_step_name = ?, lease_expires_at = ?, error_message = NULL
+		WHERE tenant_id = ?`, i+1, name, now.Add(p.LeaseTTL), st.tenantID)
+	return err
+}
+
+func (p *Pipeline) completeStep(ctx context.Context, st *state, i int, name string, out []byte) error {
+	if _, err := p.Sys.ExecContext(ctx, `
+		UPDATE tenant_init_steps SET status = 'completed', output = ?, completed_at = ? WHERE tenant_id = ? AND step_name = ?`,
+		string(out), p.now(), st.tenantID, name); err != nil {
+		return fmt.Errorf("step %s: record: %w", name, err)
+	}
+	_, err := p.Sys.ExecContext(ctx, "UPDATE tenant_init_progress SET progress_percent = ? WHERE tenant_id = ?", percent(i+1), st.tenantID)
+	return err
+}
+
+func (p *Pipeline) failStep(ctx context.Context, st *state, name string, cause error) {
+	msg := cause.Error()
+	if fe, ok := fault.As(cause); ok && fe.Kind != fault.Internal {
+		msg = fe.Message
+	}
+	if len(msg) > 2000 {
+		msg = msg[:2000]
+	}
+	_, _ = p.Sys.ExecContext(ctx, "UPDATE tenant_init_steps SET status = 'failed', error_message = ? WHERE tenant_id = ? AND step_name = ?",
+		msg, st.tenantID, name)
+	_, _ = p.Sys.ExecContext(ctx, `
+		UPDATE tenant_init_progress SET status = 'failed', error_message = ?, lease_owner = NULL, lease_expires_at = NULL
+		WHERE tenant_id = ?`, name+": "+msg, st.tenantID)
+	p.Log.WarnContext(ctx, "provisioning step failed", "tenant", st.code, "step", name, "err", cause)
+}
+
+// Resume runs the tenants whose provisioning is unfinished: pending, running
+// with an expired lease (a process died), or failed fewer than MaxAttempts
+// times. It returns the codes it finished and the errors of the others.
+func (p *Pipeline) Resume(ctx context.Context, limit int) ([]string, error) {
+	p.defaults()
+	now := p.now()
+	rows, err := p.Sys.QueryContext(ctx, `
+		SELECT tenant_code FROM tenant_init_progress
+		WHERE status IN ('pending', 'running', 'failed') AND attempts < ?
+		  AND (lease_expires_at IS NULL OR lease_expires_at < ?)
+		ORDER BY updated_at LIMIT ?`, p.MaxAttempts, now, limit)
+	if err != nil {
+		return nil, fmt.Errorf("find unfinished tenants: %w", err)
+	}
+	var codes []string
+	for rows.Next() {
+		var c string
+		if err := rows.Scan(&c); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		codes = append(codes, c)
+	}
+	rows.Close()
+	var done []string
+	var errs []error
+	for _, c := range codes {
+		if err := p.Run(ctx, c); err != nil {
+			if !errors.Is(err, ErrBusy) {
+				errs = append(errs, err)
+			}
+			continue
+		}
+		done = append(done, c)
+	}
+	return done, errors.Join(errs...)
+}
+
+func nullString(s string) any {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	return s
+}
+
+func nullInt(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}

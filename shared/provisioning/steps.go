@@ -1,0 +1,283 @@
+package provisioning
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/sqldb"
+	"github.com/unitenant/unitenant/shared/tenancy"
+	"github.com/unitenant/unitenant/shared/tenantapp"
+)
+
+// placement is the output of the place step.
+type placement struct {
+	ClusterID int64  `json:"clusterId"`
+	Tier      string `json:"tier"`
+}
+
+// ErrNoCapacity is returned when no active cluster has room.
+var ErrNoCapacity = fault.New(fault.Unavailable, "no_capacity", "no database cluster has room for another tenant")
+
+// place picks the least-loaded active cluster under its capacity (load is
+// placed tenants over max_tenants; ties go to the heavier weight). Enterprise
+// tenants get the siloed tier.
+func (p *Pipeline) place(ctx context.Context, st *state) (any, error) {
+	var pl placement
+	if st.output("place", &pl) {
+		return pl, nil
+	}
+	err := p.Sys.QueryRowContext(ctx, `
+		SELECT c.id FROM db_clusters c
+		LEFT JOIN (SELECT cluster_id, COUNT(*) AS used FROM tenant_databases WHERE status <> 'dropped' GROUP BY cluster_id) d
+		  ON d.cluster_id = c.id
+		WHERE c.status = 'active' AND COALESCE(d.used, 0) < c.max_tenants
+		ORDER BY COALESCE(d.used, 0) / c.max_tenants, c.weight DESC, c.id
+		LIMIT 1`).Scan(&pl.ClusterID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, ErrNoCapacity
+	}
+	if err != nil {
+		return nil, fmt.Errorf("choose cluster: %w", err)
+	}
+	pl.Tier = tenancy.TierPooled
+	if st.req.PlanType == "enterprise" {
+		pl.Tier = tenancy.TierSiloed
+	}
+	return pl, nil
+}
+
+// database is the output of the database step.
+type database struct {
+	Name    string `json:"database"`
+	Warm    bool   `json:"warm"`
+	Version int    `json:"schemaVersion"`
+	DBUser  string `json:"dbUser,omitempty"`
+}
+
+// clusterServer opens an admin pool on a cluster, with database selected
+// when not empty. The caller closes it.
+func (p *Pipeline) clusterServer(ctx context.Context, clusterID int64, database string) (*sql.DB, *mysql.Config, error) {
+	cfg, _, err := tenancy.LoadCluster(ctx, p.Sys, p.Box, clusterID)
+	if err != nil {
+		return nil, nil, err
+	}
+	cfg.DBName = database
+	db, err := sqldb.OpenDSN(cfg.FormatDSN())
+	return db, cfg, err
+}
+
+// database claims a warm database of the current template version or clones
+// one, makes the siloed user when the tier asks for it, and records the
+// placement. Rerun after a crash it finds its own earlier work.
+func (p *Pipeline) database(ctx context.Context, st *state) (any, error) {
+	var pl placement
+	if !st.output("place", &pl) {
+		return nil, errors.New("no placement recorded")
+	}
+	var out database
+	var existing sql.NullString
+	err := p.Sys.QueryRowContext(ctx, "SELECT database_name, schema_version, db_user FROM tenant_databases WHERE tenant_id = ?", st.tenantID).
+		Scan(&out.Name, &out.Version, &existing)
+	if err == nil {
+		out.DBUser = existing.String
+		return out, nil // recorded before a crash
+	}
+	if !errors.Is(err, sql.ErrNoRows) {
+		return nil, fmt.Errorf("read placement: %w", err)
+	}
+	server, _, err := p.clusterServer(ctx, pl.ClusterID, "")
+	if err != nil {
+		return nil, err
+	}
+	defer server.Close()
+	tmpl, err := EnsureClusterTemplate(ctx, p.Sys, p.Box, pl.ClusterID, p.Template, p.Log)
+	if err != nil {
+		return nil, fmt.Errorf("template on cluster %d: %w", pl.ClusterID, err)
+	}
+	out.Version = tmpl.To
+	name, ok, err := ClaimWarm(ctx, p.Sys, pl.ClusterID, out.Version, st.tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("claim warm database: %w", err)
+	}
+	if ok {
+		out.Name, out.Warm = name, true
+	} else {
+		if out.Name, err = DatabaseName(p.Prefix, st.code); err != nil {
+			return nil, err
+		}
+		// A clone a crash interrupted is not recorded anywhere: start over.
+		if err := sqldb.DropDatabase(ctx, server, out.Name); err != nil {
+			return nil, err
+		}
+		if err := CloneDatabase(ctx, server, p.Template, out.Name, p.Parallel); err != nil {
+			return nil, fmt.Errorf("clone: %w", err)
+		}
+	}
+	var sealed []byte
+	if pl.Tier == tenancy.TierSiloed {
+		var pw string
+		if out.DBUser, pw, err = p.siloUser(ctx, server, out.Name); err != nil {
+			return nil, err
+		}
+		sealed = p.Box.Seal([]byte(pw), tenancy.SiloSecretAAD(st.tenantID))
+	}
+	_, err = p.Sys.ExecContext(ctx, `
+		INSERT INTO tenant_databases (tenant_id, cluster_id, database_name, tier, db_user, db_password_encrypted, schema_version, status, last_migrated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, 'ready', ?)`,
+		st.tenantID, pl.ClusterID, out.Name, pl.Tier, nullString(out.DBUser), sealed, out.Version, p.now())
+	if err != nil {
+		return nil, fmt.Errorf("record placement: %w", err)
+	}
+	return out, nil
+}
+
+// siloUserName is the MySQL user of a siloed database: derived from the
+// database name, so a rerun finds the same user.
+func siloUserName(database string) string {
+	sum := sha256.Sum256([]byte(database))
+	return "ut_" + hex.EncodeToString(sum[:])[:16]
+}
+
+// siloUser creates (or re-keys) the user that may reach database and nothing
+// else, and returns its name and new password.
+func (p *Pipeline) siloUser(ctx context.Context, server *sql.DB, database string) (string, string, error) {
+	user := siloUserName(database)
+	var b [24]byte
+	_, _ = rand.Read(b[:])
+	pw := base64.RawURLEncoding.EncodeToString(b[:]) // no quote can appear in it
+	q, err := sqldb.QuoteIdent(database)
+	if err != nil {
+		return "", "", err
+	}
+	host := p.SiloUserHost
+	for _, stmt := range []string{
+		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s'", user, host, pw),
+		fmt.Sprintf("ALTER USER '%s'@'%s' IDENTIFIED BY '%s'", user, host, pw),
+		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES, LOCK TABLES ON %s.* TO '%s'@'%s'", q, user, host),
+	} {
+		if _, err := server.ExecContext(ctx, stmt); err != nil {
+			return "", "", fmt.Errorf("siloed user for %s: %w", database, err)
+		}
+	}
+	return user, pw, nil
+}
+
+// withTenantDB runs fn on an admin pool on the tenant's database.
+func (p *Pipeline) withTenantDB(ctx context.Context, st *state, fn func(*sql.DB) error) error {
+	var pl placement
+	var db database
+	if !st.output("place", &pl) || !st.output("database", &db) {
+		return errors.New("no database recorded")
+	}
+	conn, _, err := p.clusterServer(ctx, pl.ClusterID, db.Name)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return fn(conn)
+}
+
+// seed writes the tenant's own data into its database: its name and contact
+// in tenant_config, its main campus. Upserts, so reruns change nothing.
+func (p *Pipeline) seed(ctx context.Context, st *state) (any, error) {
+	r := st.req
+	err := p.withTenantDB(ctx, st, func(db *sql.DB) error {
+		for k, v := range map[string]string{
+			"tenant.name": r.Name, "tenant.site_name": r.Name, "tenant.contact_phone": r.ContactPhone, "tenant.contact_email": r.ContactEmail,
+		} {
+			if _, err := db.ExecContext(ctx, `
+				INSERT INTO tenant_config (config_key, config_value) VALUES (?, ?)
+				ON DUPLICATE KEY UPDATE config_value = VALUES(config_value)`, k, v); err != nil {
+				return fmt.Errorf("tenant_config %s: %w", k, err)
+			}
+		}
+		_, err := db.ExecContext(ctx, `
+			INSERT INTO kindergartens (code, name, phone, email)
+			SELECT 'main', ?, ?, ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM kindergartens WHERE code = 'main')`,
+			r.Name, r.ContactPhone, r.ContactEmail)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
+	return map[string]string{"campus": "main"}, nil
+}
+
+// admin makes the requesting global user the tenant's admin: the relation in
+// the system database and the tenant user with the admin role.
+func (p *Pipeline) admin(ctx context.Context, st *state) (any, error) {
+	if st.req.AdminUserID == 0 {
+		return map[string]bool{"skipped": true}, nil
+	}
+	var phone string
+	var name sql.NullString
+	if err := p.Sys.QueryRowContext(ctx, "SELECT phone, real_name FROM global_users WHERE id = ?", st.req.AdminUserID).Scan(&phone, &name); err != nil {
+		return nil, fmt.Errorf("admin user %d: %w", st.req.AdminUserID, err)
+	}
+	var res tenantapp.BindResult
+	err := p.withTenantDB(ctx, st, func(db *sql.DB) error {
+		var err error
+		res, err = tenantapp.Bind(ctx, p.Sys, db, tenantapp.Binding{GlobalUserID: st.req.AdminUserID, Phone: phone,
+			RealName: name.String, TenantID: st.tenantID, TenantCode: st.code, Role: "admin"})
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]int64{"globalUserId": st.req.AdminUserID, "tenantUserId": res.TenantUserID}, nil
+}
+
+// storage allocates the tenant's object prefix and its folder layout.
+func (p *Pipeline) storage(ctx context.Context, st *state) (any, error) {
+	if p.Storage == nil {
+		return nil, errors.New("no object store configured")
+	}
+	prefix, err := p.Storage.Allocate(ctx, st.code)
+	if err != nil {
+		return nil, fmt.Errorf("allocate storage: %w", err)
+	}
+	if _, err := p.Sys.ExecContext(ctx, "UPDATE tenants SET storage_prefix = ? WHERE id = ?", prefix, st.tenantID); err != nil {
+		return nil, fmt.Errorf("record storage prefix: %w", err)
+	}
+	return map[string]string{"prefix": prefix}, nil
+}
+
+// aiModels enables the default AI models for the tenant.
+func (p *Pipeline) aiModels(ctx context.Context, st *state) (any, error) {
+	if _, err := p.Sys.ExecContext(ctx, `
+		INSERT INTO tenant_ai_model_configs (tenant_id, model_id, is_enabled, priority)
+		SELECT ?, id, 1, 100 FROM ai_model_config WHERE is_default = 1 AND status = 'active'
+		ON DUPLICATE KEY UPDATE tenant_id = tenant_id`, st.tenantID); err != nil {
+		return nil, fmt.Errorf("default AI models: %w", err)
+	}
+	var n int
+	if err := p.Sys.QueryRowContext(ctx, "SELECT COUNT(*) FROM tenant_ai_model_configs WHERE tenant_id = ?", st.tenantID).Scan(&n); err != nil {
+		return nil, err
+	}
+	return map[string]int{"models": n}, nil
+}
+
+// activate opens the tenant: its account, then status active.
+func (p *Pipeline) activate(ctx context.Context, st *state) (any, error) {
+	err := sqldb.InTx(ctx, p.Sys, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO tenant_accounts (tenant_id) VALUES (?)", st.tenantID); err != nil {
+			return fmt.Errorf("account: %w", err)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE tenants SET status = 'active', activated_at = COALESCE(activated_at, ?)
+			WHERE id = ? AND status = 'provisioning'`, p.now(), st.tenantID)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("activate: %w", err)
+	}
+	return map[string]string{"status": tenancy.StatusActive}, nil
+}
