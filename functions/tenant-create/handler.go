@@ -19,6 +19,7 @@ import (
 	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/provisioning"
 	"github.com/unitenant/unitenant/shared/sms"
+	"github.com/unitenant/unitenant/shared/sqldb"
 )
 
 // Routes:
@@ -145,9 +146,11 @@ func (h *handler) provision(r *http.Request, claims *auth.Claims) (int, created,
 	case auth.KindUser:
 		// The requester becomes the admin; the SMS code proves the contact phone.
 		req.AdminUserID = claims.SubjectID()
-		err := h.codes.Redeem(ctx, req.ContactPhone, sms.PurposeTenantCreate, in.SMSVerificationCode, func(tx *sql.Tx) error {
-			_, err := h.pipeline.StartTx(ctx, tx, req)
-			return err
+		err := sqldb.Retry(ctx, func() error {
+			return h.codes.Redeem(ctx, req.ContactPhone, sms.PurposeTenantCreate, in.SMSVerificationCode, func(tx *sql.Tx) error {
+				_, err := h.pipeline.StartTx(ctx, tx, req)
+				return err
+			})
 		})
 		if err != nil {
 			return 0, created{}, err
@@ -195,12 +198,18 @@ func (h *handler) contactUser(ctx context.Context, req provisioning.Request) (in
 	if err != nil {
 		return 0, err
 	}
-	res, err := h.db.ExecContext(ctx, `INSERT INTO global_users (phone, password_hash, real_name, email, registration_source)
-		VALUES (?, ?, ?, ?, 'admin') ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`, req.ContactPhone, hash, req.ContactName, req.ContactEmail)
+	err = sqldb.Retry(ctx, func() error {
+		res, err := h.db.ExecContext(ctx, `INSERT INTO global_users (phone, password_hash, real_name, email, registration_source)
+			VALUES (?, ?, ?, ?, 'admin') ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`, req.ContactPhone, hash, req.ContactName, req.ContactEmail)
+		if err == nil {
+			id, err = res.LastInsertId()
+		}
+		return err
+	})
 	if err != nil {
 		return 0, fmt.Errorf("create contact user: %w", err)
 	}
-	return res.LastInsertId()
+	return id, nil
 }
 
 func (h *handler) progress(w http.ResponseWriter, r *http.Request) {

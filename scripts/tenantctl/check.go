@@ -100,7 +100,7 @@ func (c *cli) checkCluster(ctx context.Context, tenants []tenantCheck) error {
 	if err != nil {
 		return err
 	}
-	server, _, err := provisioning.OpenCluster(ctx, c.db, box, tenants[0].clusterID)
+	server, _, err := provisioning.OpenCluster(ctx, c.db, box, tenants[0].clusterID, "")
 	if err != nil {
 		return err
 	}

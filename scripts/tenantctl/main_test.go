@@ -48,6 +48,9 @@ func newTestEnv(t *testing.T) *testEnv {
 		"TEMPLATE_DATABASE":  e.prefix + "template",
 		"BCRYPT_COST":        "4",
 		"LOG_LEVEL":          "error",
+		// Objects of the tenants it makes stay in the test's own directory.
+		"LOCAL_STORAGE_DIR":    t.TempDir(),
+		"LOCAL_STORAGE_SECRET": strings.Repeat("t", 32),
 	}
 	testenv.DropDatabasesLike(t, e.prefix)
 	e.mustRun("migrate", "system")

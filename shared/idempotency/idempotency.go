@@ -73,8 +73,20 @@ func (s *Store) Begin(ctx context.Context, scope, key, requestHash string) (*Sto
 		lock = 2 * time.Minute
 	}
 	now := s.now()
+	// Insert first: the common case (a new key) takes no gap lock, which a
+	// SELECT ... FOR UPDATE on a missing row would, deadlocking concurrent
+	// first requests.
+	_, err := s.DB.ExecContext(ctx, `
+		INSERT INTO idempotency_keys (scope, idempotency_key, request_hash, status, locked_until, expires_at)
+		VALUES (?, ?, ?, 'in_progress', ?, ?)`, scope, key, requestHash, now.Add(lock), now.Add(ttl))
+	if err == nil {
+		return nil, nil
+	}
+	if !sqldb.IsDuplicate(err) {
+		return nil, fmt.Errorf("idempotency key: %w", err)
+	}
 	var out *Stored
-	err := sqldb.InTx(ctx, s.DB, func(tx *sql.Tx) error {
+	err = sqldb.InTxRetry(ctx, s.DB, func(tx *sql.Tx) error {
 		var (
 			hash, status string
 			respStatus   sql.NullInt64
@@ -88,13 +100,7 @@ func (s *Store) Begin(ctx context.Context, scope, key, requestHash string) (*Sto
 			Scan(&hash, &status, &respStatus, &body, &lockedUntil, &expires)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
-			_, err := tx.ExecContext(ctx, `
-				INSERT INTO idempotency_keys (scope, idempotency_key, request_hash, status, locked_until, expires_at)
-				VALUES (?, ?, ?, 'in_progress', ?, ?)`, scope, key, requestHash, now.Add(lock), now.Add(ttl))
-			if sqldb.IsDuplicate(err) {
-				return ErrInProgress // another request inserted it a moment ago
-			}
-			return err
+			return ErrInProgress // released a moment ago: the client retries
 		case err != nil:
 			return fmt.Errorf("idempotency key: %w", err)
 		case now.After(expires):

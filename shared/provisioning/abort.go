@@ -82,7 +82,7 @@ func (p *Pipeline) Abort(ctx context.Context, code string) error {
 		}
 	}
 	if dbName.Valid && clusterID.Valid {
-		server, _, err := p.clusterServer(ctx, clusterID.Int64, "")
+		server, _, err := OpenCluster(ctx, p.Sys, p.Box, clusterID.Int64, "")
 		if err != nil {
 			return fmt.Errorf("abort %s: %w", code, err)
 		}

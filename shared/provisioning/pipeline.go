@@ -186,7 +186,7 @@ func (p *Pipeline) Validate(r *Request) error {
 // tenant_code_taken. It returns the tenant id; Run does the rest.
 func (p *Pipeline) Start(ctx context.Context, r Request) (int64, error) {
 	var id int64
-	err := sqldb.InTx(ctx, p.Sys, func(tx *sql.Tx) error {
+	err := sqldb.InTxRetry(ctx, p.Sys, func(tx *sql.Tx) error {
 		var err error
 		id, err = p.StartTx(ctx, tx, r)
 		return err

@@ -82,7 +82,7 @@ func RefillPool(ctx context.Context, sys *sql.DB, box *secretbox.Box, clusterID 
 	}
 	defer release()
 
-	server, dsn, err := OpenCluster(ctx, sys, box, clusterID)
+	server, dsn, err := OpenCluster(ctx, sys, box, clusterID, "")
 	if err != nil {
 		return rep, err
 	}

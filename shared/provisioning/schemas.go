@@ -1,7 +1,9 @@
 // Package provisioning makes and keeps the databases tenants live in: the
-// control-plane schema, the materialized tenant template every tenant
-// database is cloned from, and (in later steps) the warm pool and the tenant
-// creation pipeline. It never touches a tenant database it was not asked for.
+// control-plane schema, the materialized tenant template on every cluster,
+// clones of it (with the information_schema check that proves a clone equal
+// to the template), the warm pool of ready databases, and the pipeline that
+// creates a tenant step by step, resumable after any crash. It never touches
+// a tenant database it was not asked for.
 package provisioning
 
 import (

@@ -10,9 +10,9 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/go-sql-driver/mysql"
-
+	"github.com/unitenant/unitenant/infra/schema"
 	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/migration"
 	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/tenancy"
 	"github.com/unitenant/unitenant/shared/tenantapp"
@@ -63,18 +63,6 @@ type database struct {
 	DBUser  string `json:"dbUser,omitempty"`
 }
 
-// clusterServer opens an admin pool on a cluster, with database selected
-// when not empty. The caller closes it.
-func (p *Pipeline) clusterServer(ctx context.Context, clusterID int64, database string) (*sql.DB, *mysql.Config, error) {
-	cfg, _, err := tenancy.LoadCluster(ctx, p.Sys, p.Box, clusterID)
-	if err != nil {
-		return nil, nil, err
-	}
-	cfg.DBName = database
-	db, err := sqldb.OpenDSN(cfg.FormatDSN())
-	return db, cfg, err
-}
-
 // database claims a warm database of the current template version or clones
 // one, makes the siloed user when the tier asks for it, and records the
 // placement. Rerun after a crash it finds its own earlier work.
@@ -94,16 +82,14 @@ func (p *Pipeline) database(ctx context.Context, st *state) (any, error) {
 	if !errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("read placement: %w", err)
 	}
-	server, _, err := p.clusterServer(ctx, pl.ClusterID, "")
+	server, _, err := OpenCluster(ctx, p.Sys, p.Box, pl.ClusterID, "")
 	if err != nil {
 		return nil, err
 	}
 	defer server.Close()
-	tmpl, err := EnsureClusterTemplate(ctx, p.Sys, p.Box, pl.ClusterID, p.Template, p.Log)
-	if err != nil {
-		return nil, fmt.Errorf("template on cluster %d: %w", pl.ClusterID, err)
+	if out.Version, err = p.templateVersion(ctx, server, pl.ClusterID); err != nil {
+		return nil, err
 	}
-	out.Version = tmpl.To
 	name, ok, err := ClaimWarm(ctx, p.Sys, pl.ClusterID, out.Version, st.tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("claim warm database: %w", err)
@@ -138,6 +124,24 @@ func (p *Pipeline) database(ctx context.Context, st *state) (any, error) {
 		return nil, fmt.Errorf("record placement: %w", err)
 	}
 	return out, nil
+}
+
+// templateVersion returns the cluster's template version, bringing the
+// template up to date first when it is behind (one query when it is not:
+// provision-cron keeps it current).
+func (p *Pipeline) templateVersion(ctx context.Context, server *sql.DB, clusterID int64) (int, error) {
+	ms, err := schema.Tenant()
+	if err != nil {
+		return 0, err
+	}
+	if v, err := DatabaseVersion(ctx, server, p.Template); err == nil && v == migration.Latest(ms) {
+		return v, nil
+	}
+	res, err := EnsureClusterTemplate(ctx, p.Sys, p.Box, clusterID, p.Template, p.Log)
+	if err != nil {
+		return 0, fmt.Errorf("template on cluster %d: %w", clusterID, err)
+	}
+	return res.To, nil
 }
 
 // siloUserName is the MySQL user of a siloed database: derived from the
@@ -178,7 +182,7 @@ func (p *Pipeline) withTenantDB(ctx context.Context, st *state, fn func(*sql.DB)
 	if !st.output("place", &pl) || !st.output("database", &db) {
 		return errors.New("no database recorded")
 	}
-	conn, _, err := p.clusterServer(ctx, pl.ClusterID, db.Name)
+	conn, _, err := OpenCluster(ctx, p.Sys, p.Box, pl.ClusterID, db.Name)
 	if err != nil {
 		return err
 	}

@@ -12,12 +12,18 @@ import (
 	"github.com/unitenant/unitenant/shared/tenancy"
 )
 
-// OpenCluster opens an admin pool on cluster clusterID (no database
-// selected) and returns it with its DSN. The caller closes the pool.
-func OpenCluster(ctx context.Context, sys *sql.DB, box *secretbox.Box, clusterID int64) (*sql.DB, string, error) {
+// OpenCluster opens an admin pool on cluster clusterID, on database (""
+// for none), and returns it with its DSN. The caller closes the pool.
+func OpenCluster(ctx context.Context, sys *sql.DB, box *secretbox.Box, clusterID int64, database string) (*sql.DB, string, error) {
 	cfg, _, err := tenancy.LoadCluster(ctx, sys, box, clusterID)
 	if err != nil {
 		return nil, "", err
+	}
+	if database != "" {
+		if err := sqldb.ValidateIdent(database); err != nil {
+			return nil, "", err
+		}
+		cfg.DBName = database
 	}
 	dsn := cfg.FormatDSN()
 	server, err := sqldb.OpenDSN(dsn)
@@ -32,7 +38,7 @@ func OpenCluster(ctx context.Context, sys *sql.DB, box *secretbox.Box, clusterID
 // databases are cloned on the server they live on, so every active cluster
 // needs its own copy of the template.
 func EnsureClusterTemplate(ctx context.Context, sys *sql.DB, box *secretbox.Box, clusterID int64, template string, log *slog.Logger) (migration.Result, error) {
-	server, dsn, err := OpenCluster(ctx, sys, box, clusterID)
+	server, dsn, err := OpenCluster(ctx, sys, box, clusterID, "")
 	if err != nil {
 		return migration.Result{}, err
 	}

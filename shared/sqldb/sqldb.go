@@ -183,3 +183,33 @@ func DropDatabase(ctx context.Context, db *sql.DB, name string) error {
 	}
 	return nil
 }
+
+// IsRetryable reports whether err is a deadlock (1213) or a lock wait
+// timeout (1205): InnoDB rolled the transaction back and it may simply be
+// run again. Concurrent inserts of one unique key deadlock this way.
+func IsRetryable(err error) bool {
+	n := errorNumber(err)
+	return n == 1213 || n == 1205
+}
+
+// Retry runs fn, again (up to 4 times in all, with a short growing pause)
+// while it fails with a retryable error. fn must only touch the database.
+func Retry(ctx context.Context, fn func() error) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		if err = fn(); !IsRetryable(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
+		}
+	}
+	return err
+}
+
+// InTxRetry is InTx, retried on deadlock (see Retry).
+func InTxRetry(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	return Retry(ctx, func() error { return InTx(ctx, db, fn) })
+}

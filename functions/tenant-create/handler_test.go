@@ -1,0 +1,267 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rsa"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/idempotency"
+	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/serverless"
+	"github.com/unitenant/unitenant/shared/sms"
+	"github.com/unitenant/unitenant/tests/testenv"
+)
+
+// fixture is tenant-create over httptest on a control plane of the test's
+// own, with the real pipeline, SMS codes written to an outbox file, and real
+// RS256 tokens.
+type fixture struct {
+	srv    *httptest.Server
+	sys    testenv.System
+	codes  *sms.Codes
+	outbox string
+	signer *auth.Signer
+	userID int64
+}
+
+const ownerPhone = "13811110000"
+
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	sys := testenv.NewSystem(t)
+	tenants := testenv.NewTenants(t, sys.DB, sys.Box)
+	outbox := filepath.Join(t.TempDir(), "sms.jsonl")
+	codes := sms.NewCodes(sys.DB, sms.NewOutbox(outbox, nil), []byte(strings.Repeat("c", 32)), sms.Options{})
+	signer := auth.NewSigner(sys.SigningKey, nil)
+	h := &handler{db: sys.DB, pipeline: tenants.Pipeline, codes: codes, idem: &idempotency.Store{DB: sys.DB},
+		verifier: auth.NewVerifier([]*rsa.PublicKey{signer.Public()}, nil), log: testLog,
+		budget: 20 * time.Second, baseDomain: "localhost", bcryptCost: 4}
+	srv := httptest.NewServer(serverless.Handler(newHandler(h), logging.Discard(), 0))
+	t.Cleanup(srv.Close)
+	res, err := sys.DB.Exec("INSERT INTO global_users (phone, password_hash, real_name) VALUES (?, 'x', 'Owner')", ownerPhone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := res.LastInsertId()
+	return &fixture{srv: srv, sys: sys, codes: codes, outbox: outbox, signer: signer, userID: id}
+}
+
+func (f *fixture) token(t *testing.T, kind string, id int64, aud, role string) string {
+	t.Helper()
+	tok, _, err := f.signer.Issue(kind, id, aud, "", role, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// smsCode sends a tenant_create code to phone and reads it from the outbox.
+func (f *fixture) smsCode(t *testing.T, phone string) string {
+	t.Helper()
+	if _, err := f.codes.Issue(context.Background(), phone, sms.PurposeTenantCreate, "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.Open(f.outbox)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	var code string
+	sc := bufio.NewScanner(file)
+	for sc.Scan() {
+		var m struct{ Phone, Code string }
+		if json.Unmarshal(sc.Bytes(), &m) == nil && m.Phone == phone {
+			code = m.Code
+		}
+	}
+	return code
+}
+
+type reply struct {
+	status int
+	header http.Header
+	raw    []byte
+	env    struct {
+		Success bool            `json:"success"`
+		Data    json.RawMessage `json:"data"`
+		Error   struct {
+			Code   string            `json:"code"`
+			Fields map[string]string `json:"fields"`
+		} `json:"error"`
+	}
+}
+
+func (f *fixture) do(t *testing.T, method, path, token, key string, body any) reply {
+	t.Helper()
+	var b []byte
+	if body != nil {
+		b, _ = json.Marshal(body)
+	}
+	req, _ := http.NewRequest(method, f.srv.URL+path, bytes.NewReader(b))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var r reply
+	r.status, r.header = resp.StatusCode, resp.Header
+	buf := new(bytes.Buffer)
+	_, _ = buf.ReadFrom(resp.Body)
+	r.raw = buf.Bytes()
+	if err := json.Unmarshal(r.raw, &r.env); err != nil {
+		t.Fatalf("%s %s: %q: %v", method, path, r.raw, err)
+	}
+	return r
+}
+
+func body(code, phone, sms string) map[string]any {
+	return map[string]any{"tenantCode": code, "name": "Sunshine " + code, "contactName": "Li Hua",
+		"contactEmail": "li@example.com", "contactPhone": phone, "smsVerificationCode": sms}
+}
+
+func (f *fixture) count(t *testing.T, q string) int {
+	t.Helper()
+	var n int
+	if err := f.sys.DB.QueryRow(q).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestUserCreatesTenantWithSMSCode(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	user := f.token(t, auth.KindUser, f.userID, auth.AudiencePlatform, "")
+
+	// Bad input and a wrong code change nothing and keep the code usable.
+	code := f.smsCode(t, ownerPhone)
+	if r := f.do(t, "POST", "/api/tenants", user, "", map[string]any{"tenantCode": "x", "name": ""}); r.status != 400 || r.env.Error.Fields["tenantCode"] == "" || r.env.Error.Fields["contactEmail"] == "" {
+		t.Fatalf("bad input: %d %s", r.status, r.raw)
+	}
+	wrong := "000000"
+	if code == wrong {
+		wrong = "111111"
+	}
+	if r := f.do(t, "POST", "/api/tenants", user, "", body("k001", ownerPhone, wrong)); r.status != 400 || r.env.Error.Code != "invalid_sms_code" {
+		t.Fatalf("wrong code: %d %s", r.status, r.raw)
+	}
+	if n := f.count(t, "SELECT COUNT(*) FROM tenants"); n != 0 {
+		t.Fatalf("refused requests created %d tenants", n)
+	}
+
+	r := f.do(t, "POST", "/api/tenants", user, "", body("k001", ownerPhone, code))
+	if r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	var got created
+	_ = json.Unmarshal(r.env.Data, &got)
+	if got.TenantCode != "k001" || got.Status != "active" || got.Domain != "k001.localhost" || got.ProgressURL != "/api/tenants/k001/progress" {
+		t.Fatalf("created %+v", got)
+	}
+	// The same code is spent.
+	if r := f.do(t, "POST", "/api/tenants", user, "", body("k002", ownerPhone, code)); r.status != 400 || r.env.Error.Code != "invalid_sms_code" {
+		t.Fatalf("reused code: %d %s", r.status, r.raw)
+	}
+
+	p := f.do(t, "GET", "/api/tenants/k001/progress", user, "", nil)
+	var v provisioning.ProgressView
+	_ = json.Unmarshal(p.env.Data, &v)
+	if p.status != 200 || v.Status != "completed" || v.Percent != 100 || len(v.Steps) != len(provisioning.Steps) {
+		t.Fatalf("progress: %d %s", p.status, p.raw)
+	}
+	for _, s := range v.Steps {
+		if s.Status != "completed" || s.CompletedAt == nil {
+			t.Errorf("step %+v", s)
+		}
+	}
+	if n := f.count(t, fmt.Sprintf("SELECT COUNT(*) FROM global_user_tenant_relations WHERE global_user_id = %d AND role_in_tenant = 'admin' AND status = 'active'", f.userID)); n != 1 {
+		t.Fatalf("the requester is admin of %d tenants, want 1", n)
+	}
+	// Someone else cannot see the tenant's progress, nor learn it exists.
+	stranger := f.token(t, auth.KindUser, f.userID+1000, auth.AudiencePlatform, "")
+	if r := f.do(t, "GET", "/api/tenants/k001/progress", stranger, "", nil); r.status != 404 || r.env.Error.Code != "tenant_not_found" {
+		t.Fatalf("stranger: %d %s", r.status, r.raw)
+	}
+	if r := f.do(t, "GET", "/api/tenants/k001/progress", f.token(t, auth.KindAdmin, 1, auth.AudienceAdmin, "operator"), "", nil); r.status != 200 {
+		t.Fatalf("admin: %d %s", r.status, r.raw)
+	}
+}
+
+func TestIdempotencyKey(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	admin := f.token(t, auth.KindAdmin, 1, auth.AudienceAdmin, "admin")
+	first := f.do(t, "POST", "/api/tenants", admin, "create-k010", body("k010", "13822223333", ""))
+	if first.status != 201 {
+		t.Fatalf("first: %d %s", first.status, first.raw)
+	}
+	again := f.do(t, "POST", "/api/tenants", admin, "create-k010", body("k010", "13822223333", ""))
+	if again.status != first.status || !bytes.Equal(bytes.TrimSpace(again.raw), bytes.TrimSpace(first.raw)) || again.header.Get("Idempotent-Replayed") != "true" {
+		t.Fatalf("replay: %d %s, want %d %s", again.status, again.raw, first.status, first.raw)
+	}
+	other := body("k011", "13822223333", "")
+	if r := f.do(t, "POST", "/api/tenants", admin, "create-k010", other); r.status != 400 || r.env.Error.Code != "idempotency_key_reused" {
+		t.Fatalf("same key, other body: %d %s", r.status, r.raw)
+	}
+	if n := f.count(t, "SELECT COUNT(*) FROM tenants"); n != 1 {
+		t.Fatalf("%d tenants, want 1", n)
+	}
+	// The admin's request made the contact phone's user the tenant's admin.
+	if n := f.count(t, "SELECT COUNT(*) FROM global_user_tenant_relations r JOIN global_users g ON g.id = r.global_user_id WHERE g.phone = '13822223333' AND r.role_in_tenant = 'admin'"); n != 1 {
+		t.Fatalf("contact user admin relations = %d", n)
+	}
+	if r := f.do(t, "POST", "/api/tenants", f.token(t, auth.KindAdmin, 2, auth.AudienceAdmin, "operator"), "", body("k012", "13822223333", "")); r.status != 403 {
+		t.Fatalf("operator: %d %s", r.status, r.raw)
+	}
+}
+
+func TestConcurrentCreatesOverHTTP(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	admin := f.token(t, auth.KindAdmin, 1, auth.AudienceAdmin, "super_admin")
+	const n = 20
+	statuses := make(chan int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			statuses <- f.do(t, "POST", "/api/tenants", admin, fmt.Sprint("key-", i), body("k020", "13833334444", "")).status
+		}()
+	}
+	wg.Wait()
+	close(statuses)
+	count := map[int]int{}
+	for s := range statuses {
+		count[s]++
+	}
+	if count[201]+count[202] != 1 || count[409] != n-1 {
+		t.Fatalf("statuses %v: want exactly one created and %d conflicts", count, n-1)
+	}
+	if n := f.count(t, "SELECT COUNT(*) FROM tenants WHERE tenant_code = 'k020'"); n != 1 {
+		t.Fatalf("%d tenants k020", n)
+	}
+}
+
+var testLog = logging.New(os.Stderr, "tenant-create", slog.LevelError)
