@@ -19,6 +19,7 @@ import (
 //	clusters   on every active cluster: its own template (tenant databases are
 //	           cloned on the server they live on), then the warm pool refilled
 //	           to poolSize ready databases (0: no pool)
+//	resume     finish the provisioning a crash or a timeout left unfinished
 type job struct {
 	db       *sql.DB
 	dsn      string
@@ -27,6 +28,8 @@ type job struct {
 	poolSize int
 	prefix   string // tenant database names start with it
 	log      *slog.Logger
+	// pipeline is built when there is provisioning to resume.
+	pipeline func() (*provisioning.Pipeline, error)
 }
 
 // result is the job's report.
@@ -34,6 +37,7 @@ type result struct {
 	System   migration.Result `json:"system"`
 	Template migration.Result `json:"template"`
 	Clusters []clusterResult  `json:"clusters"`
+	Resumed  []string         `json:"resumed"`
 }
 
 // clusterResult is what the job did on one cluster.
@@ -71,10 +75,36 @@ func (j *job) run(ctx context.Context) (any, error) {
 		}
 		res.Clusters = append(res.Clusters, c)
 	}
+	if res.Resumed, err = j.resume(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("resume provisioning: %w", err))
+	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
 	return res, nil
+}
+
+// resume finishes unfinished provisioning (see Pipeline.Resume); the
+// pipeline, which needs the master key and the object store, is only built
+// when there is some.
+func (j *job) resume(ctx context.Context) ([]string, error) {
+	var unfinished int
+	if err := j.db.QueryRowContext(ctx,
+		"SELECT COUNT(*) FROM tenant_init_progress WHERE status IN ('pending', 'running', 'failed')").Scan(&unfinished); err != nil {
+		return nil, err
+	}
+	if unfinished == 0 {
+		return []string{}, nil
+	}
+	p, err := j.pipeline()
+	if err != nil {
+		return nil, err
+	}
+	done, err := p.Resume(ctx, 50)
+	if done == nil {
+		done = []string{}
+	}
+	return done, err
 }
 
 func (j *job) activeClusters(ctx context.Context) ([]clusterResult, error) {

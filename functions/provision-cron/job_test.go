@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/unitenant/unitenant/infra/schema"
 	"github.com/unitenant/unitenant/shared/logging"
@@ -109,5 +111,49 @@ func TestJobFillsClusterPools(t *testing.T) {
 	if len(res.Clusters) != 1 || res.Clusters[0].Name != "default" || res.Clusters[0].Pool == nil ||
 		res.Clusters[0].Pool.Ready != 1 || res.Clusters[0].Pool.Made != 0 {
 		t.Fatalf("clusters %+v", res.Clusters)
+	}
+}
+
+// TestJobResumesUnfinishedProvisioning: a create that died half way (its
+// lease expired) is finished by the next run of the job.
+func TestJobResumesUnfinishedProvisioning(t *testing.T) {
+	t.Parallel()
+	sys := testenv.NewSystem(t)
+	tenants := testenv.NewTenants(t, sys.DB, sys.Box)
+	ctx := context.Background()
+	crashing := &provisioning.Pipeline{Sys: sys.DB, Box: sys.Box, Storage: tenants.Pipeline.Storage, Template: tenants.Pipeline.Template,
+		Prefix: tenants.Prefix, Owner: "api", LeaseTTL: time.Millisecond, Log: logging.Discard(),
+		Crash: func(step string) error {
+			if step == "seed" {
+				return errors.New("killed")
+			}
+			return nil
+		}}
+	if _, err := crashing.Start(ctx, provisioning.Request{Code: "k001", Name: "One", ContactName: "Li", ContactEmail: "li@example.com",
+		ContactPhone: "13800001111"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := crashing.Run(ctx, "k001"); err == nil {
+		t.Fatal("want the simulated crash")
+	}
+	time.Sleep(10 * time.Millisecond) // the dead process's lease runs out
+
+	j := &job{db: sys.DB, dsn: sys.DSN, template: tenants.Pipeline.Template, prefix: tenants.Prefix, log: logging.Discard(),
+		box:      func() (*secretbox.Box, error) { return sys.Box, nil },
+		pipeline: func() (*provisioning.Pipeline, error) { return tenants.Pipeline, nil }}
+	out, err := j.run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := out.(result).Resumed; len(got) != 1 || got[0] != "k001" {
+		t.Fatalf("resumed %v, want [k001]", got)
+	}
+	v, err := provisioning.Progress(ctx, sys.DB, "k001")
+	if err != nil || v.Status != "completed" {
+		t.Fatalf("progress %+v %v", v, err)
+	}
+	var status string
+	if err := sys.DB.QueryRow("SELECT status FROM tenants WHERE tenant_code = 'k001'").Scan(&status); err != nil || status != "active" {
+		t.Fatalf("tenant status %q %v", status, err)
 	}
 }

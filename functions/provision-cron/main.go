@@ -7,6 +7,9 @@
 //	POOL_SIZE          ready warm databases kept per cluster (default 2, 0: none)
 //	TENANT_DB_PREFIX   tenant database names start with it (default tenant_)
 //	MASTER_KEY         opens cluster credentials (development: .dev/keys)
+//
+// Resuming provisioning also reads the pipeline's and the object store's
+// settings (provisioning.LoadPipeline, objectstore.Load).
 package main
 
 import (
@@ -15,6 +18,7 @@ import (
 	"sync"
 
 	"github.com/unitenant/unitenant/shared/config"
+	"github.com/unitenant/unitenant/shared/objectstore"
 	"github.com/unitenant/unitenant/shared/provisioning"
 	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/serverless"
@@ -49,5 +53,17 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 		return serverless.Service{}, err
 	}
 	j := &job{db: db, dsn: d.Config.DB.DSN, template: template, box: box, poolSize: poolSize, prefix: prefix, log: d.Log}
+	j.pipeline = sync.OnceValues(func() (*provisioning.Pipeline, error) {
+		b, err := box()
+		if err != nil {
+			return nil, err
+		}
+		store, err := objectstore.Load(d.Env, dev)
+		if err != nil {
+			return nil, err
+		}
+		p := provisioning.LoadPipeline(d.Env, db, b, store, d.Log)
+		return p, d.Env.Err()
+	})
 	return serverless.Service{Job: j.run, Close: db.Close}, nil
 }
