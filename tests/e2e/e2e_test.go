@@ -54,7 +54,8 @@ func start(t *testing.T) *system {
 		"-bin", binDir, "-addr", "127.0.0.1:"+port, "-base-port", "0", "-schedules=false")
 	env := append(append(os.Environ(), "MYSQL_DSN="+mc.FormatDSN(), "TEMPLATE_DATABASE="+sys.Template, "LOG_LEVEL=warn"),
 		sys.Secrets...)
-	env = append(env, "SMS_SENDER=outbox", "SMS_OUTBOX="+outbox, "BASE_DOMAIN=localhost", "BCRYPT_COST=4",
+	env = append(env, "STORAGE_BACKEND=local", "LOCAL_STORAGE_DIR="+t.TempDir(), "LOCAL_STORAGE_SECRET="+strings.Repeat("e", 32),
+		"POOL_SIZE=0", "SMS_SENDER=outbox", "SMS_OUTBOX="+outbox, "BASE_DOMAIN=localhost", "BCRYPT_COST=4",
 		"TENANT_DB_PREFIX="+sys.Template+"_")
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logs, logs
