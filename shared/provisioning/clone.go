@@ -6,7 +6,9 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/sync/errgroup"
 
@@ -14,7 +16,7 @@ import (
 )
 
 // DefaultCloneParallel is how many connections CloneDatabase uses when told 0.
-const DefaultCloneParallel = 4
+const DefaultCloneParallel = 8
 
 // CloneDatabase creates database target from database template on the same
 // server: every base table as SHOW CREATE TABLE prints it (columns, indexes,
@@ -49,11 +51,11 @@ func CloneDatabase(ctx context.Context, server *sql.DB, template, target string,
 			err = fmt.Errorf("clone %s into %s: %w", template, target, err)
 		}
 	}()
-	charset, collation, tables, err := templateTables(ctx, server, template)
+	r, err := loadRecipe(ctx, server, template, qTemplate)
 	if err != nil {
 		return err
 	}
-	if _, err := server.ExecContext(ctx, "CREATE DATABASE "+qTarget+" CHARACTER SET "+charset+" COLLATE "+collation); err != nil {
+	if _, err := server.ExecContext(ctx, "CREATE DATABASE "+qTarget+" CHARACTER SET "+r.charset+" COLLATE "+r.collation); err != nil {
 		return fmt.Errorf("create database: %w", err)
 	}
 	// From here on target is ours: a failure drops it.
@@ -64,15 +66,11 @@ func CloneDatabase(ctx context.Context, server *sql.DB, template, target string,
 			}
 		}
 	}()
-
-	// The tables are made while the template is inspected for what the
-	// copy needs: DDL is the long pole.
-	var copies map[string][]string
 	jobs := make(chan string)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(jobs)
-		for _, t := range tables {
+		for _, t := range r.tables {
 			select {
 			case jobs <- t:
 			case <-gctx.Done():
@@ -81,17 +79,62 @@ func CloneDatabase(ctx context.Context, server *sql.DB, template, target string,
 		}
 		return nil
 	})
-	for range min(parallel, len(tables)) {
-		g.Go(func() error { return createTables(gctx, server, qTemplate, qTarget, jobs) })
+	for range min(parallel, len(r.tables)) {
+		g.Go(func() error { return createTables(gctx, server, qTarget, r.ddl, jobs) })
 	}
-	g.Go(func() (err error) {
-		copies, err = rowsToCopy(gctx, server, template, tables)
-		return err
-	})
 	if err := g.Wait(); err != nil {
 		return err
 	}
-	return copyRows(ctx, server, qTemplate, qTarget, tables, copies)
+	return copyRows(ctx, server, qTemplate, qTarget, r.tables, r.copies)
+}
+
+// recipe is what cloning a template takes: its character set, its tables
+// with their DDL (SHOW CREATE TABLE: columns, indexes, foreign keys), and the
+// columns of the tables whose rows are copied.
+type recipe struct {
+	charset, collation string
+	tables             []string
+	ddl                map[string]string
+	copies             map[string][]string
+}
+
+// recipes caches recipes by template name and ledger version: migrations
+// never change once applied, so a template at one version is always the
+// same, and a clone need not read 80 table definitions again. A hand-edited
+// template is what `tenantctl check` is for.
+var recipes sync.Map
+
+// loadRecipe returns the recipe of template, reading it when its version is
+// not cached (a template without a ledger is read every time).
+func loadRecipe(ctx context.Context, server *sql.DB, template, qTemplate string) (*recipe, error) {
+	version, err := DatabaseVersion(ctx, server, template)
+	if err != nil {
+		return nil, err
+	}
+	key := template + "@" + strconv.Itoa(version)
+	if r, ok := recipes.Load(key); ok && version > 0 {
+		return r.(*recipe), nil
+	}
+	r := &recipe{ddl: map[string]string{}}
+	if r.charset, r.collation, r.tables, err = templateTables(ctx, server, template); err != nil {
+		return nil, err
+	}
+	if r.copies, err = rowsToCopy(ctx, server, template, r.tables); err != nil {
+		return nil, err
+	}
+	for _, t := range r.tables {
+		// SHOW CREATE TABLE names tables of the same database without a
+		// database, so the foreign keys point into the clone.
+		var name, ddl string
+		if err := server.QueryRowContext(ctx, "SHOW CREATE TABLE "+qTemplate+".`"+t+"`").Scan(&name, &ddl); err != nil {
+			return nil, fmt.Errorf("show create table %s: %w", t, err)
+		}
+		r.ddl[t] = ddl
+	}
+	if version > 0 {
+		recipes.Store(key, r)
+	}
+	return r, nil
 }
 
 // templateTables reads the template's character set and collation and lists
@@ -177,9 +220,10 @@ func rowsToCopy(ctx context.Context, server *sql.DB, template string, tables []s
 }
 
 // createTables makes the tables it receives on a connection of its own, with
-// foreign key checks off and target selected, and closes that connection
-// when done so its session state never reaches another user of the pool.
-func createTables(ctx context.Context, server *sql.DB, qTemplate, qTarget string, tables <-chan string) error {
+// foreign key checks off (parents and children come in any order) and target
+// selected, and closes that connection when done so its session state never
+// reaches another user of the pool.
+func createTables(ctx context.Context, server *sql.DB, qTarget string, ddl map[string]string, tables <-chan string) error {
 	conn, err := server.Conn(ctx)
 	if err != nil {
 		return fmt.Errorf("connect: %w", err)
@@ -191,13 +235,7 @@ func createTables(ctx context.Context, server *sql.DB, qTemplate, qTarget string
 		}
 	}
 	for t := range tables {
-		// SHOW CREATE TABLE names tables of the same database without a
-		// database, so the foreign keys point into target.
-		var name, ddl string
-		if err := conn.QueryRowContext(ctx, "SHOW CREATE TABLE "+qTemplate+".`"+t+"`").Scan(&name, &ddl); err != nil {
-			return fmt.Errorf("show create table %s: %w", t, err)
-		}
-		if _, err := conn.ExecContext(ctx, ddl); err != nil {
+		if _, err := conn.ExecContext(ctx, ddl[t]); err != nil {
 			return fmt.Errorf("create table %s: %w", t, err)
 		}
 	}

@@ -20,7 +20,7 @@ import (
 //	TEMPLATE_DATABASE     the template on every cluster (default unitenant_template)
 //	TENANT_DB_PREFIX      tenant database names (default tenant_)
 //	RESERVED_SUBDOMAINS   besides tenancy.DefaultReserved
-//	CLONE_PARALLEL        connections a clone uses (default 4)
+//	CLONE_PARALLEL        connections a clone uses (default 8)
 //	SILO_USER_HOST        host of siloed MySQL users (default %)
 //	PROVISION_LEASE       how long a run holds a tenant (default 2m)
 func LoadPipeline(e *config.Env, sys *sql.DB, box *secretbox.Box, store Storage, log *slog.Logger) *Pipeline {
@@ -28,7 +28,7 @@ func LoadPipeline(e *config.Env, sys *sql.DB, box *secretbox.Box, store Storage,
 		Sys: sys, Box: box, Storage: store, Log: log,
 		Template:     e.String("TEMPLATE_DATABASE", DefaultTemplateDatabase),
 		Prefix:       e.String("TENANT_DB_PREFIX", DefaultDatabasePrefix),
-		Parallel:     e.Int("CLONE_PARALLEL", 4, 1, 32),
+		Parallel:     e.Int("CLONE_PARALLEL", DefaultCloneParallel, 1, 32),
 		SiloUserHost: e.String("SILO_USER_HOST", "%"),
 		LeaseTTL:     e.Duration("PROVISION_LEASE", 2*time.Minute),
 		Reserved:     tenancy.ParseHosts("x", e.String("RESERVED_SUBDOMAINS", ""), "").Reserved,
