@@ -186,13 +186,35 @@ func MasterKey(tb testing.TB) string {
 }
 
 // DropDatabasesLike drops, at the end of the test, every database whose name
-// starts with prefix (tenant databases the system under test created).
+// starts with prefix (tenant databases the system under test created) and
+// every MySQL user granted on one of them (siloed tenants' users), even when
+// the test failed half way.
 func DropDatabasesLike(tb testing.TB, prefix string) {
 	tb.Helper()
 	server := sqldbtest.Server(tb)
+	// _ is a LIKE wildcard: escape it so only this prefix matches.
+	pattern := strings.ReplaceAll(prefix, "_", `\_`) + "%"
 	tb.Cleanup(func() {
-		// _ is a LIKE wildcard: escape it so only this prefix matches.
-		pattern := strings.ReplaceAll(prefix, "_", `\_`) + "%"
+		rows, err := server.Query("SELECT DISTINCT user, host FROM mysql.db WHERE db LIKE ?", pattern)
+		if err != nil {
+			tb.Errorf("list users: %v", err)
+			return
+		}
+		var users [][2]string
+		for rows.Next() {
+			var u, h string
+			if rows.Scan(&u, &h) == nil {
+				users = append(users, [2]string{u, h})
+			}
+		}
+		rows.Close()
+		for _, u := range users {
+			if _, err := server.Exec("DROP USER IF EXISTS ?@?", u[0], u[1]); err != nil {
+				tb.Errorf("drop user %s: %v", u[0], err)
+			}
+		}
+	})
+	tb.Cleanup(func() {
 		rows, err := server.Query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME LIKE ?", pattern)
 		if err != nil {
 			tb.Errorf("list databases: %v", err)
