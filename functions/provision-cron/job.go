@@ -8,7 +8,9 @@ import (
 	"log/slog"
 
 	"github.com/unitenant/unitenant/shared/migration"
+	"github.com/unitenant/unitenant/shared/notify"
 	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/rollout"
 	"github.com/unitenant/unitenant/shared/secretbox"
 )
 
@@ -19,7 +21,11 @@ import (
 //	clusters   on every active cluster: its own template (tenant databases are
 //	           cloned on the server they live on), then the warm pool refilled
 //	           to poolSize ready databases (0: no pool)
+//	rollout    the tenant databases behind the template brought to its version,
+//	           in waves with a failure budget (shared/rollout); no work, and no
+//	           tenant connection, when none is behind
 //	resume     finish the provisioning a crash or a timeout left unfinished
+//	notify     deliver due lifecycle events (webhooks, e-mail), notifyLimit a run
 type job struct {
 	db       *sql.DB
 	dsn      string
@@ -30,14 +36,21 @@ type job struct {
 	log      *slog.Logger
 	// pipeline is built when there is provisioning to resume.
 	pipeline func() (*provisioning.Pipeline, error)
+	// notify is the webhook dispatcher; nil skips the step.
+	notify func() (*notify.Dispatcher, error)
 }
+
+// notifyLimit bounds the events one run delivers; the rest wait five minutes.
+const notifyLimit = 100
 
 // result is the job's report.
 type result struct {
 	System   migration.Result `json:"system"`
 	Template migration.Result `json:"template"`
 	Clusters []clusterResult  `json:"clusters"`
+	Rollout  *rollout.Report  `json:"rollout,omitempty"`
 	Resumed  []string         `json:"resumed"`
+	Notify   *notify.Report   `json:"notify,omitempty"`
 }
 
 // clusterResult is what the job did on one cluster.
@@ -75,8 +88,18 @@ func (j *job) run(ctx context.Context) (any, error) {
 		}
 		res.Clusters = append(res.Clusters, c)
 	}
+	if res.Rollout, err = j.rollout(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("schema roll-out: %w", err))
+	}
 	if res.Resumed, err = j.resume(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("resume provisioning: %w", err))
+	}
+	if j.notify != nil {
+		rep, err := j.deliver(ctx)
+		res.Notify = &rep
+		if err != nil {
+			errs = append(errs, fmt.Errorf("notify: %w", err))
+		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -105,6 +128,18 @@ func (j *job) resume(ctx context.Context) ([]string, error) {
 		done = []string{}
 	}
 	return done, err
+}
+
+// deliver sends the due events of the outbox (see notify.Dispatcher): failed
+// deliveries are retried by later runs and are in the report, not the error.
+func (j *job) deliver(ctx context.Context) (notify.Report, error) {
+	d, err := j.notify()
+	if err != nil {
+		return notify.Report{}, err
+	}
+	rep, err := d.Deliver(ctx, notifyLimit)
+	j.log.InfoContext(ctx, "notify", "report", rep)
+	return rep, err
 }
 
 func (j *job) activeClusters(ctx context.Context) ([]clusterResult, error) {

@@ -4,13 +4,18 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/unitenant/unitenant/infra/schema"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/migration"
+	"github.com/unitenant/unitenant/shared/notify"
 	"github.com/unitenant/unitenant/shared/provisioning"
 	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
@@ -33,7 +38,54 @@ func newJob(t *testing.T, poolSize int) *job {
 	prefix := sqldbtest.Name(t) + "_"
 	testenv.DropDatabasesLike(t, prefix)
 	return &job{db: db, dsn: dsn, template: tmplName, poolSize: poolSize, prefix: prefix, log: logging.Discard(),
-		box: func() (*secretbox.Box, error) { return box, nil }}
+		box: func() (*secretbox.Box, error) { return box, nil },
+		notify: func() (*notify.Dispatcher, error) {
+			return &notify.Dispatcher{DB: db, Box: box, Client: notify.NewHTTPClient(true), Owner: "provision-cron"}, nil
+		}}
+}
+
+// Each run delivers the due lifecycle events to the webhook endpoints.
+func TestJobDeliversNotifications(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	j := newJob(t, 0)
+	if _, err := provisioning.MigrateSystem(ctx, j.db, logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	const secret = "provision-cron-test-secret"
+	var mu sync.Mutex
+	var got []string
+	recv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := notify.VerifySignature([]byte(secret), r.Header.Get(notify.HeaderTimestamp), r.Header.Get(notify.HeaderSignature),
+			body, time.Now(), notify.DefaultTolerance); err != nil {
+			t.Errorf("receiver: %v", err)
+		}
+		mu.Lock()
+		got = append(got, r.Header.Get(notify.HeaderEventID))
+		mu.Unlock()
+	}))
+	defer recv.Close()
+	box, _ := j.box()
+	if _, err := notify.AddEndpoint(ctx, j.db, box, notify.Endpoint{URL: recv.URL, Secret: secret}); err != nil {
+		t.Fatal(err)
+	}
+	id, err := notify.Emit(ctx, j.db, notify.Event{Type: notify.TenantSuspended, TenantCode: "k001"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := j.run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep := out.(result).Notify; rep == nil || *rep != (notify.Report{Events: 1, Dispatched: 1, Sent: 1}) {
+		t.Fatalf("notify report %+v", rep)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 1 || got[0] != id {
+		t.Fatalf("receiver got %v, want [%s]", got, id)
+	}
 }
 
 func TestJobMigratesSystemAndTemplate(t *testing.T) {

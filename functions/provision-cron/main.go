@@ -9,7 +9,8 @@
 //	MASTER_KEY         opens cluster credentials (development: .dev/keys)
 //
 // Resuming provisioning also reads the pipeline's and the object store's
-// settings (provisioning.LoadPipeline, objectstore.Load).
+// settings (provisioning.LoadPipeline, objectstore.Load); delivering
+// notifications reads notify.LoadConfig's (SMTP_*, NOTIFY_*).
 package main
 
 import (
@@ -18,6 +19,7 @@ import (
 	"sync"
 
 	"github.com/unitenant/unitenant/shared/config"
+	"github.com/unitenant/unitenant/shared/notify"
 	"github.com/unitenant/unitenant/shared/objectstore"
 	"github.com/unitenant/unitenant/shared/provisioning"
 	"github.com/unitenant/unitenant/shared/secretbox"
@@ -64,6 +66,14 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 		}
 		p := provisioning.LoadPipeline(d.Env, db, b, store, d.Log)
 		return p, d.Env.Err()
+	})
+	notifyCfg := notify.LoadConfig(d.Env, dev)
+	j.notify = sync.OnceValues(func() (*notify.Dispatcher, error) {
+		b, err := box()
+		if err != nil {
+			return nil, err
+		}
+		return notifyCfg.Dispatcher(db, b, "provision-cron", d.Log)
 	})
 	return serverless.Service{Job: j.run, Close: db.Close}, nil
 }

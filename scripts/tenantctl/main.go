@@ -2,6 +2,9 @@
 //
 //	tenantctl help                            print the usage
 //	tenantctl migrate [system|template|all]   apply pending migrations (default all)
+//	tenantctl migrate tenants [--concurrency N] [--failure-budget N]
+//	                                          roll the tenant schema out: templates, then every tenant
+//	tenantctl migrate status                  tenants by schema version, failures, the last roll-out
 //	tenantctl version                         print the system schema version
 //	tenantctl check [code]                    compare tenant databases with the template
 //	tenantctl tenant add --code C --name N [--owner-phone P] [--cluster default]
@@ -12,6 +15,8 @@
 //	                                          create a global user
 //	tenantctl admin add --username U --password X [--role super_admin]
 //	                                          create a platform administrator
+//	tenantctl restore-archive KEY --into DB [--cluster default]
+//	                                          restore a purged tenant's archive into a new database
 //	tenantctl dev-seed [--credentials F] [--port N]
 //	                                          the super admin, demo tenants k001 and k002
 //	                                          and a demo user for `make dev` (idempotent)
@@ -57,6 +62,8 @@ import (
 const usage = `usage:
   tenantctl help
   tenantctl migrate [system|template|all]
+  tenantctl migrate tenants [--concurrency 4] [--failure-budget N]
+  tenantctl migrate status
   tenantctl version
   tenantctl check [code]
   tenantctl tenant add --code CODE --name NAME [--owner-phone PHONE] [--contact-name N] [--contact-phone P]
@@ -66,6 +73,7 @@ const usage = `usage:
   tenantctl member add --tenant CODE --phone PHONE --role ROLE
   tenantctl user add --phone PHONE --password PASSWORD --name NAME
   tenantctl admin add --username USERNAME --password PASSWORD [--role super_admin|admin|operator]
+  tenantctl restore-archive ARCHIVE-KEY --into DATABASE [--cluster default]
   tenantctl dev-seed [--credentials .dev/credentials.json] [--port 8080]`
 
 func main() {
@@ -145,6 +153,12 @@ func run(ctx context.Context, args []string, env *config.Env, stdout, stderr io.
 		if len(rest) > 0 {
 			what = rest[0]
 		}
+		switch what {
+		case "tenants":
+			return c.migrateTenants(ctx, rest[1:])
+		case "status":
+			return c.migrateStatus(ctx, rest[1:])
+		}
 		return c.migrate(ctx, what)
 	case "version":
 		v, err := migration.Version(ctx, db)
@@ -165,6 +179,8 @@ func run(ctx context.Context, args []string, env *config.Env, stdout, stderr io.
 		return c.provision(ctx, rest)
 	case "check":
 		return c.check(ctx, rest)
+	case "restore-archive":
+		return c.restoreArchive(ctx, rest)
 	case "dev-seed":
 		return c.devSeed(ctx, rest)
 	}
@@ -205,7 +221,7 @@ func (c *cli) flags(cmd string, args []string, define func(*flag.FlagSet), requi
 // applies what was asked for and prints what it did.
 func (c *cli) migrate(ctx context.Context, what string) error {
 	if what != "all" && what != "system" && what != "template" {
-		return usageError(fmt.Sprintf("migrate %q: want system, template or all", what))
+		return usageError(fmt.Sprintf("migrate %q: want system, template, all, tenants or status", what))
 	}
 	if err := ensureSystemDatabase(ctx, c.base.DB.DSN); err != nil {
 		return err

@@ -62,17 +62,24 @@ func Version(ctx context.Context, db *sql.DB) (int, error) {
 
 // Up applies every pending migration in version order.
 func (r *Runner) Up(ctx context.Context) (Result, error) {
-	log := r.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
 	// GET_LOCK belongs to a session: lock, read and apply on one connection.
 	conn, err := r.DB.Conn(ctx)
 	if err != nil {
 		return Result{}, fmt.Errorf("migrate: connect: %w", err)
 	}
 	defer conn.Close()
+	return r.UpConn(ctx, conn)
+}
 
+// UpConn is Up on conn, a connection the caller holds with the database to
+// migrate already selected (r.DB is not used). A roll-out over many
+// databases of one server migrates them all through one pool this way,
+// instead of opening a pool per database.
+func (r *Runner) UpConn(ctx context.Context, conn *sql.Conn) (Result, error) {
+	log := r.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	var dbName sql.NullString
 	if err := conn.QueryRowContext(ctx, "SELECT DATABASE()").Scan(&dbName); err != nil || !dbName.Valid {
 		return Result{}, fmt.Errorf("migrate: the connection selects no database (%v)", err)

@@ -3,7 +3,14 @@
 // transaction as the change it reports, so an event is never lost nor sent
 // for a change that was rolled back; a dispatcher then POSTs it, signed with
 // HMAC-SHA256, to every subscribed webhook endpoint, retrying with backoff
-// and logging every attempt in notification_logs.
+// and logging every attempt in notification_logs. People get direct messages
+// (a deletion confirmation token) by e-mail, or in development through the
+// outbox file.
+//
+// Receivers check each delivery with VerifySignature (see its comment for
+// other languages) and dedupe on the Unitenant-Event-Id header: delivery is at
+// least once. This package never logs or stores an endpoint secret in clear,
+// nor the body of a direct message (it may hold a token).
 package notify
 
 import (

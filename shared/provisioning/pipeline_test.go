@@ -222,7 +222,7 @@ func TestCrashAtEachStepIsResumed(t *testing.T) {
 			if _, err := p.Start(ctx, request(code, "basic", h.userID)); err != nil {
 				t.Fatal(err)
 			}
-					if err := p.Run(ctx, code); !errors.Is(err, errCrash) {
+			if err := p.Run(ctx, code); !errors.Is(err, errCrash) {
 				t.Fatalf("Run = %v, want the crash", err)
 			}
 			cron := h.pipeline("provision-cron")

@@ -93,6 +93,10 @@ func (h Hosts) classify(host string) (hostKind, string, error) {
 	return hostCustom, host, nil
 }
 
+// ValidHostname reports whether s is a lower-case host name of two or more
+// labels (what a custom domain may be).
+func ValidHostname(s string) bool { return len(s) <= 253 && hostnamePattern.MatchString(s) }
+
 var hostnamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)+$`)
 
 // Sources are the places a request can name its tenant.

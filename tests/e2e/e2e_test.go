@@ -26,12 +26,14 @@ func TestMain(m *testing.M) {
 
 // system is a running local deployment.
 type system struct {
-	URL    string
-	sys    testenv.System
-	relay  *relay
-	logs   *testenv.Buffer
-	env    []string // what the functions run with
-	outbox string   // the development SMS outbox
+	URL          string
+	sys          testenv.System
+	relay        *relay
+	logs         *testenv.Buffer
+	env          []string // what the functions run with
+	outbox       string   // the development SMS outbox
+	notifyOutbox string   // the development notification outbox (e-mails)
+	objects      string   // the local object store's directory
 }
 
 // start migrates a fresh system database, puts a relay in front of MySQL and
@@ -40,7 +42,8 @@ type system struct {
 func start(t *testing.T) *system {
 	t.Helper()
 	sys := testenv.NewSystem(t)
-	outbox := filepath.Join(t.TempDir(), "sms.jsonl")
+	tmp := t.TempDir()
+	outbox, notifyOutbox, objects := filepath.Join(tmp, "sms.jsonl"), filepath.Join(tmp, "notifications.jsonl"), filepath.Join(tmp, "objects")
 	mc, err := mysql.ParseDSN(sys.DSN)
 	if err != nil {
 		t.Fatal(err)
@@ -54,13 +57,13 @@ func start(t *testing.T) *system {
 		"-bin", binDir, "-addr", "127.0.0.1:"+port, "-base-port", "0", "-schedules=false")
 	env := append(append(os.Environ(), "MYSQL_DSN="+mc.FormatDSN(), "TEMPLATE_DATABASE="+sys.Template, "LOG_LEVEL=warn"),
 		sys.Secrets...)
-	env = append(env, "STORAGE_BACKEND=local", "LOCAL_STORAGE_DIR="+t.TempDir(), "LOCAL_STORAGE_SECRET="+strings.Repeat("e", 32),
-		"POOL_SIZE=0", "SMS_SENDER=outbox", "SMS_OUTBOX="+outbox, "BASE_DOMAIN=localhost", "BCRYPT_COST=4",
+	env = append(env, "STORAGE_BACKEND=local", "LOCAL_STORAGE_DIR="+objects, "NOTIFY_OUTBOX="+notifyOutbox, "DELETION_GRACE=1s", "LOCAL_STORAGE_SECRET="+strings.Repeat("e", 32),
+		"POOL_SIZE=0", "TENANT_CACHE_TTL=1s", "SMS_SENDER=outbox", "SMS_OUTBOX="+outbox, "BASE_DOMAIN=localhost", "BCRYPT_COST=4",
 		"TENANT_DB_PREFIX="+sys.Template+"_")
 	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = logs, logs
 	testenv.Start(t, cmd, os.Interrupt, 15*time.Second, false, logs)
-	s := &system{URL: "http://127.0.0.1:" + port, sys: sys, relay: rl, logs: logs, env: env, outbox: outbox}
+	s := &system{URL: "http://127.0.0.1:" + port, sys: sys, relay: rl, logs: logs, env: env, outbox: outbox, notifyOutbox: notifyOutbox, objects: objects}
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		resp, err := http.Get(s.URL + "/api/health")

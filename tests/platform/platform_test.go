@@ -33,7 +33,7 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &binDir)) }
 // eventStatus is what each HTTP sample event must answer when nothing is
 // seeded: these events carry no token, and are refused before any
 // database (the contract sam local invoke shows a new user).
-var eventStatus = map[string]int{"tenant-api": 401, "tenant-create": 401, "storage": 401}
+var eventStatus = map[string]int{"tenant-admin": 401, "tenant-api": 401, "tenant-create": 401, "storage": 401}
 
 // TestSampleEventsThroughLambda replays events/<function>.json through each
 // function's lambda.Start path and checks the Lambda response.
