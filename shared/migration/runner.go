@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/unitenant/unitenant/shared/sqldb"
@@ -158,17 +159,12 @@ func apply(ctx context.Context, conn *sql.Conn, m Migration, log *slog.Logger) e
 	}
 	for i := done; i < len(m.Statements); i++ {
 		st := m.Statements[i]
-		if _, err := conn.ExecContext(ctx, st.SQL); err != nil {
+		if err := runStatement(ctx, conn, m, i); err != nil {
 			msg := fmt.Sprintf("statement %d of %d (line %d): %v", i+1, len(m.Statements), st.Line, err)
 			_, _ = conn.ExecContext(context.WithoutCancel(ctx),
 				`INSERT INTO schema_migration_progress (version, checksum, statements_done, last_error) VALUES (?, ?, ?, ?)
 				 ON DUPLICATE KEY UPDATE last_error = VALUES(last_error)`, m.Version, m.Checksum, i, msg)
 			return fmt.Errorf("%s: %s", m.Name, msg)
-		}
-		if _, err := conn.ExecContext(ctx,
-			`INSERT INTO schema_migration_progress (version, checksum, statements_done) VALUES (?, ?, ?)
-			 ON DUPLICATE KEY UPDATE statements_done = VALUES(statements_done), last_error = NULL`, m.Version, m.Checksum, i+1); err != nil {
-			return fmt.Errorf("%s: record progress: %w", m.Name, err)
 		}
 	}
 	if _, err := conn.ExecContext(ctx,
@@ -181,6 +177,53 @@ func apply(ctx context.Context, conn *sql.Conn, m Migration, log *slog.Logger) e
 	}
 	log.InfoContext(ctx, "applied migration", "migration", m.Name, "statements", len(m.Statements), "duration_ms", time.Since(start).Milliseconds())
 	return nil
+}
+
+const recordProgress = `INSERT INTO schema_migration_progress (version, checksum, statements_done) VALUES (?, ?, ?)
+	ON DUPLICATE KEY UPDATE statements_done = VALUES(statements_done), last_error = NULL`
+
+// runStatement runs statement i of m and records it done. A data statement
+// (INSERT, UPDATE...) and its record commit in one transaction, so a kill
+// between them can never make a resume run it twice. DDL commits implicitly
+// on MySQL and cannot join a transaction: it is recorded right after; a kill
+// in between makes the resume fail loudly ("already exists") rather than
+// silently duplicate data.
+func runStatement(ctx context.Context, conn *sql.Conn, m Migration, i int) error {
+	st := m.Statements[i]
+	if isDDL(st.SQL) {
+		if _, err := conn.ExecContext(ctx, st.SQL); err != nil {
+			return err
+		}
+		if _, err := conn.ExecContext(ctx, recordProgress, m.Version, m.Checksum, i+1); err != nil {
+			return fmt.Errorf("record progress: %w", err)
+		}
+		return nil
+	}
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.ExecContext(ctx, st.SQL); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, recordProgress, m.Version, m.Checksum, i+1); err != nil {
+		return fmt.Errorf("record progress: %w", err)
+	}
+	return tx.Commit()
+}
+
+// isDDL reports whether a statement commits implicitly on MySQL.
+func isDDL(stmt string) bool {
+	f := strings.Fields(stmt)
+	if len(f) == 0 {
+		return false
+	}
+	switch strings.ToUpper(f[0]) {
+	case "CREATE", "ALTER", "DROP", "RENAME", "TRUNCATE", "GRANT", "REVOKE", "SET", "USE":
+		return true
+	}
+	return false
 }
 
 // lock takes a server-wide named lock for dbName. Lock names are limited to
