@@ -55,6 +55,7 @@ var goBenches = []struct{ pkg, pattern, benchtime string }{
 	{"./shared/provisioning", "RefillPool", "3x"},
 	{"./shared/rollout", "RolloutAlter200", "1x"},
 	{"./shared/rollout", "RolloutNothingPending", "1x"},
+	{"./shared/lifecycle", "Purge", "1x"},
 }
 
 // section is a titled table of the report.
@@ -268,6 +269,12 @@ func rolloutRows(res map[string]map[string]float64) []row {
 			Name:   fmt.Sprintf("Schema roll-out with nothing pending: %.0f tenants, all at the latest version in the ledger (template check included)", p["tenants"]),
 			Value:  fmt.Sprintf("%.1f ms, %.0f tenant connections", p["max-ms"], p["tenant-conns"]),
 			Target: "≤ 1 s, 0 tenant connections", HasTarget: true, Met: p["max-ms"] > 0 && p["max-ms"] <= 1000 && p["tenant-conns"] == 0,
+		})
+	}
+	if p := res["BenchmarkPurge"]; p["tenants/min"] > 0 {
+		rows = append(rows, row{
+			Name:  "cleanup-cron: tenants purged per minute (archive of 80 tables, drop, objects; one run)",
+			Value: fmt.Sprintf("%.0f tenants/min", p["tenants/min"]),
 		})
 	}
 	return rows
