@@ -15,9 +15,10 @@ import (
 	"net/mail"
 	"net/smtp"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/unitenant/unitenant/shared/devoutbox"
 )
 
 // Mailer sends one plain-text e-mail.
@@ -203,25 +204,7 @@ func (o *Outbox) Write(m OutboxMessage) error {
 		now = o.Now
 	}
 	m.Time = now().UTC()
-	line, err := json.Marshal(m)
-	if err != nil {
-		return fmt.Errorf("encode outbox message: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(o.Path), 0o700); err != nil {
-		return fmt.Errorf("create outbox dir: %w", err)
-	}
-	f, err := os.OpenFile(o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("open outbox: %w", err)
-	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("append to outbox: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close outbox: %w", err)
-	}
-	return nil
+	return devoutbox.Append(o.Path, m)
 }
 
 // ReadOutbox returns every message in the outbox file at path, oldest first

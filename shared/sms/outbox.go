@@ -2,11 +2,9 @@ package sms
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
-	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/unitenant/unitenant/shared/devoutbox"
 )
 
 // DefaultOutbox is where the development sender writes, relative to the
@@ -45,23 +43,5 @@ func (o *Outbox) Path() string { return o.path }
 // Send appends the message to the outbox file, creating it and its
 // directories on first use.
 func (o *Outbox) Send(_ context.Context, phone string, purpose Purpose, code string) error {
-	line, err := json.Marshal(OutboxMessage{Time: o.now().UTC(), Phone: phone, Purpose: purpose, Code: code})
-	if err != nil {
-		return fmt.Errorf("encode outbox message: %w", err)
-	}
-	if err := os.MkdirAll(filepath.Dir(o.path), 0o700); err != nil {
-		return fmt.Errorf("create outbox dir: %w", err)
-	}
-	f, err := os.OpenFile(o.path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return fmt.Errorf("open outbox: %w", err)
-	}
-	if _, err := f.Write(append(line, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("append to outbox: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close outbox: %w", err)
-	}
-	return nil
+	return devoutbox.Append(o.path, OutboxMessage{Time: o.now().UTC(), Phone: phone, Purpose: purpose, Code: code})
 }
