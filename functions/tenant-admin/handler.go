@@ -16,6 +16,7 @@ import (
 	"github.com/unitenant/unitenant/shared/httpapi"
 	"github.com/unitenant/unitenant/shared/lifecycle"
 	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/serverless"
 	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/tenancy"
@@ -39,6 +40,7 @@ import (
 //	POST   /api/admin/tenants/{code}/delete/confirm       {token}: soft delete, purge scheduled after the grace period (super_admin)
 //	POST   /api/admin/tenants/{code}/restore              before the purge starts
 //	POST   /api/admin/tenants/{code}/purge                make the purge due now (super_admin)
+//	GET/POST /api/admin/webhooks, PATCH/DELETE /api/admin/webhooks/{id}   webhook endpoints (webhooks.go)
 func newHandler(h *handler) http.Handler {
 	rt := httpapi.NewRouter()
 	read, manage, destroy := role("operator"), role("admin"), role("super_admin")
@@ -57,6 +59,10 @@ func newHandler(h *handler) http.Handler {
 	rt.Handle("POST /api/admin/tenants/{code}/delete/confirm", destroy(h.confirmDeletion))
 	rt.Handle("POST /api/admin/tenants/{code}/restore", manage(h.restore))
 	rt.Handle("POST /api/admin/tenants/{code}/purge", destroy(h.purge))
+	rt.Handle("GET /api/admin/webhooks", read(h.listWebhooks))
+	rt.Handle("POST /api/admin/webhooks", manage(h.addWebhook))
+	rt.Handle("PATCH /api/admin/webhooks/{id}", manage(h.setWebhookStatus))
+	rt.Handle("DELETE /api/admin/webhooks/{id}", manage(h.deleteWebhook))
 	return httpapi.Chain(withErrors(rt, h.log), auth.Require(h.verifier, h.log, auth.AudienceAdmin))
 }
 
@@ -71,6 +77,7 @@ type handler struct {
 	life     *lifecycle.Service
 	tenants  *tenancy.Service // reaches tenant databases for membership changes
 	notifier Notifier
+	box      *secretbox.Box // seals webhook secrets
 	verifier *auth.Verifier
 	log      *slog.Logger
 	now      func() time.Time

@@ -49,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 	signer := auth.NewSigner(sys.SigningKey, nil)
 	h := &handler{
 		db: sys.DB, verifier: auth.NewVerifier([]*rsa.PublicKey{signer.Public()}, nil), log: logging.New(os.Stderr, "tenant-admin", slog.LevelError), now: time.Now,
-		life:     &lifecycle.Service{DB: sys.DB},
+		life: &lifecycle.Service{DB: sys.DB}, box: sys.Box,
 		tenants:  &tenancy.Service{Registry: tenancy.NewRegistry(sys.DB, tenancy.RegistryOptions{}), Router: tenancy.NewRouter(sys.DB, sys.Box, tenancy.RouterOptions{}), Hosts: tenancy.ParseHosts("localhost", "", "")},
 		notifier: &notify.Notifier{DB: sys.DB, Outbox: &notify.Outbox{Path: outbox}, Log: logging.Discard()},
 	}
@@ -218,3 +218,33 @@ func TestManageTenant(t *testing.T) {
 }
 
 func itoa(n int64) string { b, _ := json.Marshal(n); return string(b) }
+
+func TestWebhookEndpoints(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	want(t, f.do(t, "operator", "POST", "/api/admin/webhooks", map[string]any{"url": "https://hooks.example.com/unitenant"}), 403, "permission_denied")
+	want(t, f.do(t, "admin", "POST", "/api/admin/webhooks", map[string]any{"url": "ftp://nope"}), 400, "invalid_field")
+	want(t, f.do(t, "admin", "POST", "/api/admin/webhooks", map[string]any{"url": "https://x.example.com", "events": []string{"tenant.exploded"}}), 400, "invalid_field")
+	r := f.do(t, "admin", "POST", "/api/admin/webhooks", map[string]any{"url": "https://hooks.example.com/unitenant", "tenantCode": "k001", "events": []string{"tenant.suspended"}})
+	want(t, r, 201, "")
+	var created struct {
+		Endpoint struct {
+			ID     int64  `json:"id"`
+			Secret string `json:"secret"`
+		} `json:"endpoint"`
+		Secret string `json:"secret"`
+	}
+	_ = json.Unmarshal(r.Data, &created)
+	if created.Secret == "" || created.Endpoint.ID == 0 || created.Endpoint.Secret != "" {
+		t.Fatalf("created %+v: want the secret once, outside the endpoint", created)
+	}
+	r = f.do(t, "operator", "GET", "/api/admin/webhooks?tenantCode=k001", nil)
+	want(t, r, 200, "")
+	if bytes.Contains(r.Data, []byte(created.Secret)) {
+		t.Fatal("the secret is listed")
+	}
+	id := itoa(created.Endpoint.ID)
+	want(t, f.do(t, "admin", "PATCH", "/api/admin/webhooks/"+id, map[string]string{"status": "disabled"}), 200, "")
+	want(t, f.do(t, "admin", "DELETE", "/api/admin/webhooks/"+id, nil), 200, "")
+	want(t, f.do(t, "admin", "DELETE", "/api/admin/webhooks/"+id, nil), 404, "webhook_endpoint_not_found")
+}

@@ -14,6 +14,7 @@ import (
 	"github.com/unitenant/unitenant/shared/config"
 	"github.com/unitenant/unitenant/shared/lifecycle"
 	"github.com/unitenant/unitenant/shared/notify"
+	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/serverless"
 	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/tenancy"
@@ -36,13 +37,18 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 		db.Close()
 		return serverless.Service{}, err
 	}
+	box, err := secretbox.FromEnv(d.Env.Secret("MASTER_KEY", ""), dev, config.DefaultDevDir)
+	if err != nil {
+		db.Close()
+		return serverless.Service{}, err
+	}
 	notifier, err := loadNotifier(d, db)
 	if err != nil {
 		db.Close()
 		return serverless.Service{}, err
 	}
 	h := &handler{
-		db: db, tenants: ten, notifier: notifier, verifier: keys.Verifier, log: d.Log, now: time.Now,
+		db: db, tenants: ten, notifier: notifier, box: box, verifier: keys.Verifier, log: d.Log, now: time.Now,
 		life: &lifecycle.Service{DB: db,
 			Grace:        d.Env.Duration("DELETION_GRACE", lifecycle.DefaultGrace),
 			Confirmation: d.Env.Duration("DELETION_CONFIRMATION_TTL", lifecycle.DefaultConfirmation)},
