@@ -1,0 +1,158 @@
+// Package ratelimit counts requests and tokens per key in fixed windows kept
+// in MySQL (rate_limit_counters), so every function instance shares one
+// count: a limit of 100 per minute is 100 across all instances, not 100 each.
+//
+// Each check is one atomic statement, INSERT ... ON DUPLICATE KEY UPDATE
+// with the new count handed back through LAST_INSERT_ID(expr) in the same
+// statement's OK packet: the count a caller judges is the one its own
+// increment produced, never a later read racing other instances. It must
+// never keep a count in process memory.
+//
+// Windows are fixed (aligned on multiples of the window since the Unix
+// epoch, UTC): up to twice the limit can pass around a boundary, the last
+// moments of one window and the first of the next. For per-minute AI quotas
+// that burst is accepted for one statement per check; a sliding estimate
+// would need the previous window's count as well.
+package ratelimit
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/fault"
+)
+
+// Decision is the outcome of one check.
+type Decision struct {
+	Allowed     bool
+	Limit       int
+	Count       int64         // the window's count after this check (refused hits included)
+	Remaining   int           // what the window still allows
+	RetryAfter  time.Duration // until the window ends, when refused
+	WindowStart time.Time     // the window counted in; pass it to Adjust
+	ResetAt     time.Time     // the window's end
+}
+
+// MaxKeyLen is the longest bucket key (rate_limit_counters.bucket_key).
+const MaxKeyLen = 255
+
+// upsert adds ? to the window's count and hands the new count back as the
+// statement's last insert id: LAST_INSERT_ID(expr) sets it to expr on the
+// insert path and on the update path alike.
+const upsert = "INSERT INTO rate_limit_counters (bucket_key, window_start, `count`, expires_at) VALUES (?, ?, LAST_INSERT_ID(?), ?) " +
+	"ON DUPLICATE KEY UPDATE `count` = LAST_INSERT_ID(`count` + ?)"
+
+// Allow counts one request for key in the window containing now and allows
+// it when the window's count is at most limit. A refusal is returned both as
+// the Decision and as a 429 rate_limited *fault.Error whose RetryAfter is the
+// time left in the window (rounded up to whole seconds, for Retry-After).
+// Refused requests count too, so a client hammering a full window stays out
+// of it. It is one statement, safe from any number of processes at once.
+func Allow(ctx context.Context, db *sql.DB, key string, limit int, window time.Duration, now time.Time) (Decision, error) {
+	return count(ctx, db, key, 1, limit, window, now)
+}
+
+// Consume counts n units (tokens, estimated before the call) for key in the
+// window containing now, allowed when the window's total stays at most
+// limit. A refusal gives the n units back, so a large request that does not
+// fit does not use up the window for smaller ones; two concurrent refusals
+// may both be refused where one would have fit alone, never the reverse.
+// After the call, Adjust the window by the real usage minus n.
+// An n above limit can never pass: refuse it as invalid before asking.
+func Consume(ctx context.Context, db *sql.DB, key string, n, limit int, window time.Duration, now time.Time) (Decision, error) {
+	if n < 0 {
+		return Decision{}, fmt.Errorf("rate limit %s: negative amount %d", key, n)
+	}
+	d, err := count(ctx, db, key, n, limit, window, now)
+	if d.Allowed || !isRateLimited(err) || n == 0 {
+		return d, err
+	}
+	if aerr := Adjust(ctx, db, key, d.WindowStart, -n); aerr != nil {
+		return d, fmt.Errorf("give back refused units: %w", aerr)
+	}
+	return d, err
+}
+
+// Adjust adds delta (negative to give units back) to key's window starting
+// at windowStart, as returned in Decision.WindowStart; the count never goes
+// below zero. A window already past is still corrected, which does not
+// matter for fixed windows but keeps the counts honest for reporting.
+func Adjust(ctx context.Context, db *sql.DB, key string, windowStart time.Time, delta int) error {
+	if delta == 0 {
+		return nil
+	}
+	_, err := db.ExecContext(ctx, "UPDATE rate_limit_counters SET `count` = GREATEST(CAST(`count` AS SIGNED) + ?, 0) WHERE bucket_key = ? AND window_start = ?",
+		delta, key, windowStart.UTC())
+	if err != nil {
+		return fmt.Errorf("adjust rate limit %s: %w", key, err)
+	}
+	return nil
+}
+
+func count(ctx context.Context, db *sql.DB, key string, n, limit int, window time.Duration, now time.Time) (Decision, error) {
+	if key == "" || len(key) > MaxKeyLen {
+		return Decision{}, fmt.Errorf("rate limit key %q: want 1 to %d bytes", key, MaxKeyLen)
+	}
+	if limit < 0 || window < time.Millisecond {
+		return Decision{}, fmt.Errorf("rate limit %s: bad limit %d per %s", key, limit, window)
+	}
+	start := windowStart(now, window)
+	d := Decision{Limit: limit, WindowStart: start, ResetAt: start.Add(window)}
+	res, err := db.ExecContext(ctx, upsert, key, start, n, d.ResetAt, n)
+	if err != nil {
+		return d, fmt.Errorf("rate limit %s: %w", key, err)
+	}
+	c, err := res.LastInsertId()
+	if err != nil {
+		return d, fmt.Errorf("rate limit %s: read count: %w", key, err)
+	}
+	d.Count = c
+	d.Allowed = c <= int64(limit)
+	d.Remaining = int(max(int64(limit)-c, 0))
+	if d.Allowed {
+		return d, nil
+	}
+	d.RetryAfter = d.ResetAt.Sub(now)
+	e := fault.New(fault.TooManyRequests, "rate_limited", "rate limit of %d per %s reached; retry in %s", limit, window, d.RetryAfter.Round(time.Second))
+	e.RetryAfter = time.Duration(math.Ceil(d.RetryAfter.Seconds())) * time.Second
+	return d, e
+}
+
+// windowStart is the start of the window of length w containing now,
+// aligned on the Unix epoch so every instance computes the same one, at
+// millisecond precision (DATETIME(3)).
+func windowStart(now time.Time, w time.Duration) time.Time {
+	ms := now.UnixMilli()
+	wms := w.Milliseconds()
+	return time.UnixMilli(ms - ms%wms).UTC()
+}
+
+func isRateLimited(err error) bool {
+	fe, ok := fault.As(err)
+	return ok && fe.Code == "rate_limited"
+}
+
+// Prune deletes the windows that ended before before, a batch at a time so
+// no statement holds many locks; a cron calls it. It returns how many rows
+// went.
+func Prune(ctx context.Context, db *sql.DB, before time.Time) (int64, error) {
+	const batch = 5000
+	var total int64
+	for {
+		res, err := db.ExecContext(ctx, "DELETE FROM rate_limit_counters WHERE expires_at < ? LIMIT ?", before.UTC(), batch)
+		if err != nil {
+			return total, fmt.Errorf("prune rate limit windows: %w", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return total, fmt.Errorf("prune rate limit windows: %w", err)
+		}
+		total += n
+		if n < batch {
+			return total, nil
+		}
+	}
+}

@@ -1,0 +1,353 @@
+package ratelimit_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/ratelimit"
+	"github.com/unitenant/unitenant/shared/sqldb"
+	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
+)
+
+// The environment of a child process started by TestAllowAcrossProcesses.
+const (
+	envChildDSN   = "RATELIMIT_CHILD_DSN"
+	envChildKey   = "RATELIMIT_CHILD_KEY"
+	envChildNow   = "RATELIMIT_CHILD_NOW"   // the instant every check is made at, Unix ms
+	envChildStart = "RATELIMIT_CHILD_START" // when to start hammering, Unix ns
+)
+
+const childHits, childWorkers, crossLimit = 200, 16, 100
+
+// TestMain turns the test binary into a hammering child process when
+// TestAllowAcrossProcesses runs it with envChildDSN set.
+func TestMain(m *testing.M) {
+	if dsn := os.Getenv(envChildDSN); dsn != "" {
+		if err := hammer(dsn); err != nil {
+			fmt.Fprintln(os.Stderr, "child:", err)
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
+
+// hammer makes childHits checks of one key from childWorkers goroutines on
+// a pool of its own and prints how many were allowed and when it ran.
+func hammer(dsn string) error {
+	db, err := sqldb.OpenDSN(dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(childWorkers)
+	nowMS, err := strconv.ParseInt(os.Getenv(envChildNow), 10, 64)
+	if err != nil {
+		return err
+	}
+	startNS, err := strconv.ParseInt(os.Getenv(envChildStart), 10, 64)
+	if err != nil {
+		return err
+	}
+	// Open the connections before the start line so both processes really
+	// hit the server at the same time.
+	var warm sync.WaitGroup
+	for range childWorkers {
+		warm.Go(func() { _ = db.PingContext(context.Background()) })
+	}
+	warm.Wait()
+	time.Sleep(time.Until(time.Unix(0, startNS)))
+	began := time.Now()
+	now, key := time.UnixMilli(nowMS), os.Getenv(envChildKey)
+	var allowed, refused, next atomic.Int64
+	errs := make(chan error, childWorkers)
+	var wg sync.WaitGroup
+	for range childWorkers {
+		wg.Go(func() {
+			for next.Add(1) <= childHits {
+				d, err := ratelimit.Allow(context.Background(), db, key, crossLimit, time.Minute, now)
+				switch fe, _ := fault.As(err); {
+				case err == nil && d.Allowed:
+					allowed.Add(1)
+				case fe != nil && fe.Code == "rate_limited" && fe.Kind == fault.TooManyRequests && fe.RetryAfter > 0 && !d.Allowed:
+					refused.Add(1)
+				default:
+					errs <- fmt.Errorf("unexpected decision %+v, %v", d, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		return err
+	}
+	fmt.Printf("allowed=%d refused=%d began=%d ended=%d\n", allowed.Load(), refused.Load(), began.UnixNano(), time.Now().UnixNano())
+	return nil
+}
+
+// newDB returns a migrated system database of the test's own and its DSN.
+func newDB(tb testing.TB) (*sql.DB, string) {
+	tb.Helper()
+	db, dsn := sqldbtest.NewDatabase(tb)
+	if _, err := provisioning.MigrateSystem(context.Background(), db, logging.Discard()); err != nil {
+		tb.Fatal(err)
+	}
+	return db, dsn
+}
+
+// windowCount reads key's count in the window starting at start.
+func windowCount(tb testing.TB, db *sql.DB, key string, start time.Time) int64 {
+	tb.Helper()
+	var n int64
+	err := db.QueryRow("SELECT `count` FROM rate_limit_counters WHERE bucket_key = ? AND window_start = ?", key, start).Scan(&n)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+func TestAllow(t *testing.T) {
+	t.Parallel()
+	db, _ := newDB(t)
+	ctx := context.Background()
+	now := time.Date(2030, 5, 1, 12, 0, 45, 0, time.UTC)
+
+	t.Run("OK", func(t *testing.T) {
+		for i := 1; i <= 3; i++ {
+			d, err := ratelimit.Allow(ctx, db, "t:ok", 3, time.Minute, now)
+			if err != nil || !d.Allowed || d.Count != int64(i) || d.Remaining != 3-i {
+				t.Fatalf("hit %d: %+v, %v", i, d, err)
+			}
+		}
+		d, err := ratelimit.Allow(ctx, db, "t:ok", 3, time.Minute, now)
+		fe, ok := fault.As(err)
+		if !ok || fe.Kind != fault.TooManyRequests || fe.Code != "rate_limited" {
+			t.Fatalf("4th hit: got %v, want 429 rate_limited", err)
+		}
+		if d.Allowed || d.Remaining != 0 || d.RetryAfter != 15*time.Second || fe.RetryAfter != 15*time.Second {
+			t.Fatalf("4th hit: %+v, fault RetryAfter %s; want refused, 15s to the end of the minute", d, fe.RetryAfter)
+		}
+		if want := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC); !d.WindowStart.Equal(want) || !d.ResetAt.Equal(want.Add(time.Minute)) {
+			t.Fatalf("window %s..%s, want the minute from %s", d.WindowStart, d.ResetAt, want)
+		}
+		// The next window starts from zero.
+		d, err = ratelimit.Allow(ctx, db, "t:ok", 3, time.Minute, now.Add(15*time.Second))
+		if err != nil || !d.Allowed || d.Count != 1 {
+			t.Fatalf("next window: %+v, %v", d, err)
+		}
+	})
+
+	t.Run("RetryAfterRoundsUp", func(t *testing.T) {
+		at := now.Add(14*time.Second + 500*time.Millisecond) // 500 ms before the minute ends
+		_, _ = ratelimit.Allow(ctx, db, "t:round", 0, time.Minute, at)
+		_, err := ratelimit.Allow(ctx, db, "t:round", 0, time.Minute, at)
+		if fe, ok := fault.As(err); !ok || fe.RetryAfter != time.Second {
+			t.Fatalf("got %v, want RetryAfter 1s", err)
+		}
+	})
+
+	t.Run("ErrBadKey", func(t *testing.T) {
+		if _, err := ratelimit.Allow(ctx, db, "", 3, time.Minute, now); err == nil {
+			t.Fatal("empty key accepted")
+		}
+		if _, err := ratelimit.Allow(ctx, db, strings.Repeat("k", 256), 3, time.Minute, now); err == nil {
+			t.Fatal("256-byte key accepted")
+		}
+	})
+}
+
+// TestAllowTwoPools checks the limit against two independent pools in one
+// process (the quick version of TestAllowAcrossProcesses).
+func TestAllowTwoPools(t *testing.T) {
+	t.Parallel()
+	db, dsn := newDB(t)
+	other, err := sqldb.OpenDSN(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	now := time.Now()
+	var allowed atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 32 {
+		pool := []*sql.DB{db, other}[i%2]
+		wg.Go(func() {
+			for range 10 {
+				d, err := ratelimit.Allow(context.Background(), pool, "t:pools", 50, time.Minute, now)
+				if d.Allowed {
+					allowed.Add(1)
+				} else if fe, ok := fault.As(err); !ok || fe.Code != "rate_limited" {
+					t.Errorf("refusal: %v", err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if got := allowed.Load(); got != 50 {
+		t.Fatalf("allowed %d of 320, want 50", got)
+	}
+}
+
+// TestAllowAcrossProcesses runs two OS processes (this test binary, see
+// TestMain), each with its own pool, hammering one key with 200 checks
+// each at the same moment: exactly 100 pass in the window, not 200.
+func TestAllowAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	db, dsn := newDB(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	key := "ai:tenant:42:rpm"
+	start := time.Now().Add(1500 * time.Millisecond)
+	type child struct {
+		cmd *exec.Cmd
+		out strings.Builder
+		err strings.Builder
+	}
+	children := make([]*child, 2)
+	for i := range children {
+		c := &child{cmd: exec.Command(exe, "-test.run=^$")}
+		c.cmd.Env = append(os.Environ(), envChildDSN+"="+dsn, envChildKey+"="+key,
+			envChildNow+"="+strconv.FormatInt(now.UnixMilli(), 10), envChildStart+"="+strconv.FormatInt(start.UnixNano(), 10))
+		c.cmd.Stdout, c.cmd.Stderr = &c.out, &c.err
+		if err := c.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		children[i] = c
+	}
+	var allowed, refused int64
+	var began, ended []time.Time
+	for i, c := range children {
+		if err := c.cmd.Wait(); err != nil {
+			t.Fatalf("child %d: %v\n%s", i, err, c.err.String())
+		}
+		var a, r, b, e int64
+		if _, err := fmt.Sscanf(c.out.String(), "allowed=%d refused=%d began=%d ended=%d", &a, &r, &b, &e); err != nil {
+			t.Fatalf("child %d output %q: %v", i, c.out.String(), err)
+		}
+		t.Logf("child %d (pid %d): %d allowed, %d refused in %s", i, c.cmd.Process.Pid, a, r, time.Duration(e-b))
+		allowed, refused = allowed+a, refused+r
+		began, ended = append(began, time.Unix(0, b)), append(ended, time.Unix(0, e))
+	}
+	// The two runs overlapped in time: each began before the other ended.
+	if !began[0].Before(ended[1]) || !began[1].Before(ended[0]) {
+		t.Errorf("the children did not run at the same time: %v .. %v", began, ended)
+	}
+	if allowed != crossLimit || refused != 2*childHits-crossLimit {
+		t.Fatalf("allowed %d, refused %d; want exactly %d allowed of %d", allowed, refused, crossLimit, 2*childHits)
+	}
+	start0 := time.UnixMilli(now.UnixMilli() - now.UnixMilli()%60000).UTC()
+	if got := windowCount(t, db, key, start0); got != 2*childHits {
+		t.Fatalf("window count %d, want %d (every check counted once)", got, 2*childHits)
+	}
+}
+
+func TestConsume(t *testing.T) {
+	t.Parallel()
+	db, _ := newDB(t)
+	ctx := context.Background()
+	now := time.Date(2030, 5, 1, 12, 0, 10, 0, time.UTC)
+
+	t.Run("RefusalGivesBack", func(t *testing.T) {
+		d, err := ratelimit.Consume(ctx, db, "t:tpm", 600, 1000, time.Minute, now)
+		if err != nil || !d.Allowed || d.Remaining != 400 {
+			t.Fatalf("600 of 1000: %+v, %v", d, err)
+		}
+		d, err = ratelimit.Consume(ctx, db, "t:tpm", 500, 1000, time.Minute, now)
+		if fe, ok := fault.As(err); !ok || fe.Code != "rate_limited" || d.Allowed {
+			t.Fatalf("500 more: %+v, %v; want refused", d, err)
+		}
+		if got := windowCount(t, db, "t:tpm", d.WindowStart); got != 600 {
+			t.Fatalf("count after a refusal %d, want 600 (the refused 500 given back)", got)
+		}
+		d, err = ratelimit.Consume(ctx, db, "t:tpm", 400, 1000, time.Minute, now)
+		if err != nil || !d.Allowed || d.Remaining != 0 {
+			t.Fatalf("400 more: %+v, %v; want allowed, 0 left", d, err)
+		}
+	})
+
+	t.Run("Adjust", func(t *testing.T) {
+		d, err := ratelimit.Consume(ctx, db, "t:adj", 800, 1000, time.Minute, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The call used 300 tokens, not the 800 estimated.
+		if err := ratelimit.Adjust(ctx, db, "t:adj", d.WindowStart, 300-800); err != nil {
+			t.Fatal(err)
+		}
+		if got := windowCount(t, db, "t:adj", d.WindowStart); got != 300 {
+			t.Fatalf("count %d, want 300", got)
+		}
+		if err := ratelimit.Adjust(ctx, db, "t:adj", d.WindowStart, -1000); err != nil {
+			t.Fatal(err)
+		}
+		if got := windowCount(t, db, "t:adj", d.WindowStart); got != 0 {
+			t.Fatalf("count %d, want 0 (never negative)", got)
+		}
+	})
+}
+
+func TestPrune(t *testing.T) {
+	t.Parallel()
+	db, _ := newDB(t)
+	ctx := context.Background()
+	old := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		if _, err := ratelimit.Allow(ctx, db, fmt.Sprintf("t:prune:%d", i), 5, time.Minute, old); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ratelimit.Allow(ctx, db, "t:prune:new", 5, time.Minute, old.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := ratelimit.Prune(ctx, db, old.Add(time.Hour))
+	if err != nil || n != 3 {
+		t.Fatalf("pruned %d (%v), want 3", n, err)
+	}
+	var left int
+	if err := db.QueryRow("SELECT COUNT(*) FROM rate_limit_counters").Scan(&left); err != nil || left != 1 {
+		t.Fatalf("%d windows left (%v), want the current one", left, err)
+	}
+}
+
+// BenchmarkAllow measures shared-storage checks per second from 16
+// concurrent callers over a handful of keys (tenants), as the bridge makes
+// them.
+func BenchmarkAllow(b *testing.B) {
+	db, _ := newDB(b)
+	db.SetMaxOpenConns(16)
+	db.SetMaxIdleConns(16)
+	b.SetParallelism(8) // × GOMAXPROCS goroutines
+	var n atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			_, err := ratelimit.Allow(context.Background(), db, "bench:tenant:"+strconv.FormatInt(i%8, 10), 1<<30, time.Minute, time.Now())
+			if err != nil && !errors.Is(err, context.Canceled) {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "checks/s")
+}
