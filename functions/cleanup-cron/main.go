@@ -26,7 +26,7 @@ func main() { serverless.Main("cleanup-cron", setup) }
 
 func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 	budget := d.Env.Duration("CLEANUP_BUDGET", lifecycle.DefaultPurgeBudget)
-	dev := d.Config.Env == "development"
+	dev := d.Dev()
 	box, err := secretbox.FromEnv(d.Env.Secret("MASTER_KEY", ""), dev, config.DefaultDevDir)
 	if err != nil {
 		return serverless.Service{}, err

@@ -18,7 +18,7 @@ import (
 func main() { serverless.Main("login", setup) }
 
 func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
-	dev := d.Config.Env == "development"
+	dev := d.Dev()
 	keys, err := auth.LoadKeys(d.Env, dev, config.DefaultDevDir)
 	if err != nil {
 		return serverless.Service{}, err

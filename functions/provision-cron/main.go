@@ -41,7 +41,7 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 	poolSize := d.Env.Int("POOL_SIZE", 2, 0, 100)
 	// A MASTER_KEY given (or required, outside development) is checked now;
 	// the development key under .dev/keys is only made when a cluster needs it.
-	masterKey, dev := d.Env.Secret("MASTER_KEY", ""), d.Config.Env == "development"
+	masterKey, dev := d.Env.Secret("MASTER_KEY", ""), d.Dev()
 	box := sync.OnceValues(func() (*secretbox.Box, error) {
 		return secretbox.FromEnv(masterKey, dev, config.DefaultDevDir)
 	})

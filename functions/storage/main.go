@@ -7,28 +7,19 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"time"
 
-	"github.com/unitenant/unitenant/shared/auth"
-	"github.com/unitenant/unitenant/shared/config"
 	"github.com/unitenant/unitenant/shared/objectstore"
 	"github.com/unitenant/unitenant/shared/serverless"
-	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/tenancy"
 )
 
 func main() { serverless.Main("storage", setup) }
 
 func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
-	dev := d.Config.Env == "development"
-	keys, err := auth.LoadKeys(d.Env, dev, config.DefaultDevDir)
-	if err != nil {
-		return serverless.Service{}, err
-	}
-	objects, err := objectstore.Load(d.Env, dev)
+	objects, err := objectstore.Load(d.Env, d.Dev())
 	if err != nil {
 		return serverless.Service{}, err
 	}
@@ -36,18 +27,13 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 	if err != nil {
 		return serverless.Service{}, err
 	}
-	db, err := sqldb.Open(d.Config.DB)
+	f, err := tenancy.OpenFunction(d)
 	if err != nil {
-		return serverless.Service{}, err
-	}
-	ten, err := tenancy.Load(d.Env, dev, db, d.Log)
-	if err != nil {
-		db.Close()
 		return serverless.Service{}, err
 	}
 	return serverless.Service{
-		Handler: newHandler(keys.Verifier, ten, objects, options{publicURL: public, now: time.Now}, d.Log),
-		Close:   func() error { return errors.Join(ten.Router.Close(), db.Close()) },
+		Handler: newHandler(f.Verifier, f.Tenancy, objects, options{publicURL: public, now: time.Now}, d.Log),
+		Close:   f.Close,
 		// Local presigned uploads come through this function; OSS uploads go
 		// to OSS directly and never reach it.
 		MaxBody: int64(d.Env.Int("LOCAL_UPLOAD_MAX_MB", 64, 1, 1024)) << 20,

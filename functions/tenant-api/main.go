@@ -6,35 +6,18 @@ package main
 
 import (
 	"context"
-	"errors"
 	"time"
 
-	"github.com/unitenant/unitenant/shared/auth"
-	"github.com/unitenant/unitenant/shared/config"
 	"github.com/unitenant/unitenant/shared/serverless"
-	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/tenancy"
 )
 
 func main() { serverless.Main("tenant-api", setup) }
 
 func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
-	dev := d.Config.Env == "development"
-	keys, err := auth.LoadKeys(d.Env, dev, config.DefaultDevDir)
+	f, err := tenancy.OpenFunction(d)
 	if err != nil {
 		return serverless.Service{}, err
 	}
-	db, err := sqldb.Open(d.Config.DB)
-	if err != nil {
-		return serverless.Service{}, err
-	}
-	ten, err := tenancy.Load(d.Env, dev, db, d.Log)
-	if err != nil {
-		db.Close()
-		return serverless.Service{}, err
-	}
-	return serverless.Service{
-		Handler: newHandler(keys.Verifier, ten, d.Log, time.Now),
-		Close:   func() error { return errors.Join(ten.Router.Close(), db.Close()) },
-	}, nil
+	return serverless.Service{Handler: newHandler(f.Verifier, f.Tenancy, d.Log, time.Now), Close: f.Close}, nil
 }

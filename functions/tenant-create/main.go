@@ -22,7 +22,7 @@ import (
 func main() { serverless.Main("tenant-create", setup) }
 
 func setup(ctx context.Context, d serverless.Deps) (serverless.Service, error) {
-	dev := d.Config.Env == "development"
+	dev := d.Dev()
 	keys, err := auth.LoadKeys(d.Env, dev, config.DefaultDevDir)
 	if err != nil {
 		return serverless.Service{}, err

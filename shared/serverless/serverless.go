@@ -345,3 +345,7 @@ func ClientIP(r *http.Request) string {
 	}
 	return peer
 }
+
+// Dev reports whether the function runs in development (APP_ENV), where
+// secrets may be generated under .dev/keys and local backends are allowed.
+func (d Deps) Dev() bool { return d.Config.Env == "development" }
