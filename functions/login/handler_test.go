@@ -13,6 +13,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/httpapi/httpapitest"
 	"github.com/unitenant/unitenant/shared/identity"
 )
 
@@ -26,13 +27,13 @@ func TestRegisterLoginMe(t *testing.T) {
 	e := newEnv(t)
 	r := e.post("/api/auth/sms-code", map[string]string{"phone": phone, "purpose": "register"})
 	want(t, r, 200, "")
-	if got := into[map[string]int](t, r)["expiresIn"]; got != 300 {
+	if got := httpapitest.Data[map[string]int](t, r)["expiresIn"]; got != 300 {
 		t.Fatalf("expiresIn = %d, want 300", got)
 	}
 	r = e.post("/api/auth/register", map[string]string{"phone": phone, "password": password, "realName": "张三",
 		"smsCode": e.lastCode(phone), "email": "zs@example.com"})
 	want(t, r, 201, "")
-	reg := into[identity.User](t, r)
+	reg := httpapitest.Data[identity.User](t, r)
 	if reg.GlobalUserID == 0 || reg.Phone != phone || reg.RealName != "张三" {
 		t.Fatalf("register = %+v", reg)
 	}
@@ -55,7 +56,7 @@ func TestRegisterLoginMe(t *testing.T) {
 
 	r = e.call("GET", "/api/auth/me", nil, l.Token)
 	want(t, r, 200, "")
-	if me := into[identity.Me](t, r); me.GlobalUserID != reg.GlobalUserID || me.Email != "zs@example.com" || me.TenantCode != "" {
+	if me := httpapitest.Data[identity.Me](t, r); me.GlobalUserID != reg.GlobalUserID || me.Email != "zs@example.com" || me.TenantCode != "" {
 		t.Fatalf("me = %+v", me)
 	}
 	r = e.call("GET", "/api/auth/tenants", nil, l.Token)
@@ -213,7 +214,7 @@ func TestAdminLogin(t *testing.T) {
 	id := e.addAdmin("ops", "adminpass1", "operator")
 	r := e.post("/api/admin/auth/login", map[string]string{"username": "ops", "password": "adminpass1"})
 	want(t, r, 200, "")
-	s := into[struct {
+	s := httpapitest.Data[struct {
 		Token, RefreshToken, Role string
 		ExpiresIn                 int
 	}](t, r)
@@ -227,7 +228,7 @@ func TestAdminLogin(t *testing.T) {
 	e.exec(`UPDATE admin_users SET role = 'admin' WHERE id = ?`, id)
 	r = e.post("/api/auth/refresh", map[string]string{"refreshToken": s.RefreshToken})
 	want(t, r, 200, "")
-	rs := into[struct{ Token string }](t, r)
+	rs := httpapitest.Data[struct{ Token string }](t, r)
 	if c, err := e.verifier.Verify(rs.Token, auth.AudienceAdmin); err != nil || c.Role != "admin" {
 		t.Fatalf("refreshed admin token %+v %v", c, err)
 	}

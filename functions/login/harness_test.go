@@ -7,11 +7,11 @@ import (
 	"crypto/rsa"
 	"database/sql"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,6 +19,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/httpapi/httpapitest"
 	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/provisioning"
@@ -93,45 +94,13 @@ func newEnvCost(t *testing.T, cost int) *env {
 }
 
 // reply is a decoded response envelope.
-type reply struct {
-	Status  int
-	Header  http.Header
-	Success bool            `json:"success"`
-	Data    json.RawMessage `json:"data"`
-	Error   *struct {
-		Code    string            `json:"code"`
-		Message string            `json:"message"`
-		Fields  map[string]string `json:"fields"`
-	} `json:"error"`
-	RequestID string `json:"requestId"`
-}
-
-// Code returns the error code, "" on success.
-func (r reply) Code() string {
-	if r.Error == nil {
-		return ""
-	}
-	return r.Error.Code
-}
+type reply = httpapitest.Reply
 
 // call sends a JSON request as a browser behind the local gateway would:
 // with a user agent and a forwarded client address.
 func (e *env) call(method, path string, body any, token string) reply {
 	e.t.Helper()
-	var rd *strings.Reader
-	switch b := body.(type) {
-	case nil:
-		rd = strings.NewReader("")
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = strings.NewReader(string(j))
-	}
-	req, err := http.NewRequest(method, e.srv.URL+path, rd)
+	req, err := http.NewRequest(method, e.srv.URL+path, httpapitest.Body(body))
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -148,33 +117,15 @@ func (e *env) call(method, path string, body any, token string) reply {
 		e.t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	r := reply{Status: resp.StatusCode, Header: resp.Header}
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		e.t.Fatalf("%s %s: not a JSON envelope: %v", method, path, err)
-	}
-	return r
+	raw, _ := io.ReadAll(resp.Body)
+	return httpapitest.Parse(e.t, resp.StatusCode, resp.Header, raw)
 }
 
 // post is call with POST.
 func (e *env) post(path string, body any) reply { e.t.Helper(); return e.call("POST", path, body, "") }
 
 // want fails the test unless r has status and error code ("" = success).
-func want(t *testing.T, r reply, status int, code string) {
-	t.Helper()
-	if r.Status != status || r.Code() != code {
-		t.Fatalf("got %d %q (%+v), want %d %q", r.Status, r.Code(), r.Error, status, code)
-	}
-}
-
-// into decodes the data of a successful reply.
-func into[T any](t *testing.T, r reply) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(r.Data, &v); err != nil {
-		t.Fatalf("data %s: %v", r.Data, err)
-	}
-	return v
-}
+var want = httpapitest.Want
 
 // lastCode returns the latest code the outbox holds for phone.
 func (e *env) lastCode(phone string) string {
@@ -283,5 +234,5 @@ func (e *env) login(phone, password string) loginResult {
 	e.t.Helper()
 	r := e.post("/api/auth/login", map[string]string{"phone": phone, "password": password})
 	want(e.t, r, 200, "")
-	return into[loginResult](e.t, r)
+	return httpapitest.Data[loginResult](e.t, r)
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/httpapi/httpapitest"
 )
 
 func TestLockout(t *testing.T) {
@@ -83,7 +84,7 @@ func TestLoginListsTenants(t *testing.T) {
 	}
 	r := e.call("GET", "/api/auth/tenants", nil, l.Token)
 	want(t, r, 200, "")
-	if got := into[struct{ Tenants []any }](t, r).Tenants; len(got) != 2 {
+	if got := httpapitest.Data[struct{ Tenants []any }](t, r).Tenants; len(got) != 2 {
 		t.Errorf("GET /api/auth/tenants lists %d tenants, want 2", len(got))
 	}
 }
@@ -108,7 +109,7 @@ func TestSwitchTenant(t *testing.T) {
 
 	r := e.call("POST", "/api/auth/switch-tenant", map[string]string{"tenantCode": "k001"}, l.Token)
 	want(t, r, 200, "")
-	s := into[session](t, r)
+	s := httpapitest.Data[session](t, r)
 	c, err := e.verifier.Verify(s.Token, auth.AudienceTenant)
 	if err != nil || c.TenantID != "k001" || c.Role != "teacher" || c.SubjectID() != u || s.TenantCode != "k001" || s.Role != "teacher" || s.RefreshToken == "" {
 		t.Fatalf("switch = %+v, claims %+v, %v", s, c, err)
@@ -129,7 +130,7 @@ func TestSwitchTenant(t *testing.T) {
 	}
 	r = e.call("GET", "/api/auth/me", nil, s.Token)
 	want(t, r, 200, "")
-	if me := into[struct{ TenantCode, Role string }](t, r); me.TenantCode != "k001" || me.Role != "teacher" {
+	if me := httpapitest.Data[struct{ TenantCode, Role string }](t, r); me.TenantCode != "k001" || me.Role != "teacher" {
 		t.Errorf("me with a tenant token = %+v", me)
 	}
 
@@ -169,7 +170,7 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 
 	r := e.post("/api/auth/refresh", map[string]string{"refreshToken": l.RefreshToken})
 	want(t, r, 200, "")
-	second := into[session](t, r)
+	second := httpapitest.Data[session](t, r)
 	if second.RefreshToken == l.RefreshToken || second.Token == "" {
 		t.Fatalf("refresh did not rotate: %+v", second)
 	}
@@ -178,7 +179,7 @@ func TestRefreshRotationAndReuse(t *testing.T) {
 	}
 	r = e.post("/api/auth/refresh", map[string]string{"refreshToken": second.RefreshToken})
 	want(t, r, 200, "")
-	third := into[session](t, r)
+	third := httpapitest.Data[session](t, r)
 	if n := e.count(`SELECT COUNT(DISTINCT family_id) FROM refresh_tokens`); n != 1 {
 		t.Fatalf("%d families, want 1", n)
 	}
@@ -223,7 +224,7 @@ func TestConcurrentRefreshOneWins(t *testing.T) {
 			r := e.post("/api/auth/refresh", map[string]string{"refreshToken": l.RefreshToken})
 			codes[i] = r.Code()
 			if r.Code() == "" {
-				winner = into[session](t, r)
+				winner = httpapitest.Data[session](t, r)
 			}
 		}()
 	}
@@ -250,12 +251,12 @@ func TestTenantRefreshRechecksMembership(t *testing.T) {
 	l := e.login(phone, password)
 	r := e.call("POST", "/api/auth/switch-tenant", map[string]string{"tenantCode": "k001"}, l.Token)
 	want(t, r, 200, "")
-	s := into[session](t, r)
+	s := httpapitest.Data[session](t, r)
 
 	e.exec(`UPDATE global_user_tenant_relations SET role_in_tenant = 'admin'`)
 	r = e.post("/api/auth/refresh", map[string]string{"refreshToken": s.RefreshToken})
 	want(t, r, 200, "")
-	rs := into[session](t, r)
+	rs := httpapitest.Data[session](t, r)
 	c, err := e.verifier.Verify(rs.Token, auth.AudienceTenant)
 	if err != nil || c.TenantID != "k001" || c.Role != "admin" || rs.TenantCode != "k001" || rs.Role != "admin" {
 		t.Fatalf("tenant refresh %+v, claims %+v %v", rs, c, err)
@@ -272,11 +273,11 @@ func TestTenantRefreshRechecksMembership(t *testing.T) {
 	// A platform session's refresh stays a platform session.
 	r = e.post("/api/auth/refresh", map[string]string{"refreshToken": l.RefreshToken})
 	want(t, r, 200, "")
-	if c, err := e.verifier.Verify(into[session](t, r).Token, auth.AudiencePlatform); err != nil || c.TenantID != "" {
+	if c, err := e.verifier.Verify(httpapitest.Data[session](t, r).Token, auth.AudiencePlatform); err != nil || c.TenantID != "" {
 		t.Fatalf("platform refresh claims %+v %v", c, err)
 	}
 	e.exec(`UPDATE global_users SET status = 'suspended'`)
-	r = e.post("/api/auth/refresh", map[string]string{"refreshToken": into[session](t, r).RefreshToken})
+	r = e.post("/api/auth/refresh", map[string]string{"refreshToken": httpapitest.Data[session](t, r).RefreshToken})
 	want(t, r, 403, "account_disabled")
 }
 
@@ -287,7 +288,7 @@ func TestLogout(t *testing.T) {
 	l := e.login(phone, password)
 	r := e.post("/api/auth/refresh", map[string]string{"refreshToken": l.RefreshToken})
 	want(t, r, 200, "")
-	cur := into[session](t, r).RefreshToken
+	cur := httpapitest.Data[session](t, r).RefreshToken
 	want(t, e.post("/api/auth/logout", map[string]string{"refreshToken": cur}), 200, "")
 	want(t, e.post("/api/auth/refresh", map[string]string{"refreshToken": cur}), 401, "refresh_revoked")
 	if n := e.count(`SELECT COUNT(*) FROM refresh_tokens WHERE revoked_reason = 'logout'`); n != 2 {

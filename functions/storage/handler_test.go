@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/config"
+	"github.com/unitenant/unitenant/shared/httpapi/httpapitest"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/objectstore"
 	"github.com/unitenant/unitenant/shared/objectstore/osstest"
@@ -116,36 +116,16 @@ func (f *fixture) token(t *testing.T, tenant string) string {
 	return tok
 }
 
-type response struct {
-	Status  int
-	Success bool            `json:"success"`
-	Data    json.RawMessage `json:"data"`
-	Error   *struct {
-		Code   string            `json:"code"`
-		Fields map[string]string `json:"fields"`
-	} `json:"error"`
-}
+type response = httpapitest.Reply
 
-func (r response) code() string {
-	if r.Error == nil {
-		return ""
-	}
-	return r.Error.Code
-}
+// want fails unless resp has status and (for errors) code.
+var want = httpapitest.Want
 
 // call sends a request to host <hostTenant>.localhost with a token for
 // tokenTenant ("-" = no token).
 func (f *fixture) call(t *testing.T, hostTenant, tokenTenant, method, path string, body any) response {
 	t.Helper()
-	var rd io.Reader
-	if body != nil {
-		raw, _ := json.Marshal(body)
-		if s, ok := body.(string); ok {
-			raw = []byte(s)
-		}
-		rd = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequest(method, f.srv.URL+path, rd)
+	req, err := http.NewRequest(method, f.srv.URL+path, httpapitest.Body(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,29 +141,8 @@ func (f *fixture) call(t *testing.T, hostTenant, tokenTenant, method, path strin
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var out response
 	raw, _ := io.ReadAll(resp.Body)
-	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("%s %s: body %q: %v", method, path, raw, err)
-	}
-	out.Status = resp.StatusCode
-	return out
-}
-
-func want(t *testing.T, resp response, status int, code string) {
-	t.Helper()
-	if resp.Status != status || resp.code() != code {
-		t.Fatalf("got %d %q %s, want %d %q", resp.Status, resp.code(), resp.Data, status, code)
-	}
-}
-
-func decode[T any](t *testing.T, resp response) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(resp.Data, &v); err != nil {
-		t.Fatalf("data %s: %v", resp.Data, err)
-	}
-	return v
+	return httpapitest.Parse(t, resp.StatusCode, resp.Header, raw)
 }
 
 // presign asks k001's storage for a URL and checks it names the full key.
@@ -191,7 +150,7 @@ func (f *fixture) presign(t *testing.T, in map[string]any) presignOutput {
 	t.Helper()
 	resp := f.call(t, "k001", "k001", "POST", "/api/v1/oss/presign", in)
 	want(t, resp, 200, "")
-	return decode[presignOutput](t, resp)
+	return httpapitest.Data[presignOutput](t, resp)
 }
 
 // fetch follows a presigned URL. URLs on the function's own host (local
@@ -349,7 +308,7 @@ func TestStorageLocal(t *testing.T) {
 		for range 3 {
 			resp := f.call(t, "k001", "k001", "GET", "/api/v1/oss/files?prefix=docs/&max=2&marker="+url.QueryEscape(marker), nil)
 			want(t, resp, 200, "")
-			p := decode[page](t, resp)
+			p := httpapitest.Data[page](t, resp)
 			if p.Prefix != "tenants/k001/docs/" || len(p.Objects) > 2 {
 				t.Fatalf("page %+v", p)
 			}
@@ -367,10 +326,10 @@ func TestStorageLocal(t *testing.T) {
 
 		resp := f.call(t, "k001", "k001", "DELETE", "/api/v1/oss/files?key=docs/b.txt", nil)
 		want(t, resp, 200, "")
-		if d := decode[map[string]any](t, resp); d["key"] != "tenants/k001/docs/b.txt" || d["deleted"] != true {
+		if d := httpapitest.Data[map[string]any](t, resp); d["key"] != "tenants/k001/docs/b.txt" || d["deleted"] != true {
 			t.Fatalf("delete = %v", d)
 		}
-		p := decode[page](t, f.call(t, "k001", "k001", "GET", "/api/v1/oss/files?prefix=docs/", nil))
+		p := httpapitest.Data[page](t, f.call(t, "k001", "k001", "GET", "/api/v1/oss/files?prefix=docs/", nil))
 		if len(p.Objects) != 4 || p.Truncated {
 			t.Fatalf("after delete %+v", p)
 		}
@@ -454,7 +413,7 @@ func TestStorageOSS(t *testing.T) {
 
 	resp := f.call(t, "k001", "k001", "POST", "/api/v1/oss/sts-token", nil)
 	want(t, resp, 200, "")
-	out := decode[map[string]any](t, resp)
+	out := httpapitest.Data[map[string]any](t, resp)
 	if out["accessKeyId"] != "STS.tmp" || out["securityToken"] != "tok" || out["bucket"] != "unitenant-test" ||
 		out["prefix"] != "tenants/k001/" || out["allowedPath"] != "tenants/k001/*" || out["endpoint"] != fake.Endpoint() {
 		t.Fatalf("sts-token = %v", out)

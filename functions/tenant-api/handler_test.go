@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"database/sql"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -20,6 +18,7 @@ import (
 
 	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/config"
+	"github.com/unitenant/unitenant/shared/httpapi/httpapitest"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/provisioning"
 	"github.com/unitenant/unitenant/shared/secretbox"
@@ -130,38 +129,15 @@ func (f *fixture) token(t *testing.T, user, tenant string) string {
 }
 
 // response is the envelope with its data left raw.
-type response struct {
-	Status  int
-	Success bool            `json:"success"`
-	Data    json.RawMessage `json:"data"`
-	Error   *struct {
-		Code    string            `json:"code"`
-		Message string            `json:"message"`
-		Fields  map[string]string `json:"fields"`
-	} `json:"error"`
-}
+type response = httpapitest.Reply
 
-func (r response) code() string {
-	if r.Error == nil {
-		return ""
-	}
-	return r.Error.Code
-}
+// want fails unless resp has status and (for errors) code.
+var want = httpapitest.Want
 
 // call sends one request as user to tenant (host <tenant>.localhost).
 func (f *fixture) call(t *testing.T, user, tenant, method, path string, body any) response {
 	t.Helper()
-	var rd *bytes.Reader
-	switch b := body.(type) {
-	case nil:
-		rd = bytes.NewReader(nil)
-	case string:
-		rd = bytes.NewReader([]byte(b))
-	default:
-		raw, _ := json.Marshal(b)
-		rd = bytes.NewReader(raw)
-	}
-	req := httptest.NewRequest(method, path, rd)
+	req := httptest.NewRequest(method, path, httpapitest.Body(body))
 	req.Host = tenant + ".localhost"
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -171,29 +147,7 @@ func (f *fixture) call(t *testing.T, user, tenant, method, path string, body any
 	}
 	w := httptest.NewRecorder()
 	f.handler.ServeHTTP(w, req)
-	var resp response
-	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
-		t.Fatalf("%s %s: body %q: %v", method, path, w.Body.String(), err)
-	}
-	resp.Status = w.Code
-	return resp
-}
-
-// want fails unless resp has status and (for errors) code.
-func want(t *testing.T, resp response, status int, code string) {
-	t.Helper()
-	if resp.Status != status || resp.code() != code {
-		t.Fatalf("got %d %q %s, want %d %q", resp.Status, resp.code(), resp.Data, status, code)
-	}
-}
-
-func decode[T any](t *testing.T, resp response) T {
-	t.Helper()
-	var v T
-	if err := json.Unmarshal(resp.Data, &v); err != nil {
-		t.Fatalf("data %s: %v", resp.Data, err)
-	}
-	return v
+	return httpapitest.Parse(t, w.Code, w.Header(), w.Body.Bytes())
 }
 
 func count(t *testing.T, db *sql.DB, table string) int {
@@ -214,7 +168,7 @@ func TestTenantAPI(t *testing.T) {
 		t.Parallel()
 		resp := f.call(t, "admin1", "k001", "GET", "/api/app/me", nil)
 		want(t, resp, 200, "")
-		m := decode[me](t, resp)
+		m := httpapitest.Data[me](t, resp)
 		if m.Tenant != (tenantInfo{Code: "k001", Name: "Kindergarten k001"}) || !slices.Equal(m.Roles, []string{"admin"}) ||
 			m.User.RealName != "admin1" || m.User.GlobalUserID == nil || *m.User.GlobalUserID != f.users["admin1"] {
 			t.Errorf("me = %+v", m)
@@ -224,7 +178,7 @@ func TestTenantAPI(t *testing.T) {
 				t.Errorf("admin lacks %s: %v", p, m.Permissions)
 			}
 		}
-		teacher := decode[me](t, f.call(t, "teacher1", "k001", "GET", "/api/app/me", nil))
+		teacher := httpapitest.Data[me](t, f.call(t, "teacher1", "k001", "GET", "/api/app/me", nil))
 		if !slices.Equal(teacher.Roles, []string{"teacher"}) || slices.Contains(teacher.Permissions, "classes:write") ||
 			!slices.Contains(teacher.Permissions, "students:write") {
 			t.Errorf("teacher = %+v", teacher)
@@ -277,7 +231,7 @@ func TestTenantAPI(t *testing.T) {
 		want(t, f.call(t, "teacher1", "k001", "GET", "/api/app/classes", nil), 200, "")
 		want(t, f.call(t, "teacher1", "k001", "POST", "/api/app/students", map[string]any{"name": "By teacher"}), 201, "")
 
-		users := decode[tenantapp.List[tenantapp.User]](t, f.call(t, "admin1", "k001", "GET", "/api/app/users", nil))
+		users := httpapitest.Data[tenantapp.List[tenantapp.User]](t, f.call(t, "admin1", "k001", "GET", "/api/app/users", nil))
 		if users.Total != 3 || len(users.Items) != 3 || !slices.Equal(users.Items[1].Roles, []string{"teacher"}) {
 			t.Errorf("users = %+v", users)
 		}
@@ -331,7 +285,7 @@ func TestTenantAPI(t *testing.T) {
 
 	t.Run("Pagination", func(t *testing.T) {
 		t.Parallel()
-		class := decode[tenantapp.Class](t, f.call(t, "admin1", "k001", "POST", "/api/app/classes", map[string]any{"name": "Paged", "grade": "middle"}))
+		class := httpapitest.Data[tenantapp.Class](t, f.call(t, "admin1", "k001", "POST", "/api/app/classes", map[string]any{"name": "Paged", "grade": "middle"}))
 		for i := range 5 {
 			want(t, f.call(t, "admin1", "k001", "POST", "/api/app/students", map[string]any{"name": fmt.Sprintf("Kid %d", i), "classId": class.ID}), 201, "")
 		}
@@ -339,7 +293,7 @@ func TestTenantAPI(t *testing.T) {
 			t.Helper()
 			resp := f.call(t, "admin1", "k001", "GET", fmt.Sprintf("/api/app/students?classId=%d%s", class.ID, query), nil)
 			want(t, resp, 200, "")
-			return decode[tenantapp.List[tenantapp.Student]](t, resp)
+			return httpapitest.Data[tenantapp.List[tenantapp.Student]](t, resp)
 		}
 		if l := list(""); l.Total != 5 || len(l.Items) != 5 || l.Page != 1 || l.PageSize != 20 {
 			t.Errorf("default page: total %d items %d page %d size %d", l.Total, len(l.Items), l.Page, l.PageSize)
@@ -360,7 +314,7 @@ func TestTenantAPI(t *testing.T) {
 		if l := list("&page=4&pageSize=2"); l.Total != 5 || len(l.Items) != 0 || l.Items == nil {
 			t.Errorf("past the end: %+v", l)
 		}
-		got := decode[tenantapp.Class](t, f.call(t, "admin1", "k001", "GET", fmt.Sprintf("/api/app/classes/%d", class.ID), nil))
+		got := httpapitest.Data[tenantapp.Class](t, f.call(t, "admin1", "k001", "GET", fmt.Sprintf("/api/app/classes/%d", class.ID), nil))
 		if got.CurrentCount != 5 {
 			t.Errorf("currentCount = %d, want 5", got.CurrentCount)
 		}
@@ -370,7 +324,7 @@ func TestTenantAPI(t *testing.T) {
 		t.Parallel()
 		resp := f.call(t, "admin1", "k001", "POST", "/api/app/classes", map[string]any{"name": "  小一班 ", "grade": "small", "classroom": "A101"})
 		want(t, resp, 201, "")
-		c := decode[tenantapp.Class](t, resp)
+		c := httpapitest.Data[tenantapp.Class](t, resp)
 		if c.Name != "小一班" || c.SchoolYear != "2025-2026" || c.Capacity != 30 || c.Status != "active" || c.KindergartenID == 0 {
 			t.Errorf("created %+v", c)
 		}
@@ -378,14 +332,14 @@ func TestTenantAPI(t *testing.T) {
 		path := fmt.Sprintf("/api/app/classes/%d", c.ID)
 		resp = f.call(t, "admin1", "k001", "PUT", path, map[string]any{"capacity": 25, "status": "closed"})
 		want(t, resp, 200, "")
-		if u := decode[tenantapp.Class](t, resp); u.Capacity != 25 || u.Status != "closed" || u.Name != "小一班" || u.Classroom != "A101" {
+		if u := httpapitest.Data[tenantapp.Class](t, resp); u.Capacity != 25 || u.Status != "closed" || u.Name != "小一班" || u.Classroom != "A101" {
 			t.Errorf("updated %+v", u)
 		}
 
 		resp = f.call(t, "admin1", "k001", "POST", "/api/app/students",
 			map[string]any{"name": "Mia", "classId": c.ID, "gender": "female", "birthDate": "2021-03-04", "studentNo": "S-001"})
 		want(t, resp, 201, "")
-		s := decode[tenantapp.Student](t, resp)
+		s := httpapitest.Data[tenantapp.Student](t, resp)
 		if s.ClassID == nil || *s.ClassID != c.ID || s.BirthDate == nil || *s.BirthDate != "2021-03-04" || s.KindergartenID != c.KindergartenID {
 			t.Errorf("created %+v", s)
 		}
@@ -393,7 +347,7 @@ func TestTenantAPI(t *testing.T) {
 		spath := fmt.Sprintf("/api/app/students/%d", s.ID)
 		resp = f.call(t, "admin1", "k001", "PUT", spath, map[string]any{"classId": nil, "birthDate": nil, "remark": "moved"})
 		want(t, resp, 200, "")
-		if u := decode[tenantapp.Student](t, resp); u.ClassID != nil || u.BirthDate != nil || u.Remark != "moved" || u.Name != "Mia" {
+		if u := httpapitest.Data[tenantapp.Student](t, resp); u.ClassID != nil || u.BirthDate != nil || u.Remark != "moved" || u.Name != "Mia" {
 			t.Errorf("updated %+v", u)
 		}
 		want(t, f.call(t, "admin1", "k001", "DELETE", spath, nil), 200, "")
@@ -406,8 +360,8 @@ func TestTenantAPI(t *testing.T) {
 
 	t.Run("CrossTenant", func(t *testing.T) {
 		t.Parallel()
-		c := decode[tenantapp.Class](t, f.call(t, "admin1", "k001", "POST", "/api/app/classes", map[string]any{"name": "Secret", "grade": "large"}))
-		s := decode[tenantapp.Student](t, f.call(t, "admin1", "k001", "POST", "/api/app/students", map[string]any{"name": "Hidden", "classId": c.ID}))
+		c := httpapitest.Data[tenantapp.Class](t, f.call(t, "admin1", "k001", "POST", "/api/app/classes", map[string]any{"name": "Secret", "grade": "large"}))
+		s := httpapitest.Data[tenantapp.Student](t, f.call(t, "admin1", "k001", "POST", "/api/app/students", map[string]any{"name": "Hidden", "classId": c.ID}))
 		cpath, spath := fmt.Sprintf("/api/app/classes/%d", c.ID), fmt.Sprintf("/api/app/students/%d", s.ID)
 		for _, r := range []struct {
 			method, path string
@@ -421,17 +375,17 @@ func TestTenantAPI(t *testing.T) {
 		// The student may not be attached to k001's class id in k002 either.
 		want(t, f.call(t, "admin2", "k002", "POST", "/api/app/students", map[string]any{"name": "X", "classId": c.ID}), 400, "invalid_field")
 		// k002's own data works, and k001's stays invisible in its lists.
-		own := decode[tenantapp.Class](t, f.call(t, "admin2", "k002", "POST", "/api/app/classes", map[string]any{"name": "Own", "grade": "small"}))
-		classes := decode[tenantapp.List[tenantapp.Class]](t, f.call(t, "admin2", "k002", "GET", "/api/app/classes", nil))
+		own := httpapitest.Data[tenantapp.Class](t, f.call(t, "admin2", "k002", "POST", "/api/app/classes", map[string]any{"name": "Own", "grade": "small"}))
+		classes := httpapitest.Data[tenantapp.List[tenantapp.Class]](t, f.call(t, "admin2", "k002", "GET", "/api/app/classes", nil))
 		if classes.Total != 1 || classes.Items[0].ID != own.ID || classes.Items[0].Name != "Own" {
 			t.Errorf("k002 classes = %+v", classes)
 		}
-		students := decode[tenantapp.List[tenantapp.Student]](t, f.call(t, "admin2", "k002", "GET", "/api/app/students", nil))
+		students := httpapitest.Data[tenantapp.List[tenantapp.Student]](t, f.call(t, "admin2", "k002", "GET", "/api/app/students", nil))
 		if students.Total != 0 {
 			t.Errorf("k002 students = %+v", students)
 		}
 		// And k001's rows are untouched.
-		if got := decode[tenantapp.Class](t, f.call(t, "admin1", "k001", "GET", cpath, nil)); got.Name != "Secret" {
+		if got := httpapitest.Data[tenantapp.Class](t, f.call(t, "admin1", "k001", "GET", cpath, nil)); got.Name != "Secret" {
 			t.Errorf("k001 class became %+v", got)
 		}
 		want(t, f.call(t, "admin1", "k001", "GET", spath, nil), 200, "")
