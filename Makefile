@@ -42,6 +42,11 @@ build-%Function:
 	GOOS=linux GOARCH=$(DEPLOY_ARCH) $(BUILD) -o $(ARTIFACTS_DIR)/bootstrap \
 		./functions/$(shell echo '$*' | sed -E 's/([a-z0-9])([A-Z])/\1-\2/g' | tr 'A-Z' 'a-z')
 
+# AiChatStreamFunction is functions/ai-chat again, behind a streaming Function
+# URL (template.yaml); an explicit rule wins over the pattern.
+build-AiChatStreamFunction:
+	GOOS=linux GOARCH=$(DEPLOY_ARCH) $(BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./functions/ai-chat
+
 invoke: build-local ## sam local invoke without Docker: make invoke FN=health EVENT=events/health.json
 	@test -n "$(FN)" || { echo "usage: make invoke FN=<function> [EVENT=events/<function>.json]"; exit 2; }
 	@scripts/invoke.sh "$(FN)" "$(or $(EVENT),events/$(FN).json)"

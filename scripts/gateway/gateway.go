@@ -64,6 +64,7 @@ func startGateway(cfg config, stdout, stderr io.Writer) (*gateway, error) {
 	if err != nil {
 		return nil, err
 	}
+	fns = reachable(fns, log)
 	rt, err := newRouter(tpl.Functions)
 	if err != nil {
 		return nil, fmt.Errorf("routes: %w", err)
@@ -147,6 +148,21 @@ func selectFunctions(tpl *samtemplate.Template, only []string) ([]samtemplate.Fu
 		fns = append(fns, f)
 	}
 	return fns, nil
+}
+
+// reachable drops the functions that nothing here would ever call: no HttpApi route and
+// no schedule, such as a streaming twin that AWS reaches only through its Function URL
+// (template.yaml's AiChatStreamFunction). Its code is another function's, which is served.
+func reachable(fns []samtemplate.Function, log *logger) []samtemplate.Function {
+	var out []samtemplate.Function
+	for _, f := range fns {
+		if !f.IsHTTP() && !f.IsJob() {
+			log.infof("%s not started: it has no HttpApi route or schedule", f.Name)
+			continue
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 // startChildren starts every function at once and waits for all of them.

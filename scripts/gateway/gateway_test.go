@@ -456,6 +456,46 @@ func TestGatewayStartErrors(t *testing.T) {
 	}
 }
 
+// TestGatewaySkipsUnreachable: a function with no route and no schedule (a streaming twin
+// behind a Lambda Function URL) has nothing the gateway could deliver, and needs no binary.
+func TestGatewaySkipsUnreachable(t *testing.T) {
+	t.Parallel()
+	tpl, err := os.ReadFile("testdata/template.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	twin := `
+  WebStreamFunction:
+    Type: AWS::Serverless::Function
+    Metadata:
+      BuildMethod: makefile
+    Properties:
+      CodeUri: .
+      FunctionUrlConfig:
+        AuthType: NONE
+        InvokeMode: RESPONSE_STREAM
+      Environment:
+        Variables:
+          UNITENANT_FUNCTION: web-stream
+          LAMBDA_HTTP_MODE: url-streaming
+`
+	withTwin := bytes.Replace(tpl, []byte("\nOutputs:"), []byte(twin+"\nOutputs:"), 1)
+	path := filepath.Join(t.TempDir(), "template.yaml")
+	if err := os.WriteFile(path, withTwin, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g := startTestGateway(t, nil, "-template", path, "-schedules=false")
+	if _, ok := g.children["web-stream"]; ok || len(g.children) != 2 {
+		t.Errorf("children %v, want web and tick-cron only", g.children)
+	}
+	if !strings.Contains(g.stderr.String(), "web-stream not started") {
+		t.Errorf("stderr lacks the skip notice:\n%s", g.stderr)
+	}
+	if code, body := do(t, "GET", g.url+"/api/health", "", ""); code != 200 || decodeEcho(t, body).Function != "web" {
+		t.Errorf("GET /api/health: %d %s", code, body)
+	}
+}
+
 func TestParseConfig(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

@@ -1,5 +1,5 @@
-// Command gateway is the local API gateway: it runs every function of template.yaml as a
-// local process, routes HTTP requests to them by the template's HttpApi routes as API
+// Command gateway is the local API gateway: it runs every function of template.yaml that
+// has an HttpApi route or a schedule as a local process, routes HTTP requests to them by the template's HttpApi routes as API
 // Gateway would, and fires their schedules.
 //
 //	go run ./scripts/gateway [-template template.yaml] [-bin .dev/bin] [-addr :8080]

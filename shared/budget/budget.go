@@ -86,6 +86,28 @@ const decimal = "CAST(? AS DECIMAL(20,6))"
 // account cannot cover it. Reserving a request id again returns its open
 // reservation unchanged (a retry); a closed one is a 409 reservation_closed.
 func Reserve(ctx context.Context, db *sql.DB, tenantID int64, requestID string, amount Amount, ttl time.Duration) (Reservation, error) {
+	var r Reservation
+	err := sqldb.InTxRetry(ctx, db, func(tx *sql.Tx) (err error) {
+		r, err = ReserveIn(ctx, tx, tenantID, requestID, amount, ttl)
+		return err
+	})
+	switch {
+	case err == nil:
+		return r, nil
+	case sqldb.IsDuplicate(err):
+		return existing(ctx, db, tenantID, requestID)
+	case isFault(err):
+		return Reservation{}, err
+	default:
+		return Reservation{}, fmt.Errorf("reserve %s for tenant %d request %s: %w", amount, tenantID, requestID, err)
+	}
+}
+
+// ReserveIn is Reserve as part of the caller's transaction, so a call's
+// other bookkeeping commits with its hold (one commit, not several). A
+// request id reserved before is a duplicate-key error here; the hold and
+// its row exist once the transaction commits.
+func ReserveIn(ctx context.Context, tx *sql.Tx, tenantID int64, requestID string, amount Amount, ttl time.Duration) (Reservation, error) {
 	if err := validRequestID(requestID); err != nil {
 		return Reservation{}, err
 	}
@@ -97,29 +119,20 @@ func Reserve(ctx context.Context, db *sql.DB, tenantID int64, requestID string, 
 	}
 	r := Reservation{RequestID: requestID, TenantID: tenantID, Amount: amount.Ceil(AccountStep),
 		Status: StatusReserved, ExpiresAt: time.Now().UTC().Add(ttl).Truncate(time.Millisecond)}
-	err := sqldb.InTxRetry(ctx, db, func(tx *sql.Tx) error {
-		// The row first, then the account: every writer locks a reservation
-		// before its account, so they never deadlock on each other.
-		res, err := tx.ExecContext(ctx, "INSERT INTO ai_budget_reservations (request_id, tenant_id, amount, status, expires_at) VALUES (?, ?, "+decimal+", 'reserved', ?)",
-			requestID, tenantID, r.Amount.String(), r.ExpiresAt)
-		if err != nil {
-			return err
-		}
-		if r.ID, err = res.LastInsertId(); err != nil {
-			return fmt.Errorf("reservation id: %w", err)
-		}
-		return hold(ctx, tx, tenantID, r.Amount)
-	})
-	switch {
-	case err == nil:
-		return r, nil
-	case sqldb.IsDuplicate(err):
-		return existing(ctx, db, tenantID, requestID)
-	case isFault(err):
+	// The row first, then the account: every writer locks a reservation
+	// before its account, so they never deadlock on each other.
+	res, err := tx.ExecContext(ctx, "INSERT INTO ai_budget_reservations (request_id, tenant_id, amount, status, expires_at) VALUES (?, ?, "+decimal+", 'reserved', ?)",
+		requestID, tenantID, r.Amount.String(), r.ExpiresAt)
+	if err != nil {
 		return Reservation{}, err
-	default:
-		return Reservation{}, fmt.Errorf("reserve %s for tenant %d request %s: %w", r.Amount, tenantID, requestID, err)
 	}
+	if r.ID, err = res.LastInsertId(); err != nil {
+		return Reservation{}, fmt.Errorf("reservation id: %w", err)
+	}
+	if err := hold(ctx, tx, tenantID, r.Amount); err != nil {
+		return Reservation{}, err
+	}
+	return r, nil
 }
 
 // hold adds amount to the account's reserved amount if it fits, in one

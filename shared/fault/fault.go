@@ -31,6 +31,8 @@ const (
 	TooManyRequests              // rate limited
 	NotImplemented               // the feature is not configured here
 	Unavailable                  // try again later (provisioning, dependency down)
+	BadGateway                   // an upstream service (an AI provider) failed
+	GatewayTimeout               // an upstream service did not answer in time
 )
 
 // Error is a failure a client can act on.

@@ -33,6 +33,8 @@ var statusOf = map[fault.Kind]int{
 	fault.TooManyRequests:  http.StatusTooManyRequests,
 	fault.NotImplemented:   http.StatusNotImplemented,
 	fault.Unavailable:      http.StatusServiceUnavailable,
+	fault.BadGateway:       http.StatusBadGateway,
+	fault.GatewayTimeout:   http.StatusGatewayTimeout,
 }
 
 // StatusOf returns the HTTP status for an error kind.

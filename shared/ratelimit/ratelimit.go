@@ -92,7 +92,23 @@ func Adjust(ctx context.Context, db *sql.DB, key string, windowStart time.Time, 
 	return nil
 }
 
-func count(ctx context.Context, db *sql.DB, key string, n, limit int, window time.Duration, now time.Time) (Decision, error) {
+// Execer is what runs a statement: a *sql.DB, or a *sql.Tx.
+type Execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// CountIn counts n units for key like Consume, as one statement of the
+// caller's transaction: a refusal is returned as Consume's, and the caller
+// undoes the count by rolling back. The window's row stays locked until the
+// transaction ends, so keep such transactions short.
+func CountIn(ctx context.Context, ex Execer, key string, n, limit int, window time.Duration, now time.Time) (Decision, error) {
+	if n < 0 {
+		return Decision{}, fmt.Errorf("rate limit %s: negative amount %d", key, n)
+	}
+	return count(ctx, ex, key, n, limit, window, now)
+}
+
+func count(ctx context.Context, db Execer, key string, n, limit int, window time.Duration, now time.Time) (Decision, error) {
 	if key == "" || len(key) > MaxKeyLen {
 		return Decision{}, fmt.Errorf("rate limit key %q: want 1 to %d bytes", key, MaxKeyLen)
 	}

@@ -28,15 +28,26 @@ type Service struct {
 // (if the request carries one; see auth.Require) and gates it on its status.
 // It touches no tenant database.
 func (s *Service) Identify(r *http.Request) (*Tenant, error) {
+	if c, ok := auth.FromContext(r.Context()); ok {
+		return s.IdentifyAs(r, c.TenantID)
+	}
+	return s.identify(r, Sources{})
+}
+
+// IdentifyAs is Identify for a request whose credential (a token's tid, or
+// the tenant an API key belongs to) names credTenant ("" for a credential
+// that names none, which no tenant accepts): the host and X-Tenant-Code must
+// agree with it.
+func (s *Service) IdentifyAs(r *http.Request, credTenant string) (*Tenant, error) {
+	return s.identify(r, Sources{HasToken: true, TokenTenant: credTenant})
+}
+
+func (s *Service) identify(r *http.Request, src Sources) (*Tenant, error) {
 	ctx := r.Context()
 	// The Lambda adapter splits header values on commas and net/http does
 	// not: split here too, so "k001,k002" is two values on every platform.
-	var src Sources
 	for _, v := range r.Header.Values("X-Tenant-Code") {
 		src.Header = append(src.Header, strings.Split(v, ",")...)
-	}
-	if c, ok := auth.FromContext(ctx); ok {
-		src.HasToken, src.TokenTenant = true, c.TenantID
 	}
 	kind, v, err := s.Hosts.classify(serverless.Host(r))
 	if err != nil {

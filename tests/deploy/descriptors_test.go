@@ -77,6 +77,7 @@ type descriptors struct {
 	root      string
 	functions []string // directories under functions/
 	sam       *samtemplate.Template
+	raw       *yaml.Node // template.yaml as a YAML document, for what samtemplate does not read
 	s         sFile
 	events    []string // names of events/*.json without the extension
 }
@@ -124,6 +125,9 @@ func load() (*descriptors, error) {
 
 	// Load names the file in its errors.
 	if d.sam, err = samtemplate.Load(filepath.Join(root, "template.yaml")); err != nil {
+		return nil, err
+	}
+	if d.raw, err = loadYAML(filepath.Join(root, "template.yaml")); err != nil {
 		return nil, err
 	}
 
@@ -469,6 +473,9 @@ func TestDescriptorsNameOnlyExistingFunctions(t *testing.T) {
 	}
 	var stray []string
 	for _, f := range d.sam.Functions {
+		if origin, twin := streamingTwins[f.Name]; twin && exists[origin] {
+			continue // a second deployment of functions/<origin>: TestStreamingTwins checks it
+		}
 		if !exists[f.Name] {
 			stray = append(stray, fmt.Sprintf("template.yaml: %s (%s %s) has no functions/%s",
 				f.LogicalID, samtemplate.FunctionEnvVar, f.Name, f.Name))

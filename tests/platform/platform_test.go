@@ -33,7 +33,12 @@ func TestMain(m *testing.M) { os.Exit(testenv.Main(m, &binDir)) }
 // eventStatus is what each HTTP sample event must answer when nothing is
 // seeded: these events carry no token, and are refused before any
 // database (the contract sam local invoke shows a new user).
-var eventStatus = map[string]int{"tenant-admin": 401, "tenant-api": 401, "tenant-create": 401, "storage": 401}
+var eventStatus = map[string]int{"tenant-admin": 401, "tenant-api": 401, "tenant-create": 401, "storage": 401, "ai-chat": 401}
+
+// openAIShaped are the functions whose sample event calls an OpenAI-compatible
+// route: its error must be OpenAI's {"error":{"message",...}}, which OpenAI
+// SDKs read, not the platform's envelope.
+var openAIShaped = map[string]bool{"ai-chat": true}
 
 // TestSampleEventsThroughLambda replays events/<function>.json through each
 // function's lambda.Start path and checks the Lambda response.
@@ -71,6 +76,9 @@ func TestSampleEventsThroughLambda(t *testing.T) {
 				if resp.StatusCode != want || !strings.HasPrefix(resp.Headers["Content-Type"], "application/json") {
 					t.Fatalf("status %d headers %v body %s", resp.StatusCode, resp.Headers, resp.Body)
 				}
+				if openAIShaped[fn] {
+					checkOpenAIError(t, resp.Body)
+				}
 				if fn == "health" && !strings.Contains(resp.Body, fmt.Sprintf(`"schemaVersion":%d`, sysVersion)) {
 					t.Errorf("health body %s lacks schemaVersion %d", resp.Body, sysVersion)
 				}
@@ -85,6 +93,69 @@ func TestSampleEventsThroughLambda(t *testing.T) {
 			}
 		})
 	}
+}
+
+// checkOpenAIError checks that body is OpenAI's error shape, which OpenAI SDKs
+// read: {"error":{"message","type",...}}, not the platform's envelope.
+func checkOpenAIError(t *testing.T, body string) {
+	t.Helper()
+	var e struct {
+		Error *struct {
+			Message string `json:"message"`
+			Type    string `json:"type"`
+		} `json:"error"`
+		Success *bool `json:"success"`
+	}
+	if err := json.Unmarshal([]byte(body), &e); err != nil || e.Error == nil || e.Error.Message == "" || e.Error.Type == "" || e.Success != nil {
+		t.Errorf("body %s is not an OpenAI error {\"error\":{\"message\",\"type\",...}} (%v)", body, err)
+	}
+}
+
+// TestAIChatThroughStreamingFunctionURL runs ai-chat as template.yaml's
+// AiChatStreamFunction does: LAMBDA_HTTP_MODE=url-streaming behind a Function
+// URL with InvokeMode RESPONSE_STREAM. The Function URL event is the sample
+// event as a Function URL delivers it (the same payload 2.0, on the URL's
+// host, route $default); the answer must be in lambdaurl's streamed form,
+// with the same status and body as behind HTTP API.
+func TestAIChatThroughStreamingFunctionURL(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile(filepath.Join(testenv.Root(), "events", "ai-chat.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var event events.LambdaFunctionURLRequest
+	if err := json.Unmarshal(raw, &event); err != nil {
+		t.Fatal(err)
+	}
+	const urlHost = "abcdefghijklmnopqrstuvwxyz012345.lambda-url.us-east-1.on.aws"
+	event.Headers["host"] = urlHost
+	event.RequestContext.DomainName = urlHost
+	event.RequestContext.DomainPrefix = "abcdefghijklmnopqrstuvwxyz012345"
+	event.RequestContext.APIID = "abcdefghijklmnopqrstuvwxyz012345"
+	urlEvent, err := json.Marshal(struct {
+		events.LambdaFunctionURLRequest
+		RouteKey string `json:"routeKey"`
+	}{event, "$default"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(testenv.NewSystem(t).Env(), "LAMBDA_HTTP_MODE=url-streaming")
+	res, err := runtimeapi.Invoke(context.Background(), filepath.Join(binDir, "ai-chat"), urlEvent, runtimeapi.Options{Env: env})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Err != nil {
+		t.Fatalf("function error: %v", res.Err)
+	}
+	// lambdaurl's streamed form: a JSON prelude, eight NUL bytes, the body.
+	resp, err := runtimeapi.DecodeStreaming(res.Payload)
+	if err != nil {
+		t.Fatalf("not a Function URL streaming response: %v: %q", err, res.Payload)
+	}
+	if resp.StatusCode != eventStatus["ai-chat"] || !strings.HasPrefix(resp.Headers["Content-Type"], "application/json") {
+		t.Fatalf("status %d headers %v body %s", resp.StatusCode, resp.Headers, resp.Body)
+	}
+	checkOpenAIError(t, resp.Body)
 }
 
 func latest(t *testing.T, load func() ([]migration.Migration, error)) int {

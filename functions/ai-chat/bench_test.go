@@ -1,0 +1,193 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/aibridge"
+	"github.com/unitenant/unitenant/shared/aiprovider/fakeprovider"
+	"github.com/unitenant/unitenant/shared/logging"
+)
+
+// load is what one scenario measured.
+type load struct {
+	lat  []time.Duration // sorted
+	rps  float64
+	errs int
+}
+
+func (l load) pct(p int) time.Duration {
+	if len(l.lat) == 0 {
+		return 0
+	}
+	return l.lat[min(len(l.lat)-1, len(l.lat)*p/100)]
+}
+
+// drive runs clients concurrent clients for d, each sending a request and,
+// when interval > 0, waiting so it starts one every interval (an open
+// pace); with interval 0 each sends the next at once (saturation).
+func drive(clients int, d, interval time.Duration, sender func(client int) func(*http.Client) error) load {
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients * 2, MaxIdleConns: clients * 4}}
+	var (
+		mu   sync.Mutex
+		all  []time.Duration
+		errs int
+		wg   sync.WaitGroup
+	)
+	start := time.Now()
+	end := start.Add(d)
+	for c := 0; c < clients; c++ {
+		wg.Add(1)
+		go func(c int) {
+			defer wg.Done()
+			var mine []time.Duration
+			bad, send := 0, sender(c)
+			next := start.Add(interval * time.Duration(c) / time.Duration(clients)) // spread the clients' phases
+			for {
+				if interval > 0 {
+					time.Sleep(time.Until(next))
+					next = next.Add(interval)
+				}
+				t0 := time.Now()
+				if t0.After(end) {
+					break
+				}
+				if err := send(hc); err != nil {
+					bad++
+					continue
+				}
+				mine = append(mine, time.Since(t0))
+			}
+			mu.Lock()
+			all, errs = append(all, mine...), errs+bad
+			mu.Unlock()
+		}(c)
+	}
+	wg.Wait()
+	slices.Sort(all)
+	return load{lat: all, rps: float64(len(all)) / time.Since(start).Seconds(), errs: errs}
+}
+
+func post(hc *http.Client, url, bearer string, body []byte) error {
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// BenchmarkBridgeOverhead compares calling a fake OpenAI provider on
+// loopback (answering at once) directly with calling it through ai-chat —
+// API key auth, tenant gate, rate limits, budget reservation, two call-log
+// writes and the settlement, all on the real MariaDB — with 50 concurrent
+// clients spread over 10 tenants (5 each, one API key per tenant): at a
+// steady pace below saturation (the latency the bridge adds to a call) and
+// flat out (the requests per second this machine serves). A second run puts
+// all 50 clients on one tenant, whose account and counters every call must
+// lock: the worst case. Rounds alternate direct and bridged so drift hits
+// both alike.
+func BenchmarkBridgeOverhead(b *testing.B) {
+	f := newFixture(b)
+	f.h.log, f.h.bridge.Log = logging.Discard(), logging.Discard()
+	fake := fakeprovider.NewOpenAI(b, fakeprovider.Options{NoRecord: true, Default: fakeprovider.Model{Reply: "ok", PromptTokens: 8, CompletionTokens: 2}})
+	f.addModel(b, "bench", "text", "openai", fake, "0.001", "0.002")
+	f.h.bridge.TenantRPM = 1_000_000 // on, counted, and never the bottleneck
+	cluster := 0
+	f.sys.QueryRow("SELECT id FROM db_clusters LIMIT 1").Scan(&cluster)
+	keys := make([]string, 10)
+	for i := range keys {
+		code := fmt.Sprintf("b%03d", i)
+		res, err := f.sys.Exec("INSERT INTO tenants (tenant_code, tenant_name, subdomain, status) VALUES (?, ?, ?, 'active')", code, code, code)
+		if err != nil {
+			b.Fatal(err)
+		}
+		id, _ := res.LastInsertId()
+		f.tenant[code] = id
+		f.exec(b, "INSERT INTO tenant_databases (tenant_id, cluster_id, database_name, status) VALUES (?, ?, ?, 'ready')", id, cluster, code+"_bench_never_opened")
+		f.exec(b, "INSERT INTO tenant_accounts (tenant_id, balance) VALUES (?, 1000000)", id)
+		f.enable(b, code, "bench", 1, "")
+		_, keys[i], err = aibridge.CreateKey(context.Background(), f.sys, id, aibridge.NewKey{Name: "bench", RPMLimit: 1_000_000}, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	body := []byte(`{"model":"bench","max_tokens":16,"messages":[{"role":"user","content":"ping"}]}`)
+	direct := func(int) func(hc *http.Client) error {
+		return func(hc *http.Client) error { return post(hc, fake.BaseURL()+"/chat/completions", fake.APIKey, body) }
+	}
+	spread := func(c int) func(hc *http.Client) error {
+		return func(hc *http.Client) error {
+			return post(hc, f.srv.URL+"/v1/chat/completions", keys[c%len(keys)], body)
+		}
+	}
+	single := func(int) func(hc *http.Client) error {
+		return func(hc *http.Client) error { return post(hc, f.srv.URL+"/v1/chat/completions", keys[0], body) }
+	}
+	const clients = 50
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ResetTimer()
+	for range b.N {
+		drive(clients, time.Second, 0, spread) // warm pools and caches
+		var sat, satDirect, hot load
+		for range 2 {
+			satDirect = drive(clients, 2*time.Second, 0, direct)
+			sat = drive(clients, 2*time.Second, 0, spread)
+		}
+		hot = drive(clients, 2*time.Second, 0, single)
+		// Paced: half of what the bridge sustains, spread over 50 clients.
+		interval := time.Duration(float64(time.Second) * clients / (sat.rps / 2))
+		var paced, pacedDirect load
+		for range 2 {
+			pacedDirect = drive(clients, 3*time.Second, interval, direct)
+			paced = drive(clients, 3*time.Second, interval, spread)
+		}
+		b.ReportMetric(ms(paced.pct(50)-pacedDirect.pct(50)), "paced-p50-added-ms")
+		b.ReportMetric(ms(paced.pct(99)-pacedDirect.pct(99)), "paced-p99-added-ms")
+		b.ReportMetric(ms(paced.pct(50)), "paced-bridge-p50-ms")
+		b.ReportMetric(ms(pacedDirect.pct(50)), "paced-direct-p50-ms")
+		b.ReportMetric(paced.rps, "paced-rps")
+		b.ReportMetric(ms(sat.pct(50)-satDirect.pct(50)), "sat-p50-added-ms")
+		b.ReportMetric(ms(sat.pct(99)-satDirect.pct(99)), "sat-p99-added-ms")
+		b.ReportMetric(sat.rps, "bridge-rps")
+		b.ReportMetric(hot.rps, "one-tenant-rps")
+		b.ReportMetric(ms(hot.pct(50)), "one-tenant-p50-ms")
+		b.ReportMetric(satDirect.rps, "direct-rps")
+		b.ReportMetric(float64(sat.errs+paced.errs+hot.errs), "bridge-errors")
+		b.ReportMetric(ms(commitFloor(b, f.sys)), "commit-ms")
+	}
+}
+
+// commitFloor is the median time of one durable commit on this server (a
+// one-row autocommit INSERT): what each of a call's three commits costs at
+// the least.
+func commitFloor(b *testing.B, db *sql.DB) time.Duration {
+	if _, err := db.Exec("CREATE TABLE IF NOT EXISTS bench_commit (id BIGINT AUTO_INCREMENT PRIMARY KEY, v INT) ENGINE=InnoDB"); err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, 200)
+	for i := range 200 {
+		t0 := time.Now()
+		if _, err := db.Exec("INSERT INTO bench_commit (v) VALUES (?)", i); err != nil {
+			b.Fatal(err)
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2]
+}

@@ -1,0 +1,171 @@
+package main
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/aibridge"
+	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/httpapi"
+	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/secretbox"
+	"github.com/unitenant/unitenant/shared/serverless"
+	"github.com/unitenant/unitenant/shared/tenancy"
+)
+
+// Routes. The tenant's routes take a tenant-scoped token of a member, or a
+// tenant API key (Authorization: Bearer uk-..., which names its tenant); the
+// host and X-Tenant-Code, when given, must agree with either.
+//
+//	POST   /api/v1/ai/bridge/chat        chat in the seed's shape (stream: true streams OpenAI chunks)
+//	POST   /api/v1/ai/bridge/completion  text completion, seed shape
+//	POST   /api/v1/ai/bridge/embedding   embeddings, seed shape
+//	GET    /api/v1/ai/bridge/models      the models the caller may use
+//	POST   /api/v1/ai/keys               create an API key {name, models?, rpm?, expiresAt?} (tenant admins, token only)
+//	GET    /api/v1/ai/keys               list them (never the secret)
+//	DELETE /api/v1/ai/keys/{id}          revoke one
+//	POST   /v1/chat/completions          OpenAI-compatible, streaming included; errors in OpenAI's shape
+//	POST   /v1/completions
+//	POST   /v1/embeddings
+//	GET    /v1/models
+//	/api/admin/ai/*                      platform admins: models, tenants' model settings, accounts (admin.go)
+func newHandler(h *handler) http.Handler {
+	rt := httpapi.NewRouter()
+	seed, openai := h.tenantRoute(httpapi.Fail), h.tenantRoute(openAIFail)
+	rt.Handle("POST /api/v1/ai/bridge/chat", seed(h.bridgeChat))
+	rt.Handle("POST /api/v1/ai/bridge/completion", seed(h.bridgeCompletion))
+	rt.Handle("POST /api/v1/ai/bridge/embedding", seed(h.bridgeEmbedding))
+	rt.Handle("GET /api/v1/ai/bridge/models", seed(h.bridgeModels))
+	rt.Handle("POST /api/v1/ai/keys", seed(h.createKey))
+	rt.Handle("GET /api/v1/ai/keys", seed(h.listKeys))
+	rt.Handle("DELETE /api/v1/ai/keys/{id}", seed(h.revokeKey))
+	rt.Handle("POST /v1/chat/completions", openai(h.chatCompletions))
+	rt.Handle("POST /v1/completions", openai(h.completions))
+	rt.Handle("POST /v1/embeddings", openai(h.embeddings))
+	rt.Handle("GET /v1/models", openai(h.models))
+	h.adminRoutes(rt)
+	return rt
+}
+
+type handler struct {
+	db       *sql.DB
+	box      *secretbox.Box // seals providers' API keys
+	verifier *auth.Verifier
+	tenants  *tenancy.Service
+	bridge   *aibridge.Bridge
+	log      *slog.Logger
+	now      func() time.Time
+}
+
+// failFunc answers an error in a route group's shape.
+type failFunc func(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error)
+
+// principal is who calls a tenant route, and for which tenant.
+type principal struct {
+	tenant *tenancy.Tenant
+	caller aibridge.Caller
+	claims *auth.Claims     // a token's; nil for an API key
+	key    *aibridge.APIKey // nil for a token
+	role   string           // the member's role in the tenant; "" for a key
+}
+
+// tenantEndpoint is a tenant route's work. It writes its own answer: a
+// stream is no JSON value.
+type tenantEndpoint func(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc)
+
+// tenantRoute authenticates the caller (token or API key), identifies and
+// gates the tenant, and runs fn; failures are answered by fail.
+func (h *handler) tenantRoute(fail failFunc) func(tenantEndpoint) http.Handler {
+	return func(fn tenantEndpoint) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, err := h.authenticate(r)
+			if err != nil {
+				if fe, ok := fault.As(err); ok && fe.Kind == fault.Unauthorized {
+					w.Header().Set("WWW-Authenticate", `Bearer realm="unitenant"`)
+				}
+				fail(w, r, h.log, err)
+				return
+			}
+			ctx := logging.WithTenant(r.Context(), p.tenant.Code)
+			fn(w, r.WithContext(ctx), p, fail)
+		})
+	}
+}
+
+// authenticate finds the principal of r. An API key names its tenant; a
+// token must be tenant-scoped, and its user still an active member there.
+func (h *handler) authenticate(r *http.Request) (*principal, error) {
+	ctx := r.Context()
+	bearer := auth.BearerToken(r)
+	p := &principal{}
+	if strings.HasPrefix(bearer, aibridge.KeyPrefix) {
+		k, code, err := aibridge.LookupKey(ctx, h.db, bearer, h.now())
+		if err != nil {
+			return nil, err
+		}
+		if p.tenant, err = h.tenants.IdentifyAs(r, code); err != nil {
+			return nil, err
+		}
+		if err := aibridge.TouchKey(ctx, h.db, k, h.now()); err != nil {
+			h.log.WarnContext(ctx, "api key use not recorded", "err", err)
+		}
+		p.key = &k
+	} else {
+		c, err := h.verifier.Verify(bearer, auth.AudienceTenant)
+		if err != nil {
+			return nil, err
+		}
+		if c.Kind != auth.KindUser {
+			return nil, tenancy.ErrForbidden
+		}
+		if p.tenant, err = h.tenants.IdentifyAs(r, c.TenantID); err != nil {
+			return nil, err
+		}
+		if p.role, err = h.memberRole(ctx, c.SubjectID(), p.tenant.ID); err != nil {
+			return nil, err
+		}
+		p.claims = c
+	}
+	p.caller = aibridge.Caller{TenantID: p.tenant.ID, TenantCode: p.tenant.Code, Key: p.key,
+		RequestID: logging.RequestID(ctx), IP: serverless.ClientIP(r), UserAgent: r.UserAgent()}
+	if p.claims != nil {
+		p.caller.UserID = p.claims.SubjectID()
+	}
+	return p, nil
+}
+
+var errNotMember = fault.New(fault.Forbidden, "not_a_member", "you are not an active member of this tenant")
+
+// memberRole is the user's role in the tenant now: a token outlives a
+// membership removed after it was issued, the relation does not.
+func (h *handler) memberRole(ctx context.Context, userID, tenantID int64) (string, error) {
+	var role string
+	err := h.db.QueryRowContext(ctx, "SELECT role_in_tenant FROM global_user_tenant_relations WHERE global_user_id = ? AND tenant_id = ? AND status = 'active'",
+		userID, tenantID).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errNotMember
+	}
+	if err != nil {
+		return "", fmt.Errorf("membership of user %d in tenant %d: %w", userID, tenantID, err)
+	}
+	return role, nil
+}
+
+// tenantAdmin refuses a principal that may not manage the tenant's keys:
+// an API key never may, a token's user must be the tenant's owner or admin.
+func tenantAdmin(p *principal) error {
+	if p.key != nil {
+		return fault.New(fault.Forbidden, "key_not_allowed", "API keys cannot manage API keys; use a member's token")
+	}
+	if p.role != "owner" && p.role != "admin" {
+		return fault.New(fault.Forbidden, "permission_denied", "managing API keys needs the tenant's owner or admin role")
+	}
+	return nil
+}

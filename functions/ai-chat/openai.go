@@ -1,0 +1,302 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/unitenant/unitenant/shared/aibridge"
+	"github.com/unitenant/unitenant/shared/aiprovider"
+	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/httpapi"
+	"github.com/unitenant/unitenant/shared/logging"
+)
+
+// maxRequestBody bounds an AI request (images inline as data: URLs can be
+// large); the function's MaxBody is at least this.
+const maxRequestBody = 8 << 20
+
+// Response headers every answered call carries.
+const (
+	headerCallID = "X-Unitenant-Call-Id" // ai_service_call_logs.request_id
+	headerModel  = "X-Unitenant-Model"   // the model that answered
+)
+
+// chatRoles are the message roles OpenAI's chat API knows.
+var chatRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
+
+// validChat checks what the bridge relies on; providers judge the rest.
+// modelRequired is OpenAI's rule; the seed's bridge defaults to "auto".
+func validChat(req *aiprovider.ChatRequest, modelRequired bool) error {
+	if err := validModel(req.Model, modelRequired); err != nil {
+		return err
+	}
+	if len(req.Messages) == 0 {
+		return fault.Field("invalid_messages", "messages", "must hold at least one message")
+	}
+	for i, m := range req.Messages {
+		if !chatRoles[m.Role] {
+			return fault.Field("invalid_messages", fmt.Sprintf("messages[%d].role", i), fmt.Sprintf("%q is not a chat role", m.Role))
+		}
+		if _, err := m.Content.Parts(); err != nil {
+			return fault.Field("invalid_messages", fmt.Sprintf("messages[%d].content", i), "must be a string or an array of content parts")
+		}
+	}
+	return validSampling(req.Sampling, req.MaxCompletionTokens)
+}
+
+func validModel(model string, required bool) error {
+	switch {
+	case model == "" && required:
+		return fault.Field("model_required", "model", "is required (a model id from /v1/models, or \"auto\")")
+	case model != "" && model != aibridge.AutoModel && !aibridge.ValidModelName(model):
+		return fault.Field("invalid_model", "model", "is not a model id")
+	}
+	return nil
+}
+
+func validSampling(s aiprovider.Sampling, maxCompletion *int) error {
+	switch {
+	case s.MaxTokens != nil && *s.MaxTokens < 1:
+		return fault.Field("invalid_max_tokens", "max_tokens", "must be at least 1")
+	case maxCompletion != nil && *maxCompletion < 1:
+		return fault.Field("invalid_max_tokens", "max_completion_tokens", "must be at least 1")
+	case s.Temperature != nil && (*s.Temperature < 0 || *s.Temperature > 2):
+		return fault.Field("invalid_temperature", "temperature", "must be between 0 and 2")
+	case s.TopP != nil && (*s.TopP < 0 || *s.TopP > 1):
+		return fault.Field("invalid_top_p", "top_p", "must be between 0 and 1")
+	}
+	return nil
+}
+
+// chatCompletions is POST /v1/chat/completions.
+func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
+	var req aiprovider.ChatRequest
+	if err := httpapi.DecodeLimit(r, &req, maxRequestBody); err != nil {
+		fail(w, r, h.log, err)
+		return
+	}
+	if err := validChat(&req, true); err != nil {
+		fail(w, r, h.log, err)
+		return
+	}
+	if req.Stream {
+		h.stream(w, r, p, req, fail)
+		return
+	}
+	resp, met, err := h.bridge.Chat(r.Context(), p.caller, req)
+	if err != nil {
+		fail(w, r, h.log, err)
+		return
+	}
+	writeOpenAI(w, met, resp)
+}
+
+// stream relays a streamed chat as server-sent events, passing the
+// provider's chunks through as they come. Until the first chunk a failure
+// is an ordinary error answer; after it, an error event ends the stream.
+func (h *handler) stream(w http.ResponseWriter, r *http.Request, p *principal, req aiprovider.ChatRequest, fail failFunc) {
+	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
+	rc := http.NewResponseController(w)
+	started := false
+	met, err := h.bridge.ChatStream(r.Context(), p.caller, req, func(m aibridge.Model, chunk aiprovider.Chunk) error {
+		if !started {
+			hd := w.Header()
+			hd.Set("Content-Type", "text/event-stream")
+			hd.Set("Cache-Control", "no-cache")
+			hd.Set("X-Accel-Buffering", "no") // proxies must not hold events back
+			hd.Set(headerModel, m.Name)
+			w.WriteHeader(http.StatusOK)
+			started = true
+		}
+		if chunk.UsageOnly() && !includeUsage {
+			return nil // asked for upstream so the call is metered; not for this client
+		}
+		if _, err := fmt.Fprintf(w, "data: %s\n\n", chunk.Raw); err != nil {
+			return err
+		}
+		return rc.Flush()
+	})
+	switch {
+	case err != nil && !started:
+		fail(w, r, h.log, err)
+	case err != nil:
+		h.log.WarnContext(r.Context(), "stream ended by a failure", "call", met.CallID, "err", err)
+		fe := openAIError(r, h.log, err)
+		b, _ := json.Marshal(fe)
+		fmt.Fprintf(w, "data: %s\n\n", b)
+		_ = rc.Flush()
+	default:
+		fmt.Fprint(w, "data: [DONE]\n\n")
+		_ = rc.Flush()
+	}
+}
+
+// completions is POST /v1/completions.
+func (h *handler) completions(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
+	var req aiprovider.CompletionRequest
+	if err := decodeCompletion(r, &req, true); err != nil {
+		fail(w, r, h.log, err)
+		return
+	}
+	resp, met, err := h.bridge.Complete(r.Context(), p.caller, req)
+	if err != nil {
+		fail(w, r, h.log, err)
+		return
+	}
+	writeOpenAI(w, met, resp)
+}
+
+func decodeCompletion(r *http.Request, req *aiprovider.CompletionRequest, modelRequired bool) error {
+	if err := httpapi.DecodeLimit(r, req, maxRequestBody); err != nil {
+		return err
+	}
+	if err := validModel(req.Model, modelRequired); err != nil {
+		return err
+	}
+	if req.Prompt.IsZero() {
+		return fault.Field("invalid_prompt", "prompt", "is required")
+	}
+	if req.Stream {
+		return fault.Field("unsupported", "stream", "streaming is offered on chat completions only")
+	}
+	return validSampling(req.Sampling, nil)
+}
+
+// embeddings is POST /v1/embeddings.
+func (h *handler) embeddings(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
+	var req aiprovider.EmbeddingRequest
+	if err := decodeEmbedding(r, &req, true); err != nil {
+		fail(w, r, h.log, err)
+		return
+	}
+	resp, met, err := h.bridge.Embed(r.Context(), p.caller, req)
+	if err != nil {
+		fail(w, r, h.log, err)
+		return
+	}
+	writeOpenAI(w, met, resp)
+}
+
+func decodeEmbedding(r *http.Request, req *aiprovider.EmbeddingRequest, modelRequired bool) error {
+	if err := httpapi.DecodeLimit(r, req, maxRequestBody); err != nil {
+		return err
+	}
+	if err := validModel(req.Model, modelRequired); err != nil {
+		return err
+	}
+	if req.Input.IsZero() {
+		return fault.Field("invalid_input", "input", "is required")
+	}
+	if len(req.Input.Values) > 2048 {
+		return fault.Field("invalid_input", "input", "at most 2048 inputs")
+	}
+	return nil
+}
+
+// openAIModel is an entry of GET /v1/models.
+type openAIModel struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// models is GET /v1/models: what the caller may use.
+func (h *handler) models(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
+	ms, err := h.bridge.Models(r.Context(), p.caller)
+	if err != nil {
+		fail(w, r, h.log, err)
+		return
+	}
+	list := struct {
+		Object string        `json:"object"`
+		Data   []openAIModel `json:"data"`
+	}{Object: "list", Data: make([]openAIModel, 0, len(ms))}
+	for _, m := range ms {
+		list.Data = append(list.Data, openAIModel{ID: m.Name, Object: "model", Created: m.Created.Unix(), OwnedBy: m.Provider})
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+// writeOpenAI answers a metered call's response as OpenAI does.
+func writeOpenAI(w http.ResponseWriter, met aibridge.Metering, v any) {
+	w.Header().Set(headerCallID, met.CallID)
+	w.Header().Set(headerModel, met.Model.Name)
+	writeJSON(w, http.StatusOK, v)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		status, b = http.StatusInternalServerError, []byte(`{"error":{"message":"response encoding failed","type":"api_error","param":null,"code":"internal"}}`)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// openAIErrorBody is OpenAI's error answer.
+type openAIErrorBody struct {
+	Error openAIErrorDetail `json:"error"`
+}
+
+type openAIErrorDetail struct {
+	Message string  `json:"message"`
+	Type    string  `json:"type"`
+	Param   *string `json:"param"`
+	Code    string  `json:"code"`
+}
+
+// openAIType is the error type OpenAI gives a status.
+func openAIType(status int) string {
+	switch {
+	case status == http.StatusUnauthorized:
+		return "authentication_error"
+	case status == http.StatusPaymentRequired:
+		return "insufficient_quota"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusNotFound:
+		return "not_found_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status >= 500:
+		return "api_error"
+	}
+	return "invalid_request_error"
+}
+
+// openAIError is err as OpenAI's error body; internal errors are logged and
+// shown only as "internal" with the request id.
+func openAIError(r *http.Request, log *slog.Logger, err error) openAIErrorBody {
+	fe, ok := fault.As(err)
+	if !ok || fe.Kind == fault.Internal {
+		log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		fe = &fault.Error{Kind: fault.Internal, Code: "internal",
+			Message: "internal error; quote the request id " + logging.RequestID(r.Context()) + " when reporting it"}
+	}
+	d := openAIErrorDetail{Message: fe.Message, Type: openAIType(httpapi.StatusOf(fe.Kind)), Code: fe.Code}
+	for field := range fe.Fields {
+		d.Param = &field
+		break
+	}
+	return openAIErrorBody{Error: d}
+}
+
+// openAIFail answers err in OpenAI's error shape, with the status of its
+// kind and Retry-After when it has one.
+func openAIFail(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	body := openAIError(r, log, err)
+	if fe, ok := fault.As(err); ok && fe.RetryAfter > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(max(int(fe.RetryAfter.Seconds()), 1)))
+	}
+	status := http.StatusInternalServerError
+	if fe, ok := fault.As(err); ok {
+		status = httpapi.StatusOf(fe.Kind)
+	}
+	writeJSON(w, status, body)
+}
