@@ -2,16 +2,20 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/openai/openai-go"
 	"github.com/openai/openai-go/option"
 	"github.com/unitenant/unitenant/shared/aiprovider/fakeprovider"
 	"github.com/unitenant/unitenant/shared/budget"
+	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/serverless"
 )
 
 // The official OpenAI Go SDK, pointed at the bridge with a tenant API key,
@@ -167,5 +171,50 @@ func TestBudgetHoldsUnder200ConcurrentCalls(t *testing.T) {
 	f.sys.QueryRow("SELECT COUNT(*) FROM ai_budget_reservations WHERE tenant_id = ? AND status = 'reserved'", f.tenant["k001"]).Scan(&open)
 	if open != 0 || f.openai.Calls("gpt-mini") != 50 {
 		t.Fatalf("%d open reservations, %d provider calls", open, f.openai.Calls("gpt-mini"))
+	}
+}
+
+// Behind API Gateway's HTTP API (the Lambda adapter buffers the response),
+// a stream is not cut: the whole event stream arrives at the end.
+func TestStreamBehindABufferingGatewayArrivesWhole(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.openai.SetModel("gpt-mini", fakeprovider.Model{Reply: "one two three four five", PromptTokens: 5, CompletionTokens: 5})
+	proxy, ok := serverless.HTTPLambdaHandler(newHandler(f.h), logging.Discard(), maxRequestBody).(func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error))
+	if !ok {
+		t.Fatal("the HTTP API handler has another signature")
+	}
+	ev := events.APIGatewayV2HTTPRequest{
+		Version: "2.0", RouteKey: "POST /v1/chat/completions", RawPath: "/v1/chat/completions",
+		Headers: map[string]string{"authorization": "Bearer " + f.token(t, adminUser, "k001"), "content-type": "application/json", "host": "abc123.execute-api.us-east-1.amazonaws.com"},
+		Body:    `{"model":"gpt-mini","stream":true,"messages":[{"role":"user","content":"count"}]}`,
+		RequestContext: events.APIGatewayV2HTTPRequestContext{DomainName: "abc123.execute-api.us-east-1.amazonaws.com", RequestID: "gw-stream-1",
+			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/v1/chat/completions", SourceIP: "203.0.113.9"}},
+	}
+	resp, err := proxy(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := sse(t, strings.NewReader(resp.Body))
+	var text strings.Builder
+	for _, e := range events[:max(len(events)-1, 0)] {
+		var c struct {
+			Choices []struct {
+				Delta struct{ Content string } `json:"delta"`
+			} `json:"choices"`
+		}
+		if err := json.Unmarshal([]byte(e), &c); err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range c.Choices {
+			text.WriteString(ch.Delta.Content)
+		}
+	}
+	if resp.StatusCode != 200 || resp.Headers["Content-Type"] != "text/event-stream" || len(events) < 6 || events[len(events)-1] != "[DONE]" ||
+		strings.TrimSpace(text.String()) != "one two three four five" {
+		t.Fatalf("%d %v %q", resp.StatusCode, resp.Headers, resp.Body)
+	}
+	if rows := f.logs(t, "tenant_id = ? AND streamed = 1 AND status = 'success'", f.tenant["k001"]); len(rows) != 1 || rows[0].ClientGone {
+		t.Fatalf("rows %+v", rows)
 	}
 }
