@@ -75,8 +75,8 @@ func TestChain(t *testing.T) {
 func TestEstimateTokensErrsHigh(t *testing.T) {
 	t.Parallel()
 	for s, atLeast := range map[string]int{
-		"":                           0,
-		"Hello, world":               4,  // OpenAI's tokenizer: 4
+		"":             0,
+		"Hello, world": 4, // OpenAI's tokenizer: 4
 		"你好，请介绍一下幼儿园管理系统":            15, // about one per character
 		strings.Repeat("word ", 100): 100,
 	} {
