@@ -12,7 +12,6 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 	"unicode"
@@ -150,19 +149,7 @@ func (p adminProblems) add(field, problem string) {
 
 // err returns the problems as one Invalid error with code, or nil.
 func (p adminProblems) err(code string) error {
-	if len(p) == 0 {
-		return nil
-	}
-	names := make([]string, 0, len(p))
-	for f := range p {
-		names = append(names, f)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, f := range names {
-		parts[i] = f + ": " + p[f]
-	}
-	return &fault.Error{Kind: fault.Invalid, Code: code, Message: strings.Join(parts, "; "), Fields: map[string]string(p)}
+	return fault.Fields(code, p)
 }
 
 // oneOf checks an enumerated value.

@@ -73,12 +73,19 @@ func validSampling(s aiprovider.Sampling, maxCompletion *int) error {
 
 // chatCompletions is POST /v1/chat/completions.
 func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
+	h.chat(w, r, p, fail, true, func(resp *aiprovider.ChatResponse, met aibridge.Metering) { writeOpenAI(w, met, resp) })
+}
+
+// chat decodes and checks a chat request, then streams it or makes the
+// call and hands the answer to answer; both chat routes run it.
+func (h *handler) chat(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc, modelRequired bool,
+	answer func(*aiprovider.ChatResponse, aibridge.Metering)) {
 	var req aiprovider.ChatRequest
-	if err := httpapi.DecodeLimit(r, &req, maxRequestBody); err != nil {
-		fail(w, r, h.log, err)
-		return
+	err := httpapi.DecodeLimit(r, &req, maxRequestBody)
+	if err == nil {
+		err = validChat(&req, modelRequired)
 	}
-	if err := validChat(&req, true); err != nil {
+	if err != nil {
 		fail(w, r, h.log, err)
 		return
 	}
@@ -91,7 +98,7 @@ func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request, p *pri
 		fail(w, r, h.log, err)
 		return
 	}
-	writeOpenAI(w, met, resp)
+	answer(resp, met)
 }
 
 // stream relays a streamed chat as server-sent events, passing the

@@ -55,30 +55,14 @@ type seedChat struct {
 
 // bridgeChat is POST /api/v1/ai/bridge/chat.
 func (h *handler) bridgeChat(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
-	var req aiprovider.ChatRequest
-	if err := httpapi.DecodeLimit(r, &req, maxRequestBody); err != nil {
-		fail(w, r, h.log, err)
-		return
-	}
-	if err := validChat(&req, false); err != nil {
-		fail(w, r, h.log, err)
-		return
-	}
-	if req.Stream {
-		h.stream(w, r, p, req, fail)
-		return
-	}
-	resp, met, err := h.bridge.Chat(r.Context(), p.caller, req)
-	if err != nil {
-		fail(w, r, h.log, err)
-		return
-	}
-	out := seedChat{Model: met.Model.Name, CallID: met.CallID, Attempts: met.Attempts, Usage: usageOf(met)}
-	if len(resp.Choices) > 0 {
-		out.Message, out.FinishReason = resp.Choices[0].Message.Content.Text(), resp.Choices[0].FinishReason
-	}
-	w.Header().Set(headerCallID, met.CallID)
-	httpapi.OK(w, r, out)
+	h.chat(w, r, p, fail, false, func(resp *aiprovider.ChatResponse, met aibridge.Metering) {
+		out := seedChat{Model: met.Model.Name, CallID: met.CallID, Attempts: met.Attempts, Usage: usageOf(met)}
+		if len(resp.Choices) > 0 {
+			out.Message, out.FinishReason = resp.Choices[0].Message.Content.Text(), resp.Choices[0].FinishReason
+		}
+		w.Header().Set(headerCallID, met.CallID)
+		httpapi.OK(w, r, out)
+	})
 }
 
 type seedCompletion struct {

@@ -9,6 +9,8 @@ package fault
 import (
 	"errors"
 	"fmt"
+	"sort"
+	"strings"
 	"time"
 )
 
@@ -61,6 +63,25 @@ func (e *Error) Unwrap() error { return e.Err }
 // New returns an error of the given kind and code with a formatted message.
 func New(kind Kind, code, format string, args ...any) *Error {
 	return &Error{Kind: kind, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Fields returns an Invalid error naming every bad field of one input (field
+// -> problem), so a client learns all its mistakes at once; nil when there
+// are none. The message lists them in field order.
+func Fields(code string, problems map[string]string) error {
+	if len(problems) == 0 {
+		return nil
+	}
+	names := make([]string, 0, len(problems))
+	for f := range problems {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, f := range names {
+		parts[i] = f + ": " + problems[f]
+	}
+	return &Error{Kind: Invalid, Code: code, Message: strings.Join(parts, "; "), Fields: problems}
 }
 
 // Field returns an Invalid error naming one bad field.

@@ -16,7 +16,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -53,19 +52,7 @@ func (p problems) add(field, problem string) { p[field] = problem }
 
 // err returns the collected problems as one Invalid error with code, or nil.
 func (p problems) err(code string) error {
-	if len(p) == 0 {
-		return nil
-	}
-	names := make([]string, 0, len(p))
-	for f := range p {
-		names = append(names, f)
-	}
-	sort.Strings(names)
-	parts := make([]string, len(names))
-	for i, f := range names {
-		parts[i] = f + ": " + p[f]
-	}
-	return &fault.Error{Kind: fault.Invalid, Code: code, Message: strings.Join(parts, "; "), Fields: map[string]string(p)}
+	return fault.Fields(code, p)
 }
 
 // text checks a string field: trimmed, at most max characters, and not
