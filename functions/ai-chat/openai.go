@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -143,20 +144,36 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, p *principal, r
 
 // completions is POST /v1/completions.
 func (h *handler) completions(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
-	var req aiprovider.CompletionRequest
-	if err := decodeCompletion(r, &req, true); err != nil {
+	metered(h, w, r, p, fail, decodeCompletion(true), h.bridge.Complete,
+		func(resp *aiprovider.CompletionResponse, met aibridge.Metering) { writeOpenAI(w, met, resp) })
+}
+
+// metered decodes a request, makes its metered call and hands the answer
+// to answer; the completion and embedding routes of both shapes run it.
+func metered[Req, Resp any](h *handler, w http.ResponseWriter, r *http.Request, p *principal, fail failFunc,
+	decode func(*http.Request, *Req) error, call func(context.Context, aibridge.Caller, Req) (Resp, aibridge.Metering, error),
+	answer func(Resp, aibridge.Metering)) {
+	var req Req
+	if err := decode(r, &req); err != nil {
 		fail(w, r, h.log, err)
 		return
 	}
-	resp, met, err := h.bridge.Complete(r.Context(), p.caller, req)
+	resp, met, err := call(r.Context(), p.caller, req)
 	if err != nil {
 		fail(w, r, h.log, err)
 		return
 	}
-	writeOpenAI(w, met, resp)
+	answer(resp, met)
 }
 
-func decodeCompletion(r *http.Request, req *aiprovider.CompletionRequest, modelRequired bool) error {
+// decodeCompletion reads and checks a completion request.
+func decodeCompletion(modelRequired bool) func(*http.Request, *aiprovider.CompletionRequest) error {
+	return func(r *http.Request, req *aiprovider.CompletionRequest) error {
+		return readCompletion(r, req, modelRequired)
+	}
+}
+
+func readCompletion(r *http.Request, req *aiprovider.CompletionRequest, modelRequired bool) error {
 	if err := httpapi.DecodeLimit(r, req, maxRequestBody); err != nil {
 		return err
 	}
@@ -174,20 +191,18 @@ func decodeCompletion(r *http.Request, req *aiprovider.CompletionRequest, modelR
 
 // embeddings is POST /v1/embeddings.
 func (h *handler) embeddings(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
-	var req aiprovider.EmbeddingRequest
-	if err := decodeEmbedding(r, &req, true); err != nil {
-		fail(w, r, h.log, err)
-		return
-	}
-	resp, met, err := h.bridge.Embed(r.Context(), p.caller, req)
-	if err != nil {
-		fail(w, r, h.log, err)
-		return
-	}
-	writeOpenAI(w, met, resp)
+	metered(h, w, r, p, fail, decodeEmbedding(true), h.bridge.Embed,
+		func(resp *aiprovider.EmbeddingResponse, met aibridge.Metering) { writeOpenAI(w, met, resp) })
 }
 
-func decodeEmbedding(r *http.Request, req *aiprovider.EmbeddingRequest, modelRequired bool) error {
+// decodeEmbedding reads and checks an embeddings request.
+func decodeEmbedding(modelRequired bool) func(*http.Request, *aiprovider.EmbeddingRequest) error {
+	return func(r *http.Request, req *aiprovider.EmbeddingRequest) error {
+		return readEmbedding(r, req, modelRequired)
+	}
+}
+
+func readEmbedding(r *http.Request, req *aiprovider.EmbeddingRequest, modelRequired bool) error {
 	if err := httpapi.DecodeLimit(r, req, maxRequestBody); err != nil {
 		return err
 	}

@@ -76,22 +76,14 @@ type seedCompletion struct {
 
 // bridgeCompletion is POST /api/v1/ai/bridge/completion.
 func (h *handler) bridgeCompletion(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
-	var req aiprovider.CompletionRequest
-	if err := decodeCompletion(r, &req, false); err != nil {
-		fail(w, r, h.log, err)
-		return
-	}
-	resp, met, err := h.bridge.Complete(r.Context(), p.caller, req)
-	if err != nil {
-		fail(w, r, h.log, err)
-		return
-	}
-	out := seedCompletion{Model: met.Model.Name, CallID: met.CallID, Attempts: met.Attempts, Usage: usageOf(met)}
-	if len(resp.Choices) > 0 {
-		out.Text, out.FinishReason = resp.Choices[0].Text, resp.Choices[0].FinishReason
-	}
-	w.Header().Set(headerCallID, met.CallID)
-	httpapi.OK(w, r, out)
+	metered(h, w, r, p, fail, decodeCompletion(false), h.bridge.Complete, func(resp *aiprovider.CompletionResponse, met aibridge.Metering) {
+		out := seedCompletion{Model: met.Model.Name, CallID: met.CallID, Attempts: met.Attempts, Usage: usageOf(met)}
+		if len(resp.Choices) > 0 {
+			out.Text, out.FinishReason = resp.Choices[0].Text, resp.Choices[0].FinishReason
+		}
+		w.Header().Set(headerCallID, met.CallID)
+		httpapi.OK(w, r, out)
+	})
 }
 
 type seedEmbedding struct {
@@ -106,27 +98,19 @@ type seedEmbedding struct {
 
 // bridgeEmbedding is POST /api/v1/ai/bridge/embedding.
 func (h *handler) bridgeEmbedding(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
-	var req aiprovider.EmbeddingRequest
-	if err := decodeEmbedding(r, &req, false); err != nil {
-		fail(w, r, h.log, err)
-		return
-	}
-	resp, met, err := h.bridge.Embed(r.Context(), p.caller, req)
-	if err != nil {
-		fail(w, r, h.log, err)
-		return
-	}
-	out := seedEmbedding{Model: met.Model.Name, CallID: met.CallID, Usage: usageOf(met), Embeddings: make([]json.RawMessage, len(resp.Data))}
-	for _, e := range resp.Data {
-		if e.Index >= 0 && e.Index < len(out.Embeddings) {
-			out.Embeddings[e.Index] = e.Embedding
+	metered(h, w, r, p, fail, decodeEmbedding(false), h.bridge.Embed, func(resp *aiprovider.EmbeddingResponse, met aibridge.Metering) {
+		out := seedEmbedding{Model: met.Model.Name, CallID: met.CallID, Usage: usageOf(met), Embeddings: make([]json.RawMessage, len(resp.Data))}
+		for _, e := range resp.Data {
+			if e.Index >= 0 && e.Index < len(out.Embeddings) {
+				out.Embeddings[e.Index] = e.Embedding
+			}
 		}
-	}
-	if len(out.Embeddings) > 0 {
-		out.Embedding = out.Embeddings[0]
-	}
-	w.Header().Set(headerCallID, met.CallID)
-	httpapi.OK(w, r, out)
+		if len(out.Embeddings) > 0 {
+			out.Embedding = out.Embeddings[0]
+		}
+		w.Header().Set(headerCallID, met.CallID)
+		httpapi.OK(w, r, out)
+	})
 }
 
 // seedModel is a model as GET /api/v1/ai/bridge/models lists it.

@@ -439,18 +439,6 @@ func reservationStatus(t *testing.T, db *sql.DB, requestID string) string {
 	return s
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
 // TestAIBridgeThroughTheGateway: the AI bridge's routes in template.yaml
 // reach ai-chat behind the local gateway, streams included, unbuffered.
 func TestAIBridgeThroughTheGateway(t *testing.T) {

@@ -133,12 +133,18 @@ func TestLifecycleOverHTTP(t *testing.T) {
 // eventually retries cond for a few registry TTLs.
 func (s *system) eventually(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	waitFor(t, "the condition", 15*time.Second, cond)
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 15s")
+			t.Fatalf("waited %s for %s", timeout, what)
 		}
-		time.Sleep(200 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
