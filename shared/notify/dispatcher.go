@@ -152,14 +152,10 @@ func (d *Dispatcher) leaseToken() string {
 // each row, so two dispatchers never lease one event at once.
 func (d *Dispatcher) claim(ctx context.Context, token string, n int) ([]leased, error) {
 	now := d.now()
-	err := sqldb.Retry(ctx, func() error {
-		_, err := d.DB.ExecContext(ctx, `UPDATE webhook_events SET lease_owner = ?, lease_expires_at = ?
-			WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
-			  AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
-			ORDER BY id LIMIT ?`, token, now.Add(d.leaseTTL()), now, now, n)
-		return err
-	})
-	if err != nil {
+	if _, err := d.exec(ctx, `UPDATE webhook_events SET lease_owner = ?, lease_expires_at = ?
+		WHERE status = 'pending' AND (next_attempt_at IS NULL OR next_attempt_at <= ?)
+		  AND (lease_expires_at IS NULL OR lease_expires_at <= ?)
+		ORDER BY id LIMIT ?`, token, now.Add(d.leaseTTL()), now, now, n); err != nil {
 		return nil, fmt.Errorf("lease webhook events: %w", err)
 	}
 	rows, err := d.DB.QueryContext(ctx, `SELECT id, event_id, event_type, COALESCE(tenant_id, 0), COALESCE(tenant_code, ''), payload, attempts
@@ -182,12 +178,25 @@ func (d *Dispatcher) claim(ctx context.Context, token string, n int) ([]leased, 
 	return out, nil
 }
 
+// exec runs one autocommit statement, again when InnoDB chose it as a
+// deadlock victim or its lock wait timed out: the statement was rolled back,
+// so running it again cannot apply it twice. Leasing (an UPDATE … ORDER BY
+// … LIMIT that locks what it scans) and settling events deadlock this way
+// between concurrent dispatchers.
+func (d *Dispatcher) exec(ctx context.Context, query string, args ...any) (res sql.Result, err error) {
+	err = sqldb.Retry(ctx, func() error {
+		res, err = d.DB.ExecContext(ctx, query, args...)
+		return err
+	})
+	return res, err
+}
+
 // release gives back what token still holds (the events ctx's end left
 // unprocessed), so the next run need not wait for the lease to expire.
 func (d *Dispatcher) release(ctx context.Context, token string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if _, err := d.DB.ExecContext(ctx, `UPDATE webhook_events SET lease_owner = NULL, lease_expires_at = NULL
+	if _, err := d.exec(ctx, `UPDATE webhook_events SET lease_owner = NULL, lease_expires_at = NULL
 		WHERE lease_owner = ?`, token); err != nil {
 		return fmt.Errorf("release webhook events: %w", err)
 	}
@@ -246,7 +255,7 @@ func (d *Dispatcher) process(ctx context.Context, token string, ev leased, rep *
 	// another dispatcher took the event over, which must then send it alone.
 	rounds := (len(pending) + parallel - 1) / parallel
 	now := d.now()
-	res, err := d.DB.ExecContext(ctx, `UPDATE webhook_events SET lease_expires_at = ?
+	res, err := d.exec(ctx, `UPDATE webhook_events SET lease_expires_at = ?
 		WHERE id = ? AND lease_owner = ? AND status = 'pending'`,
 		now.Add(d.leaseTTL()+time.Duration(rounds)*d.timeout()), ev.id, token)
 	if err != nil {
@@ -322,7 +331,7 @@ func (d *Dispatcher) process(ctx context.Context, token string, ev leased, rep *
 	if status == "dispatched" {
 		dispatchedAt = now
 	}
-	if _, err := d.DB.ExecContext(ctx, `UPDATE webhook_events SET status = ?, attempts = ?, next_attempt_at = ?,
+	if _, err := d.exec(ctx, `UPDATE webhook_events SET status = ?, attempts = ?, next_attempt_at = ?,
 		dispatched_at = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ?`,
 		status, attempts, next, dispatchedAt, ev.id, token); err != nil {
 		errs = append(errs, fmt.Errorf("settle: %w", err))
@@ -491,7 +500,7 @@ func (d *Dispatcher) record(ctx context.Context, ev leased, a attempt, final boo
 	if a.excerpt != "" {
 		excerpt = a.excerpt
 	}
-	if _, err := d.DB.ExecContext(ctx, `INSERT INTO notification_logs (event_id, event_type, tenant_id, endpoint_id, channel,
+	if _, err := d.exec(ctx, `INSERT INTO notification_logs (event_id, event_type, tenant_id, endpoint_id, channel,
 		target, attempt, status, http_status, error_message, response_excerpt, duration_ms, next_attempt_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		ev.eventID, ev.eventType, nullID(ev.tenantID), endpointID, a.target.channel, truncate(a.target.to, 1000),
@@ -505,7 +514,7 @@ func (d *Dispatcher) record(ctx context.Context, ev leased, a attempt, final boo
 	if !a.ok {
 		q = "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, last_failure_at = ? WHERE id = ?"
 	}
-	if _, err := d.DB.ExecContext(ctx, q, d.now(), a.target.endpoint.id); err != nil {
+	if _, err := d.exec(ctx, q, d.now(), a.target.endpoint.id); err != nil {
 		return fmt.Errorf("endpoint %d health: %w", a.target.endpoint.id, err)
 	}
 	return nil
