@@ -192,8 +192,11 @@ func (f *fixture) roundTrip(t *testing.T, key string, data []byte) presignOutput
 	if status, body, _ := f.fetch(t, up.Method, up.URL, "image/png", data); status != 200 {
 		t.Fatalf("upload: %d %s", status, body)
 	}
+	asked := time.Now()
 	down := f.presign(t, map[string]any{"op": "get", "key": up.Key})
-	if down.Method != "GET" || down.Key != up.Key || time.Until(down.ExpiresAt) < 299*time.Second {
+	// Expiry is in whole seconds: at least the asking time + 300 s, truncated.
+	if down.Method != "GET" || down.Key != up.Key || down.ExpiresAt.Before(asked.Add(300*time.Second).Truncate(time.Second)) ||
+		time.Until(down.ExpiresAt) > 301*time.Second {
 		t.Fatalf("presign get = %+v (default expiry is 300s)", down)
 	}
 	status, body, h := f.fetch(t, down.Method, down.URL, "", nil)
