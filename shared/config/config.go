@@ -137,6 +137,10 @@ type DB struct {
 	ConnMaxIdleTime time.Duration
 	DialTimeout     time.Duration
 	QueryTimeout    time.Duration // read/write timeout on the wire
+	// MultiStatements lets one round trip carry several statements
+	// (sqldb.Batch). Off unless a function's hot path needs it: with it
+	// off, the server refuses any stacked statement outright.
+	MultiStatements bool
 }
 
 // LogValue masks the password so a logged config never leaks it.

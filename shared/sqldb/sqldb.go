@@ -54,6 +54,7 @@ func applyDefaults(mc *mysql.Config, cfg config.DB) {
 	// Interpolating parameters client-side saves the prepare/close round trips
 	// on every query; the driver escapes for the connection's charset.
 	mc.InterpolateParams = true
+	mc.MultiStatements = cfg.MultiStatements
 	if cfg.DialTimeout > 0 {
 		mc.Timeout = cfg.DialTimeout
 	}

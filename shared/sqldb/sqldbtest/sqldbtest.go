@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/unitenant/unitenant/shared/config"
 	"github.com/unitenant/unitenant/shared/sqldb"
 )
 
@@ -97,4 +98,17 @@ func CreateDatabase(tb testing.TB, name string) (*sql.DB, string) {
 	}
 	tb.Cleanup(func() { db.Close() })
 	return db, dsn
+}
+
+// Batching opens a pool on dsn that takes batches (sqldb.Batch: multi
+// statements), closed at the end of the test.
+func Batching(tb testing.TB, dsn string) *sql.DB {
+	tb.Helper()
+	db, err := sqldb.Open(config.DB{DSN: dsn, MaxOpenConns: 64, MaxIdleConns: 64, ConnMaxLifetime: 5 * time.Minute,
+		ConnMaxIdleTime: time.Minute, DialTimeout: 3 * time.Second, QueryTimeout: time.Minute, MultiStatements: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
 }
