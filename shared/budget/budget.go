@@ -88,7 +88,7 @@ const decimal = "CAST(? AS DECIMAL(20,6))"
 func Reserve(ctx context.Context, db *sql.DB, tenantID int64, requestID string, amount Amount, ttl time.Duration) (Reservation, error) {
 	var r Reservation
 	err := sqldb.InTxRetry(ctx, db, func(tx *sql.Tx) (err error) {
-		r, err = ReserveIn(ctx, tx, tenantID, requestID, amount, ttl)
+		r, err = reserveIn(ctx, tx, tenantID, requestID, amount, ttl)
 		return err
 	})
 	switch {
@@ -103,26 +103,15 @@ func Reserve(ctx context.Context, db *sql.DB, tenantID int64, requestID string, 
 	}
 }
 
-// ReserveIn is Reserve as part of the caller's transaction, so a call's
-// other bookkeeping commits with its hold (one commit, not several). A
-// request id reserved before is a duplicate-key error here; the hold and
-// its row exist once the transaction commits.
-func ReserveIn(ctx context.Context, tx *sql.Tx, tenantID int64, requestID string, amount Amount, ttl time.Duration) (Reservation, error) {
-	if err := validRequestID(requestID); err != nil {
-		return Reservation{}, err
+// reserveIn is Reserve as one transaction's statements.
+func reserveIn(ctx context.Context, tx *sql.Tx, tenantID int64, requestID string, amount Amount, ttl time.Duration) (Reservation, error) {
+	r, err := newReservation(tenantID, requestID, amount, ttl)
+	if err != nil {
+		return r, err
 	}
-	if amount < 0 || amount > MaxAmount {
-		return Reservation{}, fault.Field("invalid_amount", "amount", "must be between 0 and "+MaxAmount.String())
-	}
-	if ttl <= 0 {
-		return Reservation{}, fault.Field("invalid_ttl", "ttl", "must be positive")
-	}
-	r := Reservation{RequestID: requestID, TenantID: tenantID, Amount: amount.Ceil(AccountStep),
-		Status: StatusReserved, ExpiresAt: time.Now().UTC().Add(ttl).Truncate(time.Millisecond)}
 	// The row first, then the account: every writer locks a reservation
 	// before its account, so they never deadlock on each other.
-	res, err := tx.ExecContext(ctx, "INSERT INTO ai_budget_reservations (request_id, tenant_id, amount, status, expires_at) VALUES (?, ?, "+decimal+", 'reserved', ?)",
-		requestID, tenantID, r.Amount.String(), r.ExpiresAt)
+	res, err := tx.ExecContext(ctx, insertReservation, requestID, tenantID, r.Amount.String(), r.ExpiresAt)
 	if err != nil {
 		return Reservation{}, err
 	}
@@ -135,22 +124,92 @@ func ReserveIn(ctx context.Context, tx *sql.Tx, tenantID int64, requestID string
 	return r, nil
 }
 
-// hold adds amount to the account's reserved amount if it fits, in one
-// conditional statement: the check and the hold cannot be separated by a
-// concurrent reservation.
+const insertReservation = "INSERT INTO ai_budget_reservations (request_id, tenant_id, amount, status, expires_at) VALUES (?, ?, " + decimal + ", 'reserved', ?)"
+
+// newReservation checks a reservation's terms: the amount held is rounded
+// up to AccountStep.
+func newReservation(tenantID int64, requestID string, amount Amount, ttl time.Duration) (Reservation, error) {
+	if err := validRequestID(requestID); err != nil {
+		return Reservation{}, err
+	}
+	if amount < 0 || amount > MaxAmount {
+		return Reservation{}, fault.Field("invalid_amount", "amount", "must be between 0 and "+MaxAmount.String())
+	}
+	if ttl <= 0 {
+		return Reservation{}, fault.Field("invalid_ttl", "ttl", "must be positive")
+	}
+	return Reservation{RequestID: requestID, TenantID: tenantID, Amount: amount.Ceil(AccountStep),
+		Status: StatusReserved, ExpiresAt: time.Now().UTC().Add(ttl).Truncate(time.Millisecond)}, nil
+}
+
+// covers is the condition of a tenant's account (tenant_id = ?) that is
+// not frozen and has at least the amount that follows available.
+const covers = " WHERE tenant_id = ? AND payment_status <> 'frozen' AND balance + credit_limit - reserved_amount >= "
+
+// holdSQL takes amount from what the account has available, if it has it
+// and is not frozen: one row affected, or none.
+const holdSQL = "UPDATE tenant_accounts SET reserved_amount = reserved_amount + " + decimal + covers + decimal
+
+// Staged is a reservation added to a batch; Decide reads its outcome.
+type Staged struct {
+	r         Reservation
+	ins, held int // statement indexes: the row's insert, the hold
+}
+
+// StageReserve adds Reserve's statements to b, for a transaction of the
+// caller's (sqldb.TxBatch) that commits the hold with the call's other
+// bookkeeping in one round trip. A request id reserved before is a
+// duplicate-key error of the batch.
+func StageReserve(b *sqldb.Batch, tenantID int64, requestID string, amount Amount, ttl time.Duration) (Staged, error) {
+	r, err := newReservation(tenantID, requestID, amount, ttl)
+	if err != nil {
+		return Staged{}, err
+	}
+	s := Staged{r: r}
+	if r.Amount == 0 {
+		// An UPDATE that changes nothing reports no affected row: a free
+		// call's row is inserted only if the account is usable.
+		s.ins = b.Add("INSERT INTO ai_budget_reservations (request_id, tenant_id, amount, status, expires_at) SELECT ?, tenant_id, 0, 'reserved', ? FROM tenant_accounts"+
+			covers+"0", requestID, r.ExpiresAt, tenantID)
+		s.held = s.ins
+		return s, nil
+	}
+	s.ins = b.Add(insertReservation, requestID, tenantID, r.Amount.String(), r.ExpiresAt)
+	s.held = b.Add(holdSQL, r.Amount.String(), tenantID, r.Amount.String())
+	return s, nil
+}
+
+// Decide is the staged reservation, or the 402 that refuses it (explained
+// from the account, read through q inside the transaction).
+func (s Staged) Decide(ctx context.Context, q Querier, res sqldb.Results) (Reservation, error) {
+	if !res.Ran(s.held) {
+		return Reservation{}, fmt.Errorf("reserve for request %s: the hold did not run", s.r.RequestID)
+	}
+	if res.Affected[s.held] != 1 {
+		return Reservation{}, refusal(ctx, q, s.r.TenantID, s.r.Amount)
+	}
+	r := s.r
+	r.ID = res.IDs[s.ins]
+	return r, nil
+}
+
+// Querier is what *sql.DB, *sql.Tx and *sql.Conn share.
+type Querier interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// hold takes amount from tenantID's account in tx, or refuses.
 func hold(ctx context.Context, tx *sql.Tx, tenantID int64, amount Amount) error {
 	var n int64
 	if amount == 0 {
 		// An UPDATE that changes nothing reports no affected row; a free
 		// call only needs a usable account.
-		err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM tenant_accounts WHERE tenant_id = ? AND payment_status <> 'frozen' AND balance + credit_limit - reserved_amount >= 0", tenantID).Scan(&n)
+		err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM tenant_accounts"+covers+"0", tenantID).Scan(&n)
 		if err != nil {
 			return fmt.Errorf("check account: %w", err)
 		}
 	} else {
-		res, err := tx.ExecContext(ctx, "UPDATE tenant_accounts SET reserved_amount = reserved_amount + "+decimal+
-			" WHERE tenant_id = ? AND payment_status <> 'frozen' AND balance + credit_limit - reserved_amount >= "+decimal,
-			amount.String(), tenantID, amount.String())
+		res, err := tx.ExecContext(ctx, holdSQL, amount.String(), tenantID, amount.String())
 		if err != nil {
 			return fmt.Errorf("hold on account: %w", err)
 		}
@@ -165,8 +224,8 @@ func hold(ctx context.Context, tx *sql.Tx, tenantID int64, amount Amount) error 
 }
 
 // refusal explains why a hold did not fit.
-func refusal(ctx context.Context, tx *sql.Tx, tenantID int64, amount Amount) error {
-	a, err := readAccount(ctx, tx, tenantID)
+func refusal(ctx context.Context, q Querier, tenantID int64, amount Amount) error {
+	a, err := readAccount(ctx, q, tenantID)
 	if errors.Is(err, sql.ErrNoRows) {
 		return fault.New(fault.PaymentRequired, "insufficient_balance", "the tenant has no AI account")
 	}
@@ -215,22 +274,65 @@ func closeReservation(ctx context.Context, db *sql.DB, requestID string, to Stat
 	if err := validRequestID(requestID); err != nil {
 		return Settlement{}, err
 	}
-	var s Settlement
-	err := sqldb.InTxRetry(ctx, db, func(tx *sql.Tx) error {
-		r, charged, err := lockReservation(ctx, tx, requestID, " FOR UPDATE")
-		if errors.Is(err, sql.ErrNoRows) {
-			return fault.New(fault.NotFound, "reservation_not_found", "no budget reservation for request %s", requestID)
-		}
+	var n int64
+	err := sqldb.Retry(ctx, func() error {
+		res, err := db.ExecContext(ctx, closeSQL, closeArgs(requestID, to, cost)...)
 		if err != nil {
 			return err
 		}
-		s, err = apply(ctx, tx, r, charged, to, cost)
+		n, err = res.RowsAffected()
 		return err
 	})
-	if err != nil && !isFault(err) {
+	if err != nil {
 		return Settlement{}, fmt.Errorf("close reservation %s as %s: %w", requestID, to, err)
 	}
-	return s, err
+	// The row is final now (closed by this call or an earlier one): read
+	// what it holds.
+	r, charged, err := lockReservation(ctx, db, requestID, "")
+	if errors.Is(err, sql.ErrNoRows) {
+		return Settlement{}, fault.New(fault.NotFound, "reservation_not_found", "no budget reservation for request %s", requestID)
+	}
+	if err != nil {
+		return Settlement{}, fmt.Errorf("read reservation %s: %w", requestID, err)
+	}
+	s := Settlement{RequestID: requestID, TenantID: r.TenantID, Status: r.Status, Reserved: r.Amount, Charged: charged, Applied: n > 0}
+	if s.Applied {
+		s.Overrun = max(cost-r.Amount, 0)
+	}
+	return s, nil
+}
+
+// closeSQL closes an open reservation and moves its money in one
+// statement: the balance is charged the cost, at most the amount held, and
+// the whole hold is released. A reservation already closed matches
+// nothing, so nothing is ever charged twice. The reservation row is locked
+// before its account, as by every writer.
+const closeSQL = "UPDATE ai_budget_reservations r JOIN tenant_accounts a ON a.tenant_id = r.tenant_id" +
+	" SET r.status = ?, r.settled_amount = LEAST(" + decimal + ", r.amount), r.settled_at = NOW(3)," +
+	" a.balance = a.balance - LEAST(" + decimal + ", r.amount), a.reserved_amount = a.reserved_amount - r.amount" +
+	" WHERE r.request_id = ? AND r.status = 'reserved'"
+
+func closeArgs(requestID string, to Status, cost Amount) []any {
+	c := cost.Round(AccountStep).String()
+	return []any{string(to), c, c, requestID}
+}
+
+// StageSettle adds Settle to b: requestID's reservation settled at cost
+// (rounded half up to AccountStep, at most the amount held), or left alone
+// when already closed. With cost 0 it is Release.
+func StageSettle(b *sqldb.Batch, requestID string, cost Amount) error {
+	if err := validRequestID(requestID); err != nil {
+		return err
+	}
+	if cost < 0 {
+		return fault.Field("invalid_amount", "actualCost", "must not be negative")
+	}
+	to := StatusSettled
+	if cost == 0 {
+		to = StatusReleased
+	}
+	b.Add(closeSQL, closeArgs(requestID, to, cost)...)
+	return nil
 }
 
 // apply closes the locked reservation r as status to, charging cost (capped
@@ -243,32 +345,19 @@ func apply(ctx context.Context, tx *sql.Tx, r Reservation, charged Amount, to St
 	s.Status, s.Applied = to, true
 	s.Charged = min(cost.Round(AccountStep), r.Amount)
 	s.Overrun = max(cost-r.Amount, 0)
-	if r.Amount > 0 {
-		res, err := tx.ExecContext(ctx, "UPDATE tenant_accounts SET balance = balance - "+decimal+", reserved_amount = reserved_amount - "+decimal+" WHERE tenant_id = ?",
-			s.Charged.String(), r.Amount.String(), r.TenantID)
-		if err != nil {
-			return s, fmt.Errorf("charge account: %w", err)
-		}
-		if n, err := res.RowsAffected(); err != nil || n != 1 {
-			return s, fmt.Errorf("charge account of tenant %d: %d rows (%v)", r.TenantID, n, err)
-		}
-	}
-	_, err := tx.ExecContext(ctx, "UPDATE ai_budget_reservations SET status = ?, settled_amount = "+decimal+", settled_at = NOW(3) WHERE id = ?",
-		string(to), s.Charged.String(), r.ID)
+	res, err := tx.ExecContext(ctx, closeSQL, closeArgs(r.RequestID, to, cost)...)
 	if err != nil {
 		return s, fmt.Errorf("close reservation: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return s, fmt.Errorf("close reservation %s of tenant %d: no row changed (%v)", r.RequestID, r.TenantID, err)
 	}
 	return s, nil
 }
 
-// querier is what *sql.DB and *sql.Tx share.
-type querier interface {
-	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
-}
-
 // lockReservation reads the reservation of requestID (suffix " FOR UPDATE"
 // locks it) and what it charged.
-func lockReservation(ctx context.Context, q querier, requestID, suffix string) (Reservation, Amount, error) {
+func lockReservation(ctx context.Context, q Querier, requestID, suffix string) (Reservation, Amount, error) {
 	var (
 		r               Reservation
 		amount, settled sql.NullString
@@ -301,7 +390,7 @@ func GetAccount(ctx context.Context, db *sql.DB, tenantID int64) (Account, error
 	return a, err
 }
 
-func readAccount(ctx context.Context, q querier, tenantID int64) (Account, error) {
+func readAccount(ctx context.Context, q Querier, tenantID int64) (Account, error) {
 	a := Account{TenantID: tenantID}
 	var balance, credit, reserved string
 	err := q.QueryRowContext(ctx, "SELECT balance, credit_limit, reserved_amount, payment_status FROM tenant_accounts WHERE tenant_id = ?", tenantID).

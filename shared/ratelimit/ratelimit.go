@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/sqldb"
 )
 
 // Decision is the outcome of one check.
@@ -84,40 +85,21 @@ func Adjust(ctx context.Context, db *sql.DB, key string, windowStart time.Time, 
 	if delta == 0 {
 		return nil
 	}
-	_, err := db.ExecContext(ctx, "UPDATE rate_limit_counters SET `count` = GREATEST(CAST(`count` AS SIGNED) + ?, 0) WHERE bucket_key = ? AND window_start = ?",
-		delta, key, windowStart.UTC())
+	_, err := db.ExecContext(ctx, adjust, delta, key, windowStart.UTC())
 	if err != nil {
 		return fmt.Errorf("adjust rate limit %s: %w", key, err)
 	}
 	return nil
 }
 
-// Execer is what runs a statement: a *sql.DB, or a *sql.Tx.
-type Execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
+const adjust = "UPDATE rate_limit_counters SET `count` = GREATEST(CAST(`count` AS SIGNED) + ?, 0) WHERE bucket_key = ? AND window_start = ?"
 
-// CountIn counts n units for key like Consume, as one statement of the
-// caller's transaction: a refusal is returned as Consume's, and the caller
-// undoes the count by rolling back. The window's row stays locked until the
-// transaction ends, so keep such transactions short.
-func CountIn(ctx context.Context, ex Execer, key string, n, limit int, window time.Duration, now time.Time) (Decision, error) {
-	if n < 0 {
-		return Decision{}, fmt.Errorf("rate limit %s: negative amount %d", key, n)
+func count(ctx context.Context, db *sql.DB, key string, n, limit int, window time.Duration, now time.Time) (Decision, error) {
+	d, err := window0(key, limit, window, now)
+	if err != nil {
+		return d, err
 	}
-	return count(ctx, ex, key, n, limit, window, now)
-}
-
-func count(ctx context.Context, db Execer, key string, n, limit int, window time.Duration, now time.Time) (Decision, error) {
-	if key == "" || len(key) > MaxKeyLen {
-		return Decision{}, fmt.Errorf("rate limit key %q: want 1 to %d bytes", key, MaxKeyLen)
-	}
-	if limit < 0 || window < time.Millisecond {
-		return Decision{}, fmt.Errorf("rate limit %s: bad limit %d per %s", key, limit, window)
-	}
-	start := windowStart(now, window)
-	d := Decision{Limit: limit, WindowStart: start, ResetAt: start.Add(window)}
-	res, err := db.ExecContext(ctx, upsert, key, start, n, d.ResetAt, n)
+	res, err := db.ExecContext(ctx, upsert, key, d.WindowStart, n, d.ResetAt, n)
 	if err != nil {
 		return d, fmt.Errorf("rate limit %s: %w", key, err)
 	}
@@ -125,16 +107,65 @@ func count(ctx context.Context, db Execer, key string, n, limit int, window time
 	if err != nil {
 		return d, fmt.Errorf("rate limit %s: read count: %w", key, err)
 	}
+	return judge(d, c, window, now)
+}
+
+// window0 checks a key and a limit and returns the decision frame of the
+// window containing now.
+func window0(key string, limit int, window time.Duration, now time.Time) (Decision, error) {
+	if key == "" || len(key) > MaxKeyLen {
+		return Decision{}, fmt.Errorf("rate limit key %q: want 1 to %d bytes", key, MaxKeyLen)
+	}
+	if limit < 0 || window < time.Millisecond {
+		return Decision{}, fmt.Errorf("rate limit %s: bad limit %d per %s", key, limit, window)
+	}
+	start := windowStart(now, window)
+	return Decision{Limit: limit, WindowStart: start, ResetAt: start.Add(window)}, nil
+}
+
+// judge completes d with the window's count c after the increment.
+func judge(d Decision, c int64, window time.Duration, now time.Time) (Decision, error) {
 	d.Count = c
-	d.Allowed = c <= int64(limit)
-	d.Remaining = int(max(int64(limit)-c, 0))
+	d.Allowed = c <= int64(d.Limit)
+	d.Remaining = int(max(int64(d.Limit)-c, 0))
 	if d.Allowed {
 		return d, nil
 	}
 	d.RetryAfter = d.ResetAt.Sub(now)
-	e := fault.New(fault.TooManyRequests, "rate_limited", "rate limit of %d per %s reached; retry in %s", limit, window, d.RetryAfter.Round(time.Second))
+	e := fault.New(fault.TooManyRequests, "rate_limited", "rate limit of %d per %s reached; retry in %s", d.Limit, window, d.RetryAfter.Round(time.Second))
 	e.RetryAfter = time.Duration(math.Ceil(d.RetryAfter.Seconds())) * time.Second
 	return d, e
+}
+
+// Staged is a count added to a batch; Decide judges it from the batch's
+// results.
+type Staged struct {
+	d      Decision
+	i      int
+	window time.Duration
+	now    time.Time
+}
+
+// Stage adds counting n units for key to b, like Consume: the caller runs
+// b in its transaction (sqldb.TxBatch), judges the count with Decide, and
+// undoes it by rolling back.
+func Stage(b *sqldb.Batch, key string, n, limit int, window time.Duration, now time.Time) (Staged, error) {
+	if n < 0 {
+		return Staged{}, fmt.Errorf("rate limit %s: negative amount %d", key, n)
+	}
+	d, err := window0(key, limit, window, now)
+	if err != nil {
+		return Staged{}, err
+	}
+	return Staged{d: d, i: b.Add(upsert, key, d.WindowStart, n, d.ResetAt, n), window: window, now: now}, nil
+}
+
+// Decide is the staged count's decision: a refusal is returned as Consume's.
+func (s Staged) Decide(r sqldb.Results) (Decision, error) {
+	if !r.Ran(s.i) || s.i >= len(r.IDs) {
+		return s.d, fmt.Errorf("rate limit: the count at statement %d did not run", s.i)
+	}
+	return judge(s.d, r.IDs[s.i], s.window, s.now)
 }
 
 // windowStart is the start of the window of length w containing now,

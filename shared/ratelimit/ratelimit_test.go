@@ -351,3 +351,64 @@ func BenchmarkAllow(b *testing.B) {
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "checks/s")
 }
+
+// TestStagedCountsJoinTheCallersTransaction: counts staged in a batch are
+// judged from its results like Consume's; a refused or rolled-back
+// transaction leaves no count behind.
+func TestStagedCountsJoinTheCallersTransaction(t *testing.T) {
+	ctx := context.Background()
+	_, dsn := newDB(t)
+	db := sqldbtest.Batching(t, dsn)
+	now := time.Date(2026, 5, 1, 10, 0, 30, 0, time.UTC)
+	// Two counts in one transaction: "a" 3 per minute, "b" tokens, 10 per minute.
+	call := func(tokens int) error {
+		var sa, sb ratelimit.Staged
+		return sqldb.TxBatch(ctx, db, func(b *sqldb.Batch) (err error) {
+			if sa, err = ratelimit.Stage(b, "t:a", 1, 3, time.Minute, now); err != nil {
+				return err
+			}
+			sb, err = ratelimit.Stage(b, "t:b", tokens, 10, time.Minute, now)
+			return err
+		}, func(_ *sql.Conn, r sqldb.Results) error {
+			if _, err := sa.Decide(r); err != nil {
+				return err
+			}
+			_, err := sb.Decide(r)
+			return err
+		})
+	}
+	counts := func() (a, b int) {
+		t.Helper()
+		for key, dst := range map[string]*int{"t:a": &a, "t:b": &b} {
+			if err := db.QueryRow("SELECT COALESCE(SUM(`count`), 0) FROM rate_limit_counters WHERE bucket_key = ?", key).Scan(dst); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return a, b
+	}
+	if err := call(4); err != nil {
+		t.Fatal(err)
+	}
+	// 4 + 7 tokens is over 10: refused, and neither count moves.
+	err := call(7)
+	if e, ok := fault.As(err); !ok || e.Code != "rate_limited" || e.RetryAfter != 30*time.Second {
+		t.Fatalf("over the token limit: %v, want 429 rate_limited retrying in 30s", err)
+	}
+	if a, b := counts(); a != 1 || b != 4 {
+		t.Fatalf("after a refusal counts a=%d b=%d, want 1 and 4", a, b)
+	}
+	for range 2 {
+		if err := call(1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := call(1); err == nil {
+		t.Fatal("a fourth request in a window of 3 was allowed")
+	}
+	if a, b := counts(); a != 3 || b != 6 {
+		t.Fatalf("counts a=%d b=%d, want 3 and 6", a, b)
+	}
+	if _, err := ratelimit.Stage(&sqldb.Batch{}, "t:a", -1, 3, time.Minute, now); err == nil {
+		t.Error("a negative amount was staged")
+	}
+}
