@@ -17,6 +17,7 @@ import (
 	"github.com/unitenant/unitenant/shared/httpapi/httpapitest"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/serverless"
+	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
 	"github.com/unitenant/unitenant/shared/tenancy"
 	"github.com/unitenant/unitenant/tests/testenv"
 )
@@ -45,7 +46,7 @@ func newAdminFixture(t *testing.T) *adminFixture {
 		db: sys.DB, box: sys.Box, verifier: auth.NewVerifier([]*rsa.PublicKey{signer.Public()}, nil),
 		tenants: &tenancy.Service{Registry: tenancy.NewRegistry(sys.DB, tenancy.RegistryOptions{}),
 			Router: tenancy.NewRouter(sys.DB, sys.Box, tenancy.RouterOptions{}), Hosts: tenancy.ParseHosts("localhost", "", "")},
-		bridge: &aibridge.Bridge{DB: sys.DB, Box: sys.Box, Log: logging.Discard()},
+		bridge: &aibridge.Bridge{DB: sqldbtest.Batching(t, sys.DSN), Box: sys.Box, Log: logging.Discard()},
 		log:    logging.Discard(), now: time.Now,
 	}
 	t.Cleanup(func() { h.tenants.Router.Close() })

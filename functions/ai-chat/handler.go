@@ -51,7 +51,19 @@ func newHandler(h *handler) http.Handler {
 	rt.Handle("POST /v1/embeddings", openai(h.embeddings))
 	rt.Handle("GET /v1/models", openai(h.models))
 	h.adminRoutes(rt)
-	return rt
+	return forgetAfterChanges(h.bridge, rt)
+}
+
+// forgetAfterChanges drops the bridge's cache after any request that may
+// change API keys or models, so that this instance's next call sees the
+// change at once (other instances within aibridge.DefaultCacheTTL).
+func forgetAfterChanges(b *aibridge.Bridge, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next.ServeHTTP(w, r)
+		if r.Method != http.MethodGet && (strings.HasPrefix(r.URL.Path, "/api/v1/ai/keys") || strings.HasPrefix(r.URL.Path, "/api/admin/ai/")) {
+			b.Forget()
+		}
+	})
 }
 
 type handler struct {
@@ -106,15 +118,12 @@ func (h *handler) authenticate(r *http.Request) (*principal, error) {
 	bearer := auth.BearerToken(r)
 	p := &principal{}
 	if strings.HasPrefix(bearer, aibridge.KeyPrefix) {
-		k, code, err := aibridge.LookupKey(ctx, h.db, bearer, h.now())
+		k, code, err := h.bridge.Authenticate(ctx, bearer)
 		if err != nil {
 			return nil, err
 		}
 		if p.tenant, err = h.tenants.IdentifyAs(r, code); err != nil {
 			return nil, err
-		}
-		if err := aibridge.TouchKey(ctx, h.db, k, h.now()); err != nil {
-			h.log.WarnContext(ctx, "api key use not recorded", "err", err)
 		}
 		p.key = &k
 	} else {

@@ -102,7 +102,7 @@ func newFixture(t testing.TB) *fixture {
 	t.Cleanup(func() { ten.Router.Close() })
 	f.signer = auth.NewSigner(sys.SigningKey, nil)
 	f.h = &handler{db: sys.DB, box: sys.Box, verifier: auth.NewVerifier([]*rsa.PublicKey{f.signer.Public()}, nil), tenants: ten,
-		bridge: &aibridge.Bridge{DB: sys.DB, Box: sys.Box, Log: testLog(t)}, log: testLog(t), now: time.Now}
+		bridge: &aibridge.Bridge{DB: sqldbtest.Batching(t, sys.DSN), Box: sys.Box, Log: testLog(t)}, log: testLog(t), now: time.Now}
 	f.srv = httptest.NewServer(serverless.Handler(newHandler(f.h), logging.Discard(), maxRequestBody))
 	t.Cleanup(f.srv.Close)
 	return f
@@ -125,6 +125,17 @@ func (f *fixture) exec(t testing.TB, q string, args ...any) {
 	if _, err := f.sys.Exec(q, args...); err != nil {
 		t.Fatalf("%s: %v", q, err)
 	}
+	f.forget()
+}
+
+// forget drops the bridge's cache after the fixture changed the system
+// database behind the function's back, as another instance would: the
+// function would see it within aibridge.DefaultCacheTTL
+// (TestCachedKeysAndModels); the tests need it at once.
+func (f *fixture) forget() {
+	if f.h != nil {
+		f.h.bridge.Forget()
+	}
 }
 
 // addModel registers a model served by fake with its API key sealed.
@@ -136,6 +147,7 @@ func (f *fixture) addModel(t testing.TB, name, typ, provider string, fake *fakep
 		t.Fatal(err)
 	}
 	f.models[name], _ = res.LastInsertId()
+	f.forget()
 }
 
 // enable enables model for tenant code at priority, with custom parameters.
@@ -765,4 +777,126 @@ func readAll(resp *http.Response) []byte {
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
 	return b
+}
+
+// TestCachedKeysAndModels: an instance reuses what it read of a key and of
+// a tenant's models for the cache TTL. A revocation made elsewhere takes
+// effect within the TTL, one made through this instance at once; an
+// expired key is refused even while cached; and the cache never answers
+// one tenant with another's key or models.
+func TestCachedKeysAndModels(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const ttl = 300 * time.Millisecond
+	f.h.bridge.CacheTTL = ttl
+	id, secret := f.newKey(t, map[string]any{"name": "cached"})
+	call := func(key string) int {
+		t.Helper()
+		return f.do(t, key, "POST", "/v1/chat/completions", chatBody("gpt-mini")).Status
+	}
+	if s := call(secret); s != 200 {
+		t.Fatalf("first call: %d", s)
+	}
+	// Revoked by another instance (behind this one's back): refused within the TTL.
+	if _, err := f.sys.Exec("UPDATE tenant_api_keys SET revoked_at = NOW(3) WHERE id = ?", id); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for call(secret) == 200 {
+		if time.Since(start) > 3*ttl {
+			t.Fatalf("a key revoked elsewhere still works after %s (TTL %s)", time.Since(start), ttl)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if s := call(secret); s != 401 {
+		t.Fatalf("revoked key: %d, want 401", s)
+	}
+
+	// Revoked through this instance: refused at once, though cached.
+	id2, secret2 := f.newKey(t, map[string]any{"name": "cached-2"})
+	if s := call(secret2); s != 200 {
+		t.Fatalf("second key: %d", s)
+	}
+	if r := f.do(t, f.token(t, adminUser, "k001"), "DELETE", fmt.Sprintf("/api/v1/ai/keys/%d", id2), nil); r.Status != 200 {
+		t.Fatalf("revoke: %d %s", r.Status, r.Body)
+	}
+	if s := call(secret2); s != 401 {
+		t.Fatalf("key revoked through this instance: %d, want 401 at once", s)
+	}
+
+	// An expired key is refused while its entry is still cached.
+	f.h.bridge.CacheTTL = time.Hour
+	_, secret3 := f.newKey(t, map[string]any{"name": "expiring", "expiresAt": time.Now().Add(time.Minute).UTC().Format(time.RFC3339)})
+	if s := call(secret3); s != 200 {
+		t.Fatalf("expiring key: %d", s)
+	}
+	f.h.bridge.Now = func() time.Time { return time.Now().Add(2 * time.Minute) }
+	if s := call(secret3); s != 401 {
+		t.Fatalf("expired key served from the cache: %d, want 401", s)
+	}
+	f.h.bridge.Now = nil
+
+	// Two tenants' keys alternately, both cached: each sees its own models only.
+	_, k1 := f.newKey(t, map[string]any{"name": "k001-models"})
+	r := f.do(t, f.token(t, otherAdmin, "k002"), "POST", "/api/v1/ai/keys", map[string]any{"name": "k002-models"})
+	var k2 struct{ Key string }
+	data, _ := r.envelope(t)
+	if err := json.Unmarshal(data, &k2); err != nil || k2.Key == "" {
+		t.Fatalf("k002 key: %d %s", r.Status, r.Body)
+	}
+	for i := range 6 {
+		key, code, wantClaude := k1, "k001", true
+		if i%2 == 1 {
+			key, code, wantClaude = k2.Key, "k002", false
+		}
+		m := f.do(t, key, "GET", "/v1/models", nil)
+		if m.Status != 200 || bytes.Contains(m.Body, []byte("claude-mini")) != wantClaude {
+			t.Fatalf("round %d, %s's models: %d %s", i, code, m.Status, m.Body)
+		}
+		c := f.do(t, key, "POST", "/v1/chat/completions", chatBody("claude-mini"))
+		if (c.Status == 200) != wantClaude {
+			t.Fatalf("round %d, %s calling claude-mini: %d %s", i, code, c.Status, c.Body)
+		}
+	}
+	if n := len(f.logs(t, "tenant_id = ? AND model_name = 'claude-mini'", f.tenant["k002"])); n != 0 {
+		t.Fatalf("k002 has %d claude-mini rows", n)
+	}
+}
+
+// TestFreeModelNeedsAUsableAccount: a model without prices holds nothing,
+// but its calls still need an account that is not frozen and not overdrawn.
+func TestFreeModelNeedsAUsableAccount(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.addModel(t, "local-free", "text", "openai", f.openai, "0", "0")
+	// k002's only model: no fallback to a priced one raises the hold.
+	f.exec(t, "UPDATE tenant_ai_model_configs SET is_enabled = 0 WHERE tenant_id = ?", f.tenant["k002"])
+	f.enable(t, "k002", "local-free", 1, "")
+	tok := f.token(t, otherAdmin, "k002")
+	before := f.account(t, "k002")
+	r := f.do(t, tok, "POST", "/v1/chat/completions", chatBody("local-free"))
+	if r.Status != 200 {
+		t.Fatalf("free call: %d %s", r.Status, r.Body)
+	}
+	var status, amount string
+	if err := f.sys.QueryRow("SELECT status, amount FROM ai_budget_reservations WHERE tenant_id = ? ORDER BY id DESC LIMIT 1", f.tenant["k002"]).Scan(&status, &amount); err != nil ||
+		status != "released" || budget.MustParseAmount(amount) != 0 {
+		t.Fatalf("free call's reservation %s %s (%v), want released at 0", status, amount, err)
+	}
+	if a := f.account(t, "k002"); a != before {
+		t.Fatalf("a free call moved money: %+v, was %+v", a, before)
+	}
+	f.exec(t, "UPDATE tenant_accounts SET payment_status = 'frozen' WHERE tenant_id = ?", f.tenant["k002"])
+	r = f.do(t, tok, "POST", "/v1/chat/completions", chatBody("local-free"))
+	if e := r.openAIErr(t); r.Status != 402 || e.Code != "account_frozen" {
+		t.Fatalf("free call on a frozen account: %d %s", r.Status, r.Body)
+	}
+	f.exec(t, "UPDATE tenant_accounts SET payment_status = 'normal', balance = -1 WHERE tenant_id = ?", f.tenant["k002"])
+	r = f.do(t, tok, "POST", "/v1/chat/completions", chatBody("local-free"))
+	if e := r.openAIErr(t); r.Status != 402 || e.Code != "insufficient_balance" {
+		t.Fatalf("free call on an overdrawn account: %d %s", r.Status, r.Body)
+	}
+	if rows := f.logs(t, "tenant_id = ? AND model_name = 'local-free'", f.tenant["k002"]); len(rows) != 1 {
+		t.Fatalf("%d call log rows, want the one answered call's", len(rows))
+	}
 }

@@ -24,6 +24,9 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 	if err != nil {
 		return serverless.Service{}, err
 	}
+	// The bridge sends a call's bookkeeping in batches (sqldb.Batch): one
+	// round trip for the rate limits, the hold and the log row.
+	d.Config.DB.MultiStatements = true
 	f, err := tenancy.OpenFunction(d)
 	if err != nil {
 		return serverless.Service{}, err
@@ -39,6 +42,7 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 		StreamIdle:       d.Env.Duration("AI_STREAM_IDLE_TIMEOUT", aibridge.DefaultStreamIdle),
 		ReservationTTL:   d.Env.Duration("AI_RESERVATION_TTL", aibridge.DefaultReservationTTL),
 		DefaultMaxTokens: d.Env.Int("AI_DEFAULT_MAX_TOKENS", aibridge.DefaultMaxTokens, 1, 1_000_000),
+		CacheTTL:         d.Env.Duration("AI_CACHE_TTL", aibridge.DefaultCacheTTL),
 		Log:              d.Log,
 	}
 	h := &handler{db: f.DB, box: box, verifier: f.Verifier, tenants: f.Tenancy, bridge: b, log: d.Log, now: time.Now}

@@ -49,7 +49,9 @@ func ModelKeyAAD(modelName string) string { return "ai_model_config:" + modelNam
 // Bridge makes metered AI calls for tenants. Its zero settings take the
 // defaults above.
 type Bridge struct {
-	DB  *sql.DB        // the system database
+	// DB is the system database, a pool opened with
+	// config.DB.MultiStatements: a call's bookkeeping goes in batches.
+	DB  *sql.DB
 	Box *secretbox.Box // opens the providers' API keys
 	// TenantRPM and KeyRPM are the requests a tenant, and one of its API
 	// keys, may make per minute (a key's own rpm overrides KeyRPM).
@@ -76,9 +78,13 @@ type Bridge struct {
 	Log        *slog.Logger
 	// Now is the clock of rate-limit windows and key expiry; nil: time.Now.
 	Now func() time.Time
+	// CacheTTL is how long API keys and tenants' models read are reused
+	// (default DefaultCacheTTL; negative: never).
+	CacheTTL time.Duration
 
 	once      sync.Once
 	providers map[string]aiprovider.Provider
+	cache     cache
 }
 
 func orDefault[T int | time.Duration](v, def T) T {

@@ -52,7 +52,7 @@ type Metering struct {
 
 // Models returns the models the caller may use, in priority order.
 func (b *Bridge) Models(ctx context.Context, c Caller) ([]Model, error) {
-	all, err := tenantModels(ctx, b.DB, c.TenantID)
+	all, err := b.tenantModels(ctx, c.TenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 	if maxTokens < 0 {
 		return nil, fault.Field("invalid_max_tokens", "max_tokens", "must not be negative")
 	}
-	enabled, err := tenantModels(ctx, b.DB, c.TenantID)
+	enabled, err := b.tenantModels(ctx, c.TenantID)
 	if err != nil {
 		return nil, err
 	}
@@ -130,20 +130,39 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 	for _, m := range chain {
 		worst = max(worst, budget.Estimate(prompt, cl.maxTokens, m.InPrice, m.OutPrice))
 	}
-	// One transaction, one commit: the rate limits, the hold and the first
-	// attempt's row. A refusal rolls all of it back, so a refused call
-	// neither counts nor holds anything.
+	// One transaction, one commit, two round trips: the rate limits, the
+	// hold and the first attempt's row go in one batch, then COMMIT, or
+	// ROLLBACK when any refuses — a refused call neither counts nor holds
+	// anything.
 	first := &attempt{n: 1, model: chain[0]}
-	err = sqldb.InTxRetry(ctx, b.DB, func(tx *sql.Tx) error {
-		if err := cl.limit(ctx, tx); err != nil {
+	ttl := orDefault(b.ReservationTTL, DefaultReservationTTL)
+	var (
+		limits []ratelimit.Staged
+		hold   budget.Staged
+	)
+	err = sqldb.TxBatch(ctx, b.DB, func(batch *sqldb.Batch) (err error) {
+		if limits, err = cl.limit(batch); err != nil {
 			return err
 		}
-		r, err := budget.ReserveIn(ctx, tx, c.TenantID, cl.id, worst, orDefault(b.ReservationTTL, DefaultReservationTTL))
-		if err != nil {
+		if hold, err = budget.StageReserve(batch, c.TenantID, cl.id, worst, ttl); err != nil {
 			return err
 		}
+		q, args := cl.insertLog(first)
+		batch.Add(q, args...)
+		return nil
+	}, func(q *sql.Conn, res sqldb.Results) error {
+		for i, l := range limits {
+			d, err := l.Decide(res)
+			if err != nil {
+				return err
+			}
+			if i == len(limits)-1 && cl.tpmKey != "" {
+				cl.tpm = &d
+			}
+		}
+		r, err := hold.Decide(ctx, q, res)
 		cl.reserved = r.Amount
-		return cl.insertLog(ctx, tx, first)
+		return err
 	})
 	if err != nil {
 		cl.tpm = nil
@@ -156,48 +175,42 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 	return cl, nil
 }
 
-// limit counts the call against the tenant's, the key's and the first
-// model's limits, in tx; each is one atomic statement shared by every
-// instance, the rows always taken in this order.
-func (cl *call) limit(ctx context.Context, tx *sql.Tx) error {
+// limit stages counting the call against the tenant's, the key's and the
+// first model's limits; each is one atomic statement shared by every
+// instance, the rows always taken in this order (the tokens per minute
+// last).
+func (cl *call) limit(batch *sqldb.Batch) ([]ratelimit.Staged, error) {
 	b, now, m := cl.b, cl.b.now(), cl.chain[0]
-	if _, err := ratelimit.CountIn(ctx, tx, "ai:t:"+strconv.FormatInt(cl.c.TenantID, 10), 1, orDefault(b.TenantRPM, DefaultTenantRPM), time.Minute, now); err != nil {
-		return err
+	type count struct {
+		key      string
+		n, limit int
 	}
+	counts := []count{{"ai:t:" + strconv.FormatInt(cl.c.TenantID, 10), 1, orDefault(b.TenantRPM, DefaultTenantRPM)}}
 	if k := cl.c.Key; k != nil {
-		if _, err := ratelimit.CountIn(ctx, tx, "ai:k:"+strconv.FormatInt(k.ID, 10), 1, orDefault(k.RPMLimit, orDefault(b.KeyRPM, DefaultTenantRPM)), time.Minute, now); err != nil {
-			return err
-		}
+		counts = append(counts, count{"ai:k:" + strconv.FormatInt(k.ID, 10), 1, orDefault(k.RPMLimit, orDefault(b.KeyRPM, DefaultTenantRPM))})
 	}
 	model := "ai:t:" + strconv.FormatInt(cl.c.TenantID, 10) + ":m:" + strconv.FormatInt(m.ID, 10)
 	if m.RPM > 0 {
-		if _, err := ratelimit.CountIn(ctx, tx, model, 1, m.RPM, time.Minute, now); err != nil {
-			return err
-		}
+		counts = append(counts, count{model, 1, m.RPM})
 	}
+	cl.tpmKey = ""
 	if m.TPM > 0 {
 		n := cl.prompt + cl.maxTokens
 		if n > m.TPM {
-			return fault.Field("too_many_tokens", "max_tokens", fmt.Sprintf("this call may use %d tokens, over the model's limit of %d a minute", n, m.TPM))
+			return nil, fault.Field("too_many_tokens", "max_tokens", fmt.Sprintf("this call may use %d tokens, over the model's limit of %d a minute", n, m.TPM))
 		}
-		d, err := ratelimit.CountIn(ctx, tx, model+":tok", n, m.TPM, time.Minute, now)
+		counts = append(counts, count{model + ":tok", n, m.TPM})
+		cl.tpmKey, cl.tpmCount = model+":tok", n
+	}
+	out := make([]ratelimit.Staged, 0, len(counts))
+	for _, c := range counts {
+		s, err := ratelimit.Stage(batch, c.key, c.n, c.limit, time.Minute, now)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		cl.tpm, cl.tpmKey, cl.tpmCount = &d, model+":tok", n
+		out = append(out, s)
 	}
-	return nil
-}
-
-// giveBackTokens corrects the tokens-per-minute window to the tokens used.
-func (cl *call) giveBackTokens(ctx context.Context, used int) {
-	if cl.tpm == nil {
-		return
-	}
-	if err := ratelimit.Adjust(context.WithoutCancel(ctx), cl.b.DB, cl.tpmKey, cl.tpm.WindowStart, used-cl.tpmCount); err != nil {
-		cl.b.log().WarnContext(ctx, "tokens per minute not corrected", "err", err)
-	}
-	cl.tpm = nil
+	return out, nil
 }
 
 // attemptFunc makes one attempt on a provider; it records usage and
@@ -205,25 +218,19 @@ func (cl *call) giveBackTokens(ctx context.Context, used int) {
 type attemptFunc func(ctx context.Context, p aiprovider.Provider, t aiprovider.Target, a *attempt) error
 
 // run tries the chain in order until an attempt succeeds, fails for good,
-// or the deadline leaves no time; every attempt is logged, then the
-// reservation is settled to the logged cost.
+// or the deadline leaves no time; every attempt is logged. The last one's
+// row is completed and the reservation settled to the logged cost in one
+// round trip.
 func (cl *call) run(ctx context.Context, stream bool, fn attemptFunc) (Metering, error) {
 	b := cl.b
 	deadline := cl.started.Add(orDefault(b.Deadline, DefaultDeadline))
-	var (
-		last error
-		a    *attempt
-	)
+	var prev *attempt // the last attempt whose row is complete
 	for i, m := range cl.chain {
 		left := time.Until(deadline)
-		if i > 0 && (left <= 0 || ctx.Err() != nil) {
-			break // out of time, or nobody is waiting for a fallback
-		}
-		a = &attempt{n: i + 1, model: m, started: time.Now()}
+		a := &attempt{n: i + 1, model: m, started: time.Now()}
 		if i > 0 || !cl.firstLogged {
 			if err := cl.logStart(ctx, a); err != nil {
-				last = err
-				break
+				return cl.close(ctx, prev, nil, err)
 			}
 		}
 		p, t, err := cl.target(m, left, stream)
@@ -234,18 +241,17 @@ func (cl *call) run(ctx context.Context, stream bool, fn attemptFunc) (Metering,
 			err = fn(actx, p, t, a)
 			cancel()
 		}
-		if lerr := cl.logFinish(ctx, a, err); lerr != nil && err == nil {
-			err = lerr
+		final := err == nil || !aiprovider.IsRetryable(err) || a.streamed || i == len(cl.chain)-1 ||
+			time.Until(deadline) <= 0 || ctx.Err() != nil // out of time, or nobody is waiting for a fallback
+		if final {
+			return cl.close(ctx, a, a, err)
 		}
-		if err == nil {
-			return cl.settle(ctx, a, nil)
+		if lerr := cl.logFinish(ctx, a, err); lerr != nil {
+			return cl.close(ctx, a, nil, err)
 		}
-		last = err
-		if !aiprovider.IsRetryable(err) || a.streamed {
-			break
-		}
+		prev = a
 	}
-	return cl.settle(ctx, a, last)
+	return cl.close(ctx, prev, nil, errors.New("no model to try")) // unreachable: a chain is never empty
 }
 
 // attemptBound is the most one attempt may take: a non-streaming one its
@@ -286,30 +292,50 @@ func (cl *call) target(m Model, left time.Duration, stream bool) (aiprovider.Pro
 	return p, t, nil
 }
 
-// settle closes the reservation at the logged cost and reports the call.
-func (cl *call) settle(ctx context.Context, a *attempt, failure error) (Metering, error) {
-	ctx = context.WithoutCancel(ctx)
+// close completes the row of finish (the last attempt; nil when its row
+// is already complete or could not be written), corrects the
+// tokens-per-minute window to the tokens used and settles the reservation
+// at the logged cost: the row and the settlement in one round trip, each
+// committed before the next, the row first. Once the row is durable, a settlement that fails is
+// made good by reconciliation at the row's cost. a is the attempt the
+// call's outcome is reported from (nil: none started).
+func (cl *call) close(ctx context.Context, a, finish *attempt, failure error) (Metering, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logWriteTimeout)
+	defer cancel()
 	met := Metering{CallID: cl.id, UsageSource: UsageProvider}
+	used := 0
 	if a != nil {
 		met.Model, met.Attempts, met.ResponseTime, met.ClientGone = a.model, a.n, time.Since(a.started), a.clientGone
 		in, out, source := cl.tokens(a)
 		met.InputTokens, met.OutputTokens, met.TotalTokens, met.UsageSource = in, out, in+out, source
-		cl.giveBackTokens(ctx, in+out)
-	} else {
-		cl.giveBackTokens(ctx, 0)
+		used = in + out
 	}
-	var err error
-	if cl.logged > 0 {
-		var s budget.Settlement
-		s, err = budget.Settle(ctx, cl.b.DB, cl.id, cl.logged)
-		met.Cost = s.Charged
-	} else {
-		_, err = budget.Release(ctx, cl.b.DB, cl.id)
+	var (
+		batch   sqldb.Batch
+		charged budget.Amount
+	)
+	if finish != nil {
+		q, args, c := cl.finishRow(finish, failure)
+		batch.Add(q, args...)
+		charged = c
 	}
-	if err != nil {
-		// The rows are durable: Reconcile settles at their cost later.
-		cl.b.log().ErrorContext(ctx, "settle failed; left to reconciliation", "call", cl.id, "err", err)
-		met.Cost = cl.logged
+	if err := budget.StageSettle(&batch, cl.id, cl.logged+charged); err != nil {
+		return met, err
+	}
+	met.Cost = cl.logged + charged // what the rows carry, settled now or by Reconcile
+	if _, err := batch.ExecEach(ctx, cl.b.DB); err != nil {
+		if finish != nil && failure == nil {
+			failure = fmt.Errorf("call log: %w", err) // the answer may not be on record: not a success
+		}
+		// What is on record is durable: Reconcile settles at the rows' cost.
+		cl.b.log().ErrorContext(ctx, "call not closed; left to reconciliation", "call", cl.id, "err", err)
+	}
+	if cl.tpm != nil {
+		// Not in the batch: a correction must not run twice.
+		if err := ratelimit.Adjust(ctx, cl.b.DB, cl.tpmKey, cl.tpm.WindowStart, used-cl.tpmCount); err != nil {
+			cl.b.log().WarnContext(ctx, "tokens per minute not corrected", "err", err)
+		}
+		cl.tpm = nil
 	}
 	if failure != nil {
 		return met, clientError(failure)

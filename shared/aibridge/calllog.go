@@ -10,7 +10,6 @@ import (
 
 	"github.com/unitenant/unitenant/shared/aiprovider"
 	"github.com/unitenant/unitenant/shared/budget"
-	"github.com/unitenant/unitenant/shared/ratelimit"
 	"github.com/unitenant/unitenant/shared/sqldb"
 )
 
@@ -31,13 +30,26 @@ const decimal = "CAST(? AS DECIMAL(20,6))"
 // logStart inserts the attempt's pending row: from here on the attempt is
 // on record, whatever happens to this process.
 func (cl *call) logStart(ctx context.Context, a *attempt) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logWriteTimeout)
-	defer cancel()
-	return sqldb.Retry(ctx, func() error { return cl.insertLog(ctx, cl.b.DB, a) })
+	q, args := cl.insertLog(a)
+	return cl.write(ctx, q, args)
 }
 
-// insertLog inserts the attempt's pending row through ex.
-func (cl *call) insertLog(ctx context.Context, ex ratelimit.Execer, a *attempt) error {
+// write runs one call-log statement, even after the client left.
+func (cl *call) write(ctx context.Context, q string, args []any) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logWriteTimeout)
+	defer cancel()
+	err := sqldb.Retry(ctx, func() error {
+		_, err := cl.b.DB.ExecContext(ctx, q, args...)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("call log: %w", err)
+	}
+	return nil
+}
+
+// insertLog is the statement inserting the attempt's pending row.
+func (cl *call) insertLog(a *attempt) (string, []any) {
 	var user, key any
 	if cl.c.UserID != 0 {
 		user = strconv.FormatInt(cl.c.UserID, 10)
@@ -46,22 +58,27 @@ func (cl *call) insertLog(ctx context.Context, ex ratelimit.Execer, a *attempt) 
 		key = cl.c.Key.ID
 	}
 	m := a.model
-	_, err := ex.ExecContext(ctx, `INSERT INTO ai_service_call_logs (request_id, attempt, tenant_id, user_id, api_key_id, endpoint,
+	return `INSERT INTO ai_service_call_logs (request_id, attempt, tenant_id, user_id, api_key_id, endpoint,
 			model_id, model_name, provider, input_price_per_1k, output_price_per_1k, status, ip_address, user_agent, metadata)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, `+decimal+`, `+decimal+`, 'pending', ?, ?, ?)`,
-		cl.id, a.n, cl.c.TenantID, user, key, cl.endpoint, m.ID, m.Name, m.Provider, m.InPrice.String(), m.OutPrice.String(),
-		nullStr(truncate(cl.c.IP, 45)), nullStr(truncate(cl.c.UserAgent, 500)), cl.metadata(a, 0))
-	if err != nil {
-		return fmt.Errorf("call log: %w", err)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ` + decimal + `, ` + decimal + `, 'pending', ?, ?, ?)`,
+		[]any{cl.id, a.n, cl.c.TenantID, user, key, cl.endpoint, m.ID, m.Name, m.Provider, m.InPrice.String(), m.OutPrice.String(),
+			nullStr(truncate(cl.c.IP, 45)), nullStr(truncate(cl.c.UserAgent, 500)), cl.metadata(a, 0)}
+}
+
+// logFinish completes the row of an attempt that failed and is followed by
+// another.
+func (cl *call) logFinish(ctx context.Context, a *attempt, failure error) error {
+	q, args, charged := cl.finishRow(a, failure)
+	if err := cl.write(ctx, q, args); err != nil {
+		return err
 	}
+	cl.logged += charged
 	return nil
 }
 
-// logFinish completes the attempt's row with its outcome and the cost
-// charged for it, before anything else is done with the answer.
-func (cl *call) logFinish(ctx context.Context, a *attempt, failure error) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logWriteTimeout)
-	defer cancel()
+// finishRow is the statement completing the attempt's row with its outcome
+// and the cost charged for it, and that cost.
+func (cl *call) finishRow(a *attempt, failure error) (string, []any, budget.Amount) {
 	in, out, source := cl.tokens(a)
 	m := a.model
 	cost := budget.Cost(in, out, m.InPrice, m.OutPrice)
@@ -77,20 +94,12 @@ func (cl *call) logFinish(ctx context.Context, a *attempt, failure error) error 
 	if a.streamed {
 		firstByte = a.firstByte.Milliseconds()
 	}
-	err := sqldb.Retry(ctx, func() error {
-		_, err := cl.b.DB.ExecContext(ctx, `UPDATE ai_service_call_logs SET input_tokens = ?, output_tokens = ?, total_tokens = ?, cost = `+decimal+`,
+	return `UPDATE ai_service_call_logs SET input_tokens = ?, output_tokens = ?, total_tokens = ?, cost = ` + decimal + `,
 				response_time_ms = ?, first_byte_ms = ?, status = ?, error_code = ?, error_message = ?, http_status = ?, usage_source = ?,
 				streamed = ?, client_disconnected = ?, metadata = ?, completed_at = NOW(3)
 			WHERE request_id = ? AND attempt = ?`,
-			in, out, in+out, charged.String(), time.Since(a.started).Milliseconds(), firstByte, status, nullStr(code), nullStr(msg), httpStatus, source,
-			a.streamed, a.clientGone, cl.metadata(a, overrun), cl.id, a.n)
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	cl.logged += charged
-	return nil
+		[]any{in, out, in + out, charged.String(), time.Since(a.started).Milliseconds(), firstByte, status, nullStr(code), nullStr(msg), httpStatus, source,
+			a.streamed, a.clientGone, cl.metadata(a, overrun), cl.id, a.n}, charged
 }
 
 // metadata is the row's metadata: the HTTP request and, when the estimate

@@ -265,9 +265,9 @@ func TestAIRateLimitHoldsAcrossTwoAIChatProcesses(t *testing.T) {
 
 // TestAIKillBetweenProviderAnswerAndSettle: ai-chat is killed after the
 // provider answered and the attempt's log row was completed, while its
-// Settle waits for the account's row lock. Nothing is charged until the
-// reservation expires; then usage-cron settles it at exactly the logged
-// cost, once, however often it runs.
+// settlement waits for the account's row lock (and its session dies with
+// it). Nothing is charged until the reservation expires; then usage-cron
+// settles it at exactly the logged cost, once, however often it runs.
 func TestAIKillBetweenProviderAnswerAndSettle(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -331,10 +331,10 @@ func TestAIKillBetweenProviderAnswerAndSettle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var session int64
 	waitFor(t, "Settle to wait for the account's lock", 10*time.Second, func() bool {
-		var n int
-		err := sys.DB.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'UPDATE tenant_accounts SET balance = balance -%'", mc.DBName).Scan(&n)
-		return err == nil && n == 1
+		err := sys.DB.QueryRow("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'UPDATE ai_budget_reservations r JOIN tenant_accounts a%'", mc.DBName).Scan(&session)
+		return err == nil
 	})
 
 	if err := cmd.Process.Kill(); err != nil {
@@ -347,6 +347,14 @@ func TestAIKillBetweenProviderAnswerAndSettle(t *testing.T) {
 		}
 		return err != nil
 	})
+	// The settlement statement was already on the server, waiting: the
+	// server only notices the dead client when it writes to it, so it would
+	// settle (once, correctly) when the lock is released. End the dead
+	// process's session as a server noticing its closed socket would: the
+	// statement never takes effect, as if the kill had come before it.
+	if _, err := sys.DB.Exec("KILL CONNECTION ?", session); err != nil {
+		t.Fatal(err)
+	}
 	if err := tx.Rollback(); err != nil {
 		t.Fatal(err)
 	}
