@@ -272,8 +272,13 @@ type logRow struct {
 	RequestID, Endpoint, Prov string
 }
 
+// settled waits for the settlements of the calls answered so far: a call
+// answers once its row is durable, a moment before the settlement lands.
+func (f *fixture) settled() { f.h.bridge.Wait() }
+
 func (f *fixture) logs(t *testing.T, where string, args ...any) []logRow {
 	t.Helper()
+	f.settled()
 	rows, err := f.sys.Query(`SELECT attempt, model_name, status, usage_source, input_tokens, output_tokens, total_tokens, cost, http_status,
 		streamed, client_disconnected, user_id, api_key_id, input_price_per_1k, output_price_per_1k, response_time_ms, first_byte_ms, error_code,
 		tenant_id, completed_at, request_id, endpoint, provider
@@ -298,6 +303,7 @@ func (f *fixture) logs(t *testing.T, where string, args ...any) []logRow {
 // account reads a tenant's account.
 func (f *fixture) account(t *testing.T, code string) budget.Account {
 	t.Helper()
+	f.settled()
 	a, err := budget.GetAccount(context.Background(), f.sys, f.tenant[code])
 	if err != nil {
 		t.Fatal(err)
@@ -879,6 +885,7 @@ func TestFreeModelNeedsAUsableAccount(t *testing.T) {
 		t.Fatalf("free call: %d %s", r.Status, r.Body)
 	}
 	var status, amount string
+	f.settled()
 	if err := f.sys.QueryRow("SELECT status, amount FROM ai_budget_reservations WHERE tenant_id = ? ORDER BY id DESC LIMIT 1", f.tenant["k002"]).Scan(&status, &amount); err != nil ||
 		status != "released" || budget.MustParseAmount(amount) != 0 {
 		t.Fatalf("free call's reservation %s %s (%v), want released at 0", status, amount, err)

@@ -46,5 +46,7 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 		Log:              d.Log,
 	}
 	h := &handler{db: f.DB, box: box, verifier: f.Verifier, tenants: f.Tenancy, bridge: b, log: d.Log, now: time.Now}
-	return serverless.Service{Handler: newHandler(h), Close: f.Close, MaxBody: maxRequestBody}, nil
+	// Settlements still on their way finish before the pool closes.
+	closeAll := func() error { b.Wait(); return f.Close() }
+	return serverless.Service{Handler: newHandler(h), Close: closeAll, MaxBody: maxRequestBody}, nil
 }

@@ -85,7 +85,14 @@ type Bridge struct {
 	once      sync.Once
 	providers map[string]aiprovider.Provider
 	cache     cache
+	pending   sync.WaitGroup // settlements the server is still making
 }
+
+// Wait returns once the settlements of the calls answered so far are made
+// (or failed and left to reconciliation). A call answers as soon as its log
+// row is durable, a moment before its reservation is settled; a process
+// about to stop, or a test reading accounts, waits here.
+func (b *Bridge) Wait() { b.pending.Wait() }
 
 func orDefault[T int | time.Duration](v, def T) T {
 	if v > 0 {

@@ -78,6 +78,7 @@ type call struct {
 	logged      budget.Amount // the cost the attempts' rows carry
 	started     time.Time
 	firstLogged bool                // the first attempt's row was inserted with the hold
+	committed   func() error        // the outcome of the begin's commit
 	tpm         *ratelimit.Decision // the tokens-per-minute window counted in
 	tpmKey      string
 	tpmCount    int
@@ -133,14 +134,17 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 	// One transaction, one commit, two round trips: the rate limits, the
 	// hold and the first attempt's row go in one batch, then COMMIT, or
 	// ROLLBACK when any refuses — a refused call neither counts nor holds
-	// anything.
+	// anything. The provider is called while the COMMIT is on its way: the
+	// transaction's locks already keep every other call of the tenant from
+	// taking what it holds, and nothing reaches the client, nor is written
+	// for the call, before the commit is durable (begun).
 	first := &attempt{n: 1, model: chain[0]}
 	ttl := orDefault(b.ReservationTTL, DefaultReservationTTL)
 	var (
 		limits []ratelimit.Staged
 		hold   budget.Staged
 	)
-	err = sqldb.TxBatch(ctx, b.DB, func(batch *sqldb.Batch) (err error) {
+	cl.committed, err = sqldb.TxBatch(ctx, b.DB, func(batch *sqldb.Batch) (err error) {
 		if limits, err = cl.limit(batch); err != nil {
 			return err
 		}
@@ -173,6 +177,15 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 	}
 	cl.firstLogged = true
 	return cl, nil
+}
+
+// begun waits for the begin's commit.
+func (cl *call) begun() error {
+	if err := cl.committed(); err != nil {
+		cl.tpm = nil
+		return fmt.Errorf("begin AI call for tenant %d: %w", cl.c.TenantID, err)
+	}
+	return nil
 }
 
 // limit stages counting the call against the tenant's, the key's and the
@@ -246,6 +259,9 @@ func (cl *call) run(ctx context.Context, stream bool, fn attemptFunc) (Metering,
 		if final {
 			return cl.close(ctx, a, a, err)
 		}
+		if berr := cl.begun(); berr != nil {
+			return cl.unbegun(ctx, a, berr, err)
+		}
 		if lerr := cl.logFinish(ctx, a, err); lerr != nil {
 			return cl.close(ctx, a, nil, err)
 		}
@@ -293,15 +309,15 @@ func (cl *call) target(m Model, left time.Duration, stream bool) (aiprovider.Pro
 }
 
 // close completes the row of finish (the last attempt; nil when its row
-// is already complete or could not be written), corrects the
-// tokens-per-minute window to the tokens used and settles the reservation
-// at the logged cost: the row and the settlement in one round trip, each
-// committed before the next, the row first. Once the row is durable, a settlement that fails is
-// made good by reconciliation at the row's cost. a is the attempt the
-// call's outcome is reported from (nil: none started).
+// is already complete or could not be written), settles the reservation at
+// the logged cost and corrects the tokens-per-minute window to the tokens
+// used. The row and the settlement go in one round trip, each committed on
+// its own, the row first; close returns once the row is durable, while the
+// server settles (see Bridge.Wait). Once the row is durable, a settlement
+// that fails — or never happens, the process gone — is made good by
+// reconciliation at the row's cost. a is the attempt the call's outcome is
+// reported from (nil: none started).
 func (cl *call) close(ctx context.Context, a, finish *attempt, failure error) (Metering, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logWriteTimeout)
-	defer cancel()
 	met := Metering{CallID: cl.id, UsageSource: UsageProvider}
 	used := 0
 	if a != nil {
@@ -323,24 +339,58 @@ func (cl *call) close(ctx context.Context, a, finish *attempt, failure error) (M
 		return met, err
 	}
 	met.Cost = cl.logged + charged // what the rows carry, settled now or by Reconcile
-	if _, err := batch.ExecEach(ctx, cl.b.DB); err != nil {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logWriteTimeout)
+	// Sent without waiting for the begin's commit: the row's statement
+	// waits for it on the row's lock, so both become durable in as few
+	// flushes of the server's log as may be.
+	_, rest, err := batch.Lead(ctx, cl.b.DB)
+	berr := cl.begun()
+	if err != nil {
+		cancel()
 		if finish != nil && failure == nil {
 			failure = fmt.Errorf("call log: %w", err) // the answer may not be on record: not a success
 		}
 		// What is on record is durable: Reconcile settles at the rows' cost.
 		cl.b.log().ErrorContext(ctx, "call not closed; left to reconciliation", "call", cl.id, "err", err)
+		cl.adjustTokens(ctx, used)
+	} else {
+		cl.b.pending.Add(1)
+		go func() {
+			defer cl.b.pending.Done()
+			defer cancel()
+			if err := rest(); err != nil {
+				cl.b.log().ErrorContext(ctx, "call not settled; left to reconciliation", "call", cl.id, "err", err)
+			}
+			cl.adjustTokens(ctx, used)
+		}()
 	}
-	if cl.tpm != nil {
-		// Not in the batch: a correction must not run twice.
-		if err := ratelimit.Adjust(ctx, cl.b.DB, cl.tpmKey, cl.tpm.WindowStart, used-cl.tpmCount); err != nil {
-			cl.b.log().WarnContext(ctx, "tokens per minute not corrected", "err", err)
-		}
-		cl.tpm = nil
+	if berr != nil {
+		return cl.unbegun(ctx, a, berr, failure)
 	}
 	if failure != nil {
 		return met, clientError(failure)
 	}
 	return met, nil
+}
+
+// unbegun ends a call whose begin did not commit: it holds nothing and has
+// no row, so it fails, and its provider's answer, if any, is dropped.
+func (cl *call) unbegun(ctx context.Context, a *attempt, berr, attemptErr error) (Metering, error) {
+	cl.b.log().ErrorContext(ctx, "AI call not begun; its answer is dropped", "call", cl.id, "model", a.model.Name, "err", berr, "attempt_err", attemptErr)
+	return Metering{CallID: cl.id, Model: a.model, Attempts: a.n}, berr
+}
+
+// adjustTokens corrects the tokens-per-minute window from the estimate
+// counted to the tokens used. It is never retried with the settlement: a
+// correction must not run twice.
+func (cl *call) adjustTokens(ctx context.Context, used int) {
+	if cl.tpm == nil {
+		return
+	}
+	if err := ratelimit.Adjust(ctx, cl.b.DB, cl.tpmKey, cl.tpm.WindowStart, used-cl.tpmCount); err != nil {
+		cl.b.log().WarnContext(ctx, "tokens per minute not corrected", "err", err)
+	}
+	cl.tpm = nil
 }
 
 // tokens is an attempt's usage and where it came from.
@@ -455,6 +505,9 @@ func (b *Bridge) ChatStream(ctx context.Context, c Caller, req aiprovider.ChatRe
 				continue // drain: the provider's usage comes last
 			}
 			if !a.streamed {
+				if err := cl.begun(); err != nil {
+					return err // nothing streams before the call's hold is durable
+				}
 				a.firstByte = time.Since(a.started)
 			}
 			a.streamed = true

@@ -363,7 +363,7 @@ func TestStagedCountsJoinTheCallersTransaction(t *testing.T) {
 	// Two counts in one transaction: "a" 3 per minute, "b" tokens, 10 per minute.
 	call := func(tokens int) error {
 		var sa, sb ratelimit.Staged
-		return sqldb.TxBatch(ctx, db, func(b *sqldb.Batch) (err error) {
+		committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Batch) (err error) {
 			if sa, err = ratelimit.Stage(b, "t:a", 1, 3, time.Minute, now); err != nil {
 				return err
 			}
@@ -376,6 +376,10 @@ func TestStagedCountsJoinTheCallersTransaction(t *testing.T) {
 			_, err := sb.Decide(r)
 			return err
 		})
+		if err != nil {
+			return err
+		}
+		return committed()
 	}
 	counts := func() (a, b int) {
 		t.Helper()

@@ -59,15 +59,7 @@ func (b *Batch) Exec(ctx context.Context, conn *sql.Conn) (Results, error) {
 	if len(b.stmts) == 0 {
 		return out, nil
 	}
-	var text strings.Builder
-	var all []any
-	for i, st := range b.stmts {
-		if i > 0 {
-			text.WriteString(";\n")
-		}
-		text.WriteString(st.sql)
-		all = append(all, st.args...)
-	}
+	text, all := b.text(-1, "")
 	err := conn.Raw(func(dc any) error {
 		ex, ok := dc.(driver.ExecerContext)
 		if !ok {
@@ -87,7 +79,7 @@ func (b *Batch) Exec(ctx context.Context, conn *sql.Conn) (Results, error) {
 				args[i].Value = v
 			}
 		}
-		res, err := ex.ExecContext(ctx, text.String(), args)
+		res, err := ex.ExecContext(ctx, text, args)
 		if res != nil {
 			if mr, ok := res.(mysql.Result); ok {
 				out.Affected, out.IDs = mr.AllRowsAffected(), mr.AllLastInsertIds()
@@ -99,6 +91,94 @@ func (b *Batch) Exec(ctx context.Context, conn *sql.Conn) (Results, error) {
 		return out, fmt.Errorf("%w (%v)", ErrNoMultiStatements, err)
 	}
 	return out, err
+}
+
+// text is the batch as one query and its arguments, with extra inserted
+// after statement after (none when after is -1).
+func (b *Batch) text(after int, extra string) (string, []any) {
+	var text strings.Builder
+	var all []any
+	for i, st := range b.stmts {
+		if i > 0 {
+			text.WriteString(";\n")
+		}
+		text.WriteString(st.sql)
+		all = append(all, st.args...)
+		if i == after {
+			text.WriteString(";\n" + extra)
+		}
+	}
+	return text.String(), all
+}
+
+// Lead runs a batch of statements that each commit on their own, like
+// ExecEach, but returns as soon as the first has committed, with the rows
+// it changed; the server goes on with the rest meanwhile, whatever becomes
+// of this process. rest waits for them and returns their error, after
+// running them again on a deadlock or lock wait timeout (so each must be
+// safe to run twice, as for ExecEach). rest must be called: it gives the
+// connection back. ctx must outlive rest.
+//
+// It puts the rest's round trip after the first's commit out of the
+// caller's way: a call can answer once its record is durable while the
+// bookkeeping that follows from the record completes.
+func (b *Batch) Lead(ctx context.Context, db *sql.DB) (first int64, rest func() error, err error) {
+	if len(b.stmts) == 0 {
+		return 0, nil, errors.New("sqldb: Lead needs a statement")
+	}
+	if len(b.stmts) == 1 {
+		res, err := b.ExecEach(ctx, db)
+		if err != nil {
+			return 0, nil, err
+		}
+		return res.Affected[0], func() error { return nil }, nil
+	}
+	// ROW_COUNT() right after the first statement is the first result set
+	// that has columns, where the driver hands the query back: the
+	// statements after it are still being read from the server.
+	text, args := b.text(0, "SELECT ROW_COUNT()")
+	var (
+		conn *sql.Conn
+		rows *sql.Rows
+	)
+	err = Retry(ctx, func() error {
+		c, err := db.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("connect: %w", err)
+		}
+		r, err := c.QueryContext(ctx, text, args...)
+		if err == nil && !r.Next() {
+			err = errors.Join(errors.New("sqldb: no row count after the first statement"), r.Err(), r.Close())
+		}
+		if err == nil {
+			err = r.Scan(&first)
+		}
+		if err != nil {
+			if r != nil {
+				_ = r.Close()
+			}
+			c.Close()
+			if len(b.stmts) > 1 && errorNumber(err) == 1064 {
+				return fmt.Errorf("%w (%v)", ErrNoMultiStatements, err)
+			}
+			return err
+		}
+		conn, rows = c, r
+		return nil
+	})
+	if err != nil {
+		return 0, nil, err
+	}
+	rest = func() error {
+		err := rows.Close() // reads the rest's results
+		conn.Close()
+		if IsRetryable(err) {
+			after := Batch{stmts: b.stmts[1:]}
+			_, err = after.ExecEach(ctx, db)
+		}
+		return err
+	}
+	return first, rest, nil
 }
 
 // ExecEach runs a batch of statements that each commit on their own (no
@@ -126,36 +206,55 @@ func (b *Batch) ExecEach(ctx context.Context, db *sql.DB) (Results, error) {
 // a refusal), returns an error, which TxBatch returns. A deadlock or lock
 // wait timeout runs it all again, as InTxRetry does; stage and decide must
 // therefore only record what they learn.
-func TxBatch(ctx context.Context, db *sql.DB, stage func(*Batch) error, decide func(q *sql.Conn, r Results) error) error {
-	return Retry(ctx, func() error {
-		conn, err := db.Conn(ctx)
+//
+// Once decide accepts, TxBatch returns with the COMMIT on its way:
+// committed waits for its outcome (and may be called any number of times).
+// Until the commit, the transaction's locks keep every other writer of its
+// rows waiting, so work that only needs no one else to act on those rows
+// first may start at once; whatever must follow the commit's durability
+// waits for committed. A commit that failed leaves nothing behind, or — its
+// outcome unknown — a session that is dropped, never reused.
+func TxBatch(ctx context.Context, db *sql.DB, stage func(*Batch) error, decide func(q *sql.Conn, r Results) error) (committed func() error, err error) {
+	var conn *sql.Conn
+	err = Retry(ctx, func() error {
+		c, err := db.Conn(ctx)
 		if err != nil {
 			return fmt.Errorf("connect: %w", err)
 		}
-		defer conn.Close()
 		var b Batch
 		b.Add("START TRANSACTION")
 		if err := stage(&b); err != nil {
+			c.Close()
 			return err
 		}
-		res, err := b.Exec(ctx, conn)
+		res, err := b.Exec(ctx, c)
 		if err == nil {
-			err = decide(conn, res)
-			if err == nil {
-				if _, err = conn.ExecContext(ctx, "COMMIT"); err != nil {
-					err = fmt.Errorf("commit: %w", err)
-				}
-				if err != nil {
-					discard(conn) // commit or not, the server knows: never reuse a session in doubt
-				}
-				return err
+			if err = decide(c, res); err == nil {
+				conn = c
+				return nil
 			}
 		}
-		if _, rerr := conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
-			discard(conn) // a session that may still hold the transaction goes, not back to the pool
+		if _, rerr := c.ExecContext(context.WithoutCancel(ctx), "ROLLBACK"); rerr != nil {
+			discard(c) // a session that may still hold the transaction goes, not back to the pool
 		}
+		c.Close()
 		return err
 	})
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan struct{})
+	var cerr error
+	go func() {
+		defer close(done)
+		defer conn.Close()
+		// Never cancelled half-way: a commit cut off is a commit in doubt.
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "COMMIT"); err != nil {
+			discard(conn) // commit or not, the server knows: never reuse a session in doubt
+			cerr = fmt.Errorf("commit: %w", err)
+		}
+	}()
+	return func() error { <-done; return cerr }, nil
 }
 
 // discard makes the pool drop conn instead of reusing it.

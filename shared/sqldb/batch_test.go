@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/sqldb/sqldbtest"
@@ -56,7 +57,7 @@ func TestTxBatchCommitsOrRollsBackOnTheDecision(t *testing.T) {
 	}
 	refused := errors.New("refused")
 	var seen sqldb.Results
-	err := sqldb.TxBatch(ctx, db, stage, func(q *sql.Conn, r sqldb.Results) error {
+	_, err := sqldb.TxBatch(ctx, db, stage, func(q *sql.Conn, r sqldb.Results) error {
 		seen = r
 		var n int
 		if err := q.QueryRowContext(ctx, "SELECT COUNT(*) FROM t").Scan(&n); err != nil || n != 2 {
@@ -74,7 +75,11 @@ func TestTxBatchCommitsOrRollsBackOnTheDecision(t *testing.T) {
 		t.Fatalf("after a refusal %d rows, transaction open %v; want nothing", n, inTransaction(t, db))
 	}
 
-	if err := sqldb.TxBatch(ctx, db, stage, func(*sql.Conn, sqldb.Results) error { return nil }); err != nil {
+	committed, err := sqldb.TxBatch(ctx, db, stage, func(*sql.Conn, sqldb.Results) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := committed(); err != nil {
 		t.Fatal(err)
 	}
 	var n int
@@ -90,7 +95,7 @@ func TestTxBatchFailingStatementRollsBackAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	decided := false
-	err := sqldb.TxBatch(ctx, db, func(b *sqldb.Batch) error {
+	_, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Batch) error {
 		b.Add("INSERT INTO t (k, n) VALUES ('new', 1)")
 		b.Add("INSERT INTO t (k, n) VALUES ('dup', 1)")
 		b.Add("INSERT INTO t (k, n) VALUES ('after', 1)")
@@ -138,5 +143,152 @@ func TestBatchNeedsAMultiStatementPool(t *testing.T) {
 	}
 	if n := count(t, plain); n != 0 {
 		t.Fatalf("%d rows after a refused batch, want 0", n)
+	}
+}
+
+// TxBatch returns once the decision is taken, with the COMMIT on its way;
+// until it lands the transaction's row locks keep other writers waiting,
+// and committed reports the outcome.
+func TestTxBatchCommitsBehindTheCaller(t *testing.T) {
+	ctx := context.Background()
+	db, plain := batchDB(t)
+	if _, err := plain.Exec("INSERT INTO t (k, n) VALUES ('acct', 10)"); err != nil {
+		t.Fatal(err)
+	}
+	committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Batch) error {
+		b.Add("UPDATE t SET n = n - 3 WHERE k = 'acct'")
+		return nil
+	}, func(*sql.Conn, sqldb.Results) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A writer of the same row sees the committed value, never the old one.
+	if _, err := plain.Exec("UPDATE t SET n = n - 3 WHERE k = 'acct' AND n >= 3"); err != nil {
+		t.Fatal(err)
+	}
+	if err := committed(); err != nil || committed() != nil {
+		t.Fatalf("committed = %v", err)
+	}
+	var n int
+	if err := plain.QueryRow("SELECT n FROM t WHERE k = 'acct'").Scan(&n); err != nil || n != 4 {
+		t.Fatalf("n = %d (%v), want 4: both decrements, in turn", n, err)
+	}
+	if inTransaction(t, db) {
+		t.Fatal("the pooled session still holds a transaction")
+	}
+}
+
+// Lead returns once the first statement has committed, while the rest
+// still waits on a lock; rest returns when they are done.
+func TestLeadReturnsAfterTheFirstStatement(t *testing.T) {
+	ctx := context.Background()
+	db, plain := batchDB(t)
+	if _, err := plain.Exec("INSERT INTO t (k, n) VALUES ('locked', 0)"); err != nil {
+		t.Fatal(err)
+	}
+	// Another session holds the row the second statement needs.
+	holder, err := plain.BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback()
+	if _, err := holder.Exec("UPDATE t SET n = 100 WHERE k = 'locked'"); err != nil {
+		t.Fatal(err)
+	}
+	var b sqldb.Batch
+	b.Add("INSERT INTO t (k, n) VALUES ('row', 1)")
+	b.Add("UPDATE t SET n = n + 1 WHERE k = 'locked'")
+	first, rest, err := b.Lead(ctx, db)
+	if err != nil || first != 1 {
+		t.Fatalf("Lead = %d, %v; want 1 row", first, err)
+	}
+	var n int
+	if err := plain.QueryRow("SELECT COUNT(*) FROM t WHERE k = 'row'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("first statement's row: %d (%v), want committed", n, err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- rest() }()
+	select {
+	case err := <-done:
+		t.Fatalf("rest returned (%v) while its statement waits on a lock", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	if err := holder.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.QueryRow("SELECT n FROM t WHERE k = 'locked'").Scan(&n); err != nil || n != 101 {
+		t.Fatalf("locked row n = %d (%v), want 101", n, err)
+	}
+}
+
+// A failing first statement runs nothing after it; a failing later one
+// leaves the first committed and is rest's error; both leave the pooled
+// session clean.
+func TestLeadFailures(t *testing.T) {
+	ctx := context.Background()
+	db, plain := batchDB(t)
+	if _, err := plain.Exec("INSERT INTO t (k, n) VALUES ('dup', 0)"); err != nil {
+		t.Fatal(err)
+	}
+	var b sqldb.Batch
+	b.Add("INSERT INTO t (k, n) VALUES ('dup', 1)")
+	b.Add("INSERT INTO t (k, n) VALUES ('after', 1)")
+	if _, _, err := b.Lead(ctx, db); !sqldb.IsDuplicate(err) {
+		t.Fatalf("Lead = %v, want the duplicate", err)
+	}
+	if n := count(t, plain); n != 1 {
+		t.Fatalf("%d rows, want only the one before", n)
+	}
+	var c sqldb.Batch
+	c.Add("INSERT INTO t (k, n) VALUES ('first', 1)")
+	c.Add("INSERT INTO t (k, n) VALUES ('dup', 2)")
+	first, rest, err := c.Lead(ctx, db)
+	if err != nil || first != 1 {
+		t.Fatalf("Lead = %d, %v", first, err)
+	}
+	if err := rest(); !sqldb.IsDuplicate(err) {
+		t.Fatalf("rest = %v, want the duplicate", err)
+	}
+	if n := count(t, plain); n != 2 || inTransaction(t, db) {
+		t.Fatalf("%d rows, want 2 (the first committed); transaction open %v", n, inTransaction(t, db))
+	}
+	var d sqldb.Batch
+	d.Add("INSERT INTO t (k, n) VALUES ('x', 1)")
+	d.Add("INSERT INTO t (k, n) VALUES ('y', 1)")
+	if _, _, err := d.Lead(ctx, plain); !errors.Is(err, sqldb.ErrNoMultiStatements) {
+		t.Fatalf("Lead on a plain pool = %v, want ErrNoMultiStatements", err)
+	}
+}
+
+// A COMMIT that fails (its session killed after the decision) is
+// committed's error, and nothing of the transaction remains.
+func TestTxBatchReportsAFailedCommit(t *testing.T) {
+	ctx := context.Background()
+	db, plain := batchDB(t)
+	committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Batch) error {
+		b.Add("INSERT INTO t (k, n) VALUES ('lost', 1)")
+		return nil
+	}, func(q *sql.Conn, _ sqldb.Results) error {
+		var id int64
+		if err := q.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+			return err
+		}
+		_, err := plain.Exec("KILL CONNECTION ?", id)
+		return err
+	})
+	if err != nil {
+		t.Fatalf("TxBatch = %v, want the decision accepted", err)
+	}
+	if err := committed(); err == nil {
+		t.Fatal("committed = nil after the session was killed")
+	}
+	if n := count(t, plain); n != 0 {
+		t.Fatalf("%d rows after a failed commit, want 0", n)
+	}
+	if inTransaction(t, db) {
+		t.Fatal("the pool kept a session in doubt")
 	}
 }
