@@ -28,7 +28,7 @@ import (
 //	POST   /api/v1/ai/bridge/completion  text completion, seed shape
 //	POST   /api/v1/ai/bridge/embedding   embeddings, seed shape
 //	GET    /api/v1/ai/bridge/models      the models the caller may use
-//	POST   /api/v1/ai/keys               create an API key {name, models?, rpm?, expiresAt?} (tenant admins, token only)
+//	POST   /api/v1/ai/keys               create an API key {name, models?, rpm?, tpm?, expiresAt?} (tenant admins, token only)
 //	GET    /api/v1/ai/keys               list them (never the secret)
 //	DELETE /api/v1/ai/keys/{id}          revoke one
 //	POST   /v1/chat/completions          OpenAI-compatible, streaming included; errors in OpenAI's shape

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -905,5 +906,120 @@ func TestFreeModelNeedsAUsableAccount(t *testing.T) {
 	}
 	if rows := f.logs(t, "tenant_id = ? AND model_name = 'local-free'", f.tenant["k002"]); len(rows) != 1 {
 		t.Fatalf("%d call log rows, want the one answered call's", len(rows))
+	}
+}
+
+// Token limits per tenant, per API key and per model a day: a call counts
+// its prompt's estimate plus its cap, corrected to the tokens used once
+// done; over a window it gets 429 with the time to the window's end, alone
+// over a limit 400; one tenant's windows are never another's.
+func TestTokenLimitsPerTenantKeyAndModelDay(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	now := time.Date(2026, 5, 1, 10, 0, 30, 0, time.UTC)
+	f.h.bridge.Now = func() time.Time { return now }
+	f.h.bridge.TenantTPM = 60
+	f.openai.SetModel("gpt-mini", fakeprovider.Model{Reply: "ok", PromptTokens: 10, CompletionTokens: 20}) // 30 used a call
+	f.exec(t, "UPDATE tenant_ai_model_configs SET daily_token_limit = 50 WHERE tenant_id = ? AND model_id = ?", f.tenant["k002"], f.models["gpt-mini"])
+	f.forget()
+	keyID, key := f.newKey(t, map[string]any{"name": "metered", "tpm": 45})
+	k001, k002 := f.token(t, adminUser, "k001"), f.token(t, otherAdmin, "k002")
+	// "hi" is estimated at 8 prompt tokens: a call with max_tokens 20 counts 28.
+	body := func(maxTokens int) map[string]any {
+		return chatBody("gpt-mini", "max_tokens", maxTokens, "messages", []map[string]any{{"role": "user", "content": "hi"}})
+	}
+	window := func(key string) int64 {
+		t.Helper()
+		f.settled()
+		var n int64
+		if err := f.sys.QueryRow("SELECT COALESCE(SUM(`count`), 0) FROM rate_limit_counters WHERE bucket_key = ?", key).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	tenantTok := fmt.Sprintf("ai:t:%d:tok", f.tenant["k001"])
+	keyTok := fmt.Sprintf("ai:k:%d:tok", keyID)
+	refused := func(r reply, status int, code, retryAfter, says string) {
+		t.Helper()
+		e := r.openAIErr(t)
+		if r.Status != status || e.Code != code || r.Header.Get("Retry-After") != retryAfter || !strings.Contains(e.Message, says) {
+			t.Fatalf("%d %s %q Retry-After %q, want %d %s saying %q, Retry-After %q", r.Status, e.Code, e.Message, r.Header.Get("Retry-After"), status, code, says, retryAfter)
+		}
+	}
+
+	// 8 + 40 tokens could never fit the key's 45: invalid, and nothing counted.
+	refused(f.do(t, key, "POST", "/v1/chat/completions", body(40)), 400, "too_many_tokens", "", "API key's limit of 45 tokens a minute")
+	if n := window(keyTok) + window(tenantTok); n != 0 {
+		t.Fatalf("a call refused as invalid counted %d tokens", n)
+	}
+	if r := f.do(t, key, "POST", "/v1/chat/completions", body(20)); r.Status != 200 {
+		t.Fatalf("first call: %d %s", r.Status, r.Body)
+	}
+	if k, tn := window(keyTok), window(tenantTok); k != 30 || tn != 30 {
+		t.Fatalf("after a call that used 30 tokens the windows hold key %d, tenant %d; want 30 each", k, tn)
+	}
+	// The key's window: 30 + 28 > 45. The refusal counts nowhere.
+	refused(f.do(t, key, "POST", "/v1/chat/completions", body(20)), 429, "rate_limited", "30", "rate limit")
+	if k, tn := window(keyTok), window(tenantTok); k != 30 || tn != 30 {
+		t.Fatalf("after a refusal the windows hold key %d, tenant %d; want 30 each", k, tn)
+	}
+	// Without the key only the tenant's 60 applies: 30 + 28 fits, then 60 + 28 does not.
+	if r := f.do(t, k001, "POST", "/v1/chat/completions", body(20)); r.Status != 200 {
+		t.Fatalf("tenant call: %d %s", r.Status, r.Body)
+	}
+	refused(f.do(t, k001, "POST", "/v1/chat/completions", body(20)), 429, "rate_limited", "30", "rate limit")
+	if tn := window(tenantTok); tn != 60 {
+		t.Fatalf("tenant window %d, want 60", tn)
+	}
+
+	// k002's windows are its own: its first call fits though k001's are full;
+	// its model's 50 tokens a day stop its second (30 + 28 > 50) until midnight UTC.
+	if r := f.do(t, k002, "POST", "/v1/chat/completions", body(20)); r.Status != 200 {
+		t.Fatalf("k002's first call: %d %s", r.Status, r.Body)
+	}
+	refused(f.do(t, k002, "POST", "/v1/chat/completions", body(20)), 429, "rate_limited", strconv.Itoa(int(14*time.Hour/time.Second)-30), "rate limit")
+	refused(f.do(t, k002, "POST", "/v1/chat/completions", body(45)), 400, "too_many_tokens", "", "the model's limit of 50 tokens a day")
+	day := fmt.Sprintf("ai:t:%d:m:%d:tok:day", f.tenant["k002"], f.models["gpt-mini"])
+	if d := window(day); d != 30 {
+		t.Fatalf("k002's day window %d, want 30", d)
+	}
+	if d := window(fmt.Sprintf("ai:t:%d:m:%d:tok:day", f.tenant["k001"], f.models["gpt-mini"])); d != 0 {
+		t.Fatalf("k001, without a daily limit, has a day window of %d", d)
+	}
+}
+
+// A key asked for with bad terms is refused with the field named, and no
+// key is made; a good one shows its limits when listed.
+func TestKeyCreationRefusesBadTerms(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	tok := f.token(t, adminUser, "k001")
+	for _, c := range []struct {
+		name string
+		body map[string]any
+		code string
+	}{
+		{"NoName", map[string]any{"name": "  "}, "invalid_name"},
+		{"NegativeRPM", map[string]any{"name": "k", "rpm": -1}, "invalid_rpm"},
+		{"NegativeTPM", map[string]any{"name": "k", "tpm": -1}, "invalid_tpm"},
+		{"HugeTPM", map[string]any{"name": "k", "tpm": 100_000_001}, "invalid_tpm"},
+		{"Expired", map[string]any{"name": "k", "expiresAt": time.Now().Add(-time.Hour).Format(time.RFC3339)}, "invalid_expiry"},
+		{"ModelNotEnabled", map[string]any{"name": "k", "models": []string{"gpt-huge"}}, "model_not_enabled"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := f.do(t, tok, "POST", "/api/v1/ai/keys", c.body)
+			if _, code := r.envelope(t); r.Status != http.StatusBadRequest || code != c.code {
+				t.Fatalf("%d %s %s, want 400 %s", r.Status, code, r.Body, c.code)
+			}
+		})
+	}
+	var n int
+	if err := f.sys.QueryRow("SELECT COUNT(*) FROM tenant_api_keys").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d keys after refusals (%v), want 0", n, err)
+	}
+	f.newKey(t, map[string]any{"name": "limited", "rpm": 30, "tpm": 5000})
+	r := f.do(t, tok, "GET", "/api/v1/ai/keys", nil)
+	if !strings.Contains(string(r.Body), `"rpm":30`) || !strings.Contains(string(r.Body), `"tpm":5000`) {
+		t.Fatalf("listed keys %s, want rpm 30 and tpm 5000", r.Body)
 	}
 }

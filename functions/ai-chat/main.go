@@ -36,6 +36,8 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 		Box:              box,
 		TenantRPM:        d.Env.Int("AI_TENANT_RPM", aibridge.DefaultTenantRPM, 1, 1_000_000),
 		KeyRPM:           d.Env.Int("AI_KEY_RPM", aibridge.DefaultTenantRPM, 1, 1_000_000),
+		TenantTPM:        d.Env.Int("AI_TENANT_TPM", 0, 0, 100_000_000),
+		KeyTPM:           d.Env.Int("AI_KEY_TPM", 0, 0, 100_000_000),
 		MaxAttempts:      d.Env.Int("AI_MAX_ATTEMPTS", aibridge.DefaultMaxAttempts, 1, 10),
 		Deadline:         d.Env.Duration("AI_DEADLINE", aibridge.DefaultDeadline),
 		CallTimeout:      d.Env.Duration("AI_CALL_TIMEOUT", aibridge.DefaultCallTimeout),

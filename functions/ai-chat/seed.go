@@ -147,6 +147,7 @@ type newKeyRequest struct {
 	Name      string     `json:"name"`
 	Models    []string   `json:"models"`
 	RPM       int        `json:"rpm"`
+	TPM       int        `json:"tpm"`
 	ExpiresAt *time.Time `json:"expiresAt"`
 }
 
@@ -174,7 +175,7 @@ func (h *handler) createKey(w http.ResponseWriter, r *http.Request, p *principal
 		}
 	}
 	k, secret, err := aibridge.CreateKey(r.Context(), h.db, p.tenant.ID,
-		aibridge.NewKey{Name: in.Name, Models: in.Models, RPMLimit: in.RPM, ExpiresAt: in.ExpiresAt, CreatedBy: p.claims.SubjectID()}, h.now())
+		aibridge.NewKey{Name: in.Name, Models: in.Models, RPMLimit: in.RPM, TPMLimit: in.TPM, ExpiresAt: in.ExpiresAt, CreatedBy: p.claims.SubjectID()}, h.now())
 	if err == nil {
 		err = lifecycle.Audit(r.Context(), h.db, h.actor(r, p), "ai_key.create", p.tenant.ID, p.tenant.Code, nil,
 			map[string]any{"id": k.ID, "name": k.Name, "prefix": k.Prefix, "models": k.Models}, "")

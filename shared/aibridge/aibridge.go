@@ -56,6 +56,11 @@ type Bridge struct {
 	// TenantRPM and KeyRPM are the requests a tenant, and one of its API
 	// keys, may make per minute (a key's own rpm overrides KeyRPM).
 	TenantRPM, KeyRPM int
+	// TenantTPM and KeyTPM are the tokens (the prompt's estimate and the
+	// completion cap, corrected after the call) a tenant, and one of its
+	// API keys, may use per minute (a key's own tpm overrides KeyTPM);
+	// 0: no limit.
+	TenantTPM, KeyTPM int
 	// MaxAttempts bounds the models one call tries.
 	MaxAttempts int
 	// Deadline bounds the time a call spends on failed attempts: no

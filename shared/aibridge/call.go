@@ -77,11 +77,10 @@ type call struct {
 	reserved    budget.Amount
 	logged      budget.Amount // the cost the attempts' rows carry
 	started     time.Time
-	firstLogged bool                // the first attempt's row was inserted with the hold
-	committed   func() error        // the outcome of the begin's commit
-	tpm         *ratelimit.Decision // the tokens-per-minute window counted in
-	tpmKey      string
-	tpmCount    int
+	firstLogged bool          // the first attempt's row was inserted with the hold
+	committed   func() error  // the outcome of the begin's commit
+	windows     []tokenWindow // the token windows counted in, to correct after the call
+	tokenCount  int           // the tokens counted in each: the prompt's estimate and the cap
 }
 
 // attempt is one model tried.
@@ -141,7 +140,7 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 	first := &attempt{n: 1, model: chain[0]}
 	ttl := orDefault(b.ReservationTTL, DefaultReservationTTL)
 	var (
-		limits []ratelimit.Staged
+		limits []limit
 		hold   budget.Staged
 	)
 	cl.committed, err = sqldb.TxBatch(ctx, b.DB, func(batch *sqldb.Batch) (err error) {
@@ -155,13 +154,14 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 		batch.Add(q, args...)
 		return nil
 	}, func(q *sql.Conn, res sqldb.Results) error {
-		for i, l := range limits {
-			d, err := l.Decide(res)
+		cl.windows = cl.windows[:0]
+		for _, l := range limits {
+			d, err := l.s.Decide(res)
 			if err != nil {
 				return err
 			}
-			if i == len(limits)-1 && cl.tpmKey != "" {
-				cl.tpm = &d
+			if l.tokens {
+				cl.windows = append(cl.windows, tokenWindow{l.key, d.WindowStart})
 			}
 		}
 		r, err := hold.Decide(ctx, q, res)
@@ -169,7 +169,7 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 		return err
 	})
 	if err != nil {
-		cl.tpm = nil
+		cl.windows = nil
 		if _, ok := fault.As(err); ok {
 			return nil, err
 		}
@@ -182,46 +182,75 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 // begun waits for the begin's commit.
 func (cl *call) begun() error {
 	if err := cl.committed(); err != nil {
-		cl.tpm = nil
+		cl.windows = nil
 		return fmt.Errorf("begin AI call for tenant %d: %w", cl.c.TenantID, err)
 	}
 	return nil
 }
 
+// limit is one staged count of a call.
+type limit struct {
+	s      ratelimit.Staged
+	key    string
+	tokens bool // counts tokens, corrected after the call
+}
+
+// tokenWindow is a token count's window, to correct after the call.
+type tokenWindow struct {
+	key   string
+	start time.Time
+}
+
 // limit stages counting the call against the tenant's, the key's and the
-// first model's limits; each is one atomic statement shared by every
-// instance, the rows always taken in this order (the tokens per minute
-// last).
-func (cl *call) limit(batch *sqldb.Batch) ([]ratelimit.Staged, error) {
+// first model's limits: requests per minute, then tokens per minute (the
+// prompt's estimate and the completion cap, corrected to the tokens used
+// after the call) and the model's tokens a day. Each is one atomic
+// statement shared by every instance, the rows always taken in this order.
+// A call that alone exceeds a token limit is refused as invalid.
+func (cl *call) limit(batch *sqldb.Batch) ([]limit, error) {
 	b, now, m := cl.b, cl.b.now(), cl.chain[0]
 	type count struct {
-		key      string
-		n, limit int
+		key    string
+		n      int
+		limit  int64
+		window time.Duration
+		what   string // a token limit, as the refusal names it
 	}
-	counts := []count{{"ai:t:" + strconv.FormatInt(cl.c.TenantID, 10), 1, orDefault(b.TenantRPM, DefaultTenantRPM)}}
+	tenant := "ai:t:" + strconv.FormatInt(cl.c.TenantID, 10)
+	model := tenant + ":m:" + strconv.FormatInt(m.ID, 10)
+	key := ""
+	counts := []count{{key: tenant, n: 1, limit: int64(orDefault(b.TenantRPM, DefaultTenantRPM)), window: time.Minute}}
 	if k := cl.c.Key; k != nil {
-		counts = append(counts, count{"ai:k:" + strconv.FormatInt(k.ID, 10), 1, orDefault(k.RPMLimit, orDefault(b.KeyRPM, DefaultTenantRPM))})
+		key = "ai:k:" + strconv.FormatInt(k.ID, 10)
+		counts = append(counts, count{key: key, n: 1, limit: int64(orDefault(k.RPMLimit, orDefault(b.KeyRPM, DefaultTenantRPM))), window: time.Minute})
 	}
-	model := "ai:t:" + strconv.FormatInt(cl.c.TenantID, 10) + ":m:" + strconv.FormatInt(m.ID, 10)
 	if m.RPM > 0 {
-		counts = append(counts, count{model, 1, m.RPM})
+		counts = append(counts, count{key: model, n: 1, limit: int64(m.RPM), window: time.Minute})
 	}
-	cl.tpmKey = ""
+	n := cl.prompt + cl.maxTokens
+	cl.tokenCount = n
+	if b.TenantTPM > 0 {
+		counts = append(counts, count{tenant + ":tok", n, int64(b.TenantTPM), time.Minute, "the tenant's limit of %d tokens a minute"})
+	}
+	if k := cl.c.Key; k != nil && orDefault(k.TPMLimit, b.KeyTPM) > 0 {
+		counts = append(counts, count{key + ":tok", n, int64(orDefault(k.TPMLimit, b.KeyTPM)), time.Minute, "the API key's limit of %d tokens a minute"})
+	}
 	if m.TPM > 0 {
-		n := cl.prompt + cl.maxTokens
-		if n > m.TPM {
-			return nil, fault.Field("too_many_tokens", "max_tokens", fmt.Sprintf("this call may use %d tokens, over the model's limit of %d a minute", n, m.TPM))
-		}
-		counts = append(counts, count{model + ":tok", n, m.TPM})
-		cl.tpmKey, cl.tpmCount = model+":tok", n
+		counts = append(counts, count{model + ":tok", n, int64(m.TPM), time.Minute, "the model's limit of %d tokens a minute"})
 	}
-	out := make([]ratelimit.Staged, 0, len(counts))
+	if m.DailyTokens > 0 {
+		counts = append(counts, count{model + ":tok:day", n, m.DailyTokens, 24 * time.Hour, "the model's limit of %d tokens a day"})
+	}
+	out := make([]limit, 0, len(counts))
 	for _, c := range counts {
-		s, err := ratelimit.Stage(batch, c.key, c.n, c.limit, time.Minute, now)
+		if c.what != "" && int64(c.n) > c.limit {
+			return nil, fault.Field("too_many_tokens", "max_tokens", fmt.Sprintf("this call may use %d tokens, over "+c.what, c.n, c.limit))
+		}
+		s, err := ratelimit.Stage(batch, c.key, c.n, int(c.limit), c.window, now)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, s)
+		out = append(out, limit{s: s, key: c.key, tokens: c.what != ""})
 	}
 	return out, nil
 }
@@ -380,17 +409,16 @@ func (cl *call) unbegun(ctx context.Context, a *attempt, berr, attemptErr error)
 	return Metering{CallID: cl.id, Model: a.model, Attempts: a.n}, berr
 }
 
-// adjustTokens corrects the tokens-per-minute window from the estimate
-// counted to the tokens used. It is never retried with the settlement: a
-// correction must not run twice.
+// adjustTokens corrects the token windows from the tokens counted to the
+// tokens used. It is never retried with the settlement: a correction must
+// not run twice.
 func (cl *call) adjustTokens(ctx context.Context, used int) {
-	if cl.tpm == nil {
-		return
+	for _, w := range cl.windows {
+		if err := ratelimit.Adjust(ctx, cl.b.DB, w.key, w.start, used-cl.tokenCount); err != nil {
+			cl.b.log().WarnContext(ctx, "token limit not corrected", "key", w.key, "err", err)
+		}
 	}
-	if err := ratelimit.Adjust(ctx, cl.b.DB, cl.tpmKey, cl.tpm.WindowStart, used-cl.tpmCount); err != nil {
-		cl.b.log().WarnContext(ctx, "tokens per minute not corrected", "err", err)
-	}
-	cl.tpm = nil
+	cl.windows = nil
 }
 
 // tokens is an attempt's usage and where it came from.

@@ -39,6 +39,7 @@ type APIKey struct {
 	Prefix     string     `json:"prefix"`
 	Models     []string   `json:"models"` // nil: every model the tenant has enabled
 	RPMLimit   int        `json:"rpm,omitempty"`
+	TPMLimit   int        `json:"tpm,omitempty"`
 	CreatedBy  int64      `json:"createdBy,omitempty"`
 	LastUsedAt *time.Time `json:"lastUsedAt"`
 	ExpiresAt  *time.Time `json:"expiresAt"`
@@ -64,6 +65,7 @@ type NewKey struct {
 	Name      string
 	Models    []string // nil or empty: every enabled model
 	RPMLimit  int      // 0: the platform's default per key
+	TPMLimit  int      // tokens per minute; 0: the platform's default per key
 	ExpiresAt *time.Time
 	CreatedBy int64
 }
@@ -87,6 +89,8 @@ func CreateKey(ctx context.Context, db *sql.DB, tenantID int64, in NewKey, now t
 		return APIKey{}, "", fault.Field("invalid_name", "name", "must be 1 to 100 characters")
 	case in.RPMLimit < 0 || in.RPMLimit > 1_000_000:
 		return APIKey{}, "", fault.Field("invalid_rpm", "rpm", "must be between 0 and 1000000")
+	case in.TPMLimit < 0 || in.TPMLimit > 100_000_000:
+		return APIKey{}, "", fault.Field("invalid_tpm", "tpm", "must be between 0 and 100000000")
 	case in.ExpiresAt != nil && !in.ExpiresAt.After(now):
 		return APIKey{}, "", fault.Field("invalid_expiry", "expiresAt", "must be in the future")
 	}
@@ -106,16 +110,16 @@ func CreateKey(ctx context.Context, db *sql.DB, tenantID int64, in NewKey, now t
 		return APIKey{}, "", fmt.Errorf("api key entropy: %w", err)
 	}
 	secret := KeyPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
-	k := APIKey{TenantID: tenantID, Name: name, Prefix: secret[:shownPrefix], Models: models, RPMLimit: in.RPMLimit,
+	k := APIKey{TenantID: tenantID, Name: name, Prefix: secret[:shownPrefix], Models: models, RPMLimit: in.RPMLimit, TPMLimit: in.TPMLimit,
 		CreatedBy: in.CreatedBy, ExpiresAt: in.ExpiresAt, CreatedAt: now.UTC().Truncate(time.Millisecond)}
 	var modelsJSON any
 	if models != nil {
 		b, _ := json.Marshal(models)
 		modelsJSON = string(b)
 	}
-	res, err := db.ExecContext(ctx, `INSERT INTO tenant_api_keys (tenant_id, name, key_prefix, key_hash, models, rpm_limit, created_by, expires_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		tenantID, name, k.Prefix, hashKey(secret), modelsJSON, nullInt(in.RPMLimit), nullInt64(in.CreatedBy), in.ExpiresAt, k.CreatedAt)
+	res, err := db.ExecContext(ctx, `INSERT INTO tenant_api_keys (tenant_id, name, key_prefix, key_hash, models, rpm_limit, tpm_limit, created_by, expires_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		tenantID, name, k.Prefix, hashKey(secret), modelsJSON, nullInt(in.RPMLimit), nullInt(in.TPMLimit), nullInt64(in.CreatedBy), in.ExpiresAt, k.CreatedAt)
 	if err != nil {
 		return APIKey{}, "", fmt.Errorf("store api key: %w", err)
 	}
@@ -147,7 +151,7 @@ func cleanModels(in []string) ([]string, error) {
 	return out, nil
 }
 
-const keyColumns = "k.id, k.tenant_id, k.name, k.key_prefix, k.models, COALESCE(k.rpm_limit, 0), COALESCE(k.created_by, 0), k.last_used_at, k.expires_at, k.revoked_at, k.created_at"
+const keyColumns = "k.id, k.tenant_id, k.name, k.key_prefix, k.models, COALESCE(k.rpm_limit, 0), COALESCE(k.tpm_limit, 0), COALESCE(k.created_by, 0), k.last_used_at, k.expires_at, k.revoked_at, k.created_at"
 
 type scanner interface{ Scan(dest ...any) error }
 
@@ -157,7 +161,7 @@ func scanKey(s scanner) (APIKey, error) {
 		models                 sql.NullString
 		used, expires, revoked sql.NullTime
 	)
-	if err := s.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &models, &k.RPMLimit, &k.CreatedBy, &used, &expires, &revoked, &k.CreatedAt); err != nil {
+	if err := s.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &models, &k.RPMLimit, &k.TPMLimit, &k.CreatedBy, &used, &expires, &revoked, &k.CreatedAt); err != nil {
 		return APIKey{}, err
 	}
 	if models.Valid && models.String != "null" {

@@ -59,8 +59,9 @@ type Model struct {
 	InPrice       budget.Amount // per 1000 input tokens
 	OutPrice      budget.Amount // per 1000 output tokens
 	Currency      string
-	Priority      int // lower is tried first
-	RPM, TPM      int // the tenant's limits on this model; 0: none of its own
+	Priority      int   // lower is tried first
+	RPM, TPM      int   // the tenant's limits on this model; 0: none of its own
+	DailyTokens   int64 // the tenant's tokens a UTC day on this model; 0: no limit
 	// Fallbacks, when the tenant set custom_parameters.fallbacks, is the
 	// explicit order of models to fall back to.
 	Fallbacks []string
@@ -75,7 +76,7 @@ func tenantModels(ctx context.Context, db *sql.DB, tenantID int64) ([]Model, err
 	rows, err := db.QueryContext(ctx, `SELECT m.id, m.model_name, m.display_name, m.model_type, m.provider,
 			COALESCE(m.upstream_model, ''), COALESCE(m.endpoint_url, ''), m.api_key_encrypted, m.model_parameters,
 			COALESCE(m.context_window, 0), m.input_price_per_1k, m.output_price_per_1k, m.currency,
-			c.priority, c.custom_parameters, COALESCE(c.rpm_limit, 0), COALESCE(c.tpm_limit, 0), m.created_at
+			c.priority, c.custom_parameters, COALESCE(c.rpm_limit, 0), COALESCE(c.tpm_limit, 0), COALESCE(c.daily_token_limit, 0), m.created_at
 		FROM tenant_ai_model_configs c JOIN ai_model_config m ON m.id = c.model_id
 		WHERE c.tenant_id = ? AND c.is_enabled = 1 AND m.status = 'active'
 		ORDER BY c.priority, m.id`, tenantID)
@@ -91,7 +92,7 @@ func tenantModels(ctx context.Context, db *sql.DB, tenantID int64) ([]Model, err
 			in, outPrice   string
 		)
 		if err := rows.Scan(&m.ID, &m.Name, &m.DisplayName, &m.Type, &m.Provider, &m.Upstream, &m.EndpointURL, &m.sealedKey, &params,
-			&m.ContextWindow, &in, &outPrice, &m.Currency, &m.Priority, &custom, &m.RPM, &m.TPM, &m.Created); err != nil {
+			&m.ContextWindow, &in, &outPrice, &m.Currency, &m.Priority, &custom, &m.RPM, &m.TPM, &m.DailyTokens, &m.Created); err != nil {
 			return nil, fmt.Errorf("load tenant models: %w", err)
 		}
 		if m.InPrice, err = budget.ParseAmount(in); err != nil {
