@@ -481,7 +481,10 @@ func TestSelectionAutoAndModelNotEnabled(t *testing.T) {
 func TestStreamingRelaysChunksAndMetersProviderUsage(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
-	f.openai.SetModel("gpt-mini", fakeprovider.Model{Reply: "one two three four", PromptTokens: 9, CompletionTokens: 4})
+	// The provider knows the model by a dated id of its own.
+	f.exec(t, "UPDATE ai_model_config SET upstream_model = 'gpt-mini-2026-05-01' WHERE model_name = 'gpt-mini'")
+	f.forget()
+	f.openai.SetModel("gpt-mini-2026-05-01", fakeprovider.Model{Reply: "one two three four", PromptTokens: 9, CompletionTokens: 4})
 	req, _ := http.NewRequest("POST", f.srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-mini","stream":true,"messages":[{"role":"user","content":"count"}]}`))
 	req.Header.Set("Authorization", "Bearer "+f.token(t, adminUser, "k001"))
 	resp, err := f.srv.Client().Do(req)
@@ -499,10 +502,14 @@ func TestStreamingRelaysChunksAndMetersProviderUsage(t *testing.T) {
 			Choices []struct {
 				Delta struct{ Content string } `json:"delta"`
 			} `json:"choices"`
-			Usage any `json:"usage"`
+			Usage any    `json:"usage"`
+			Model string `json:"model"`
 		}
 		if err := json.Unmarshal([]byte(e), &c); err != nil {
 			t.Fatal(err)
+		}
+		if c.Model != "gpt-mini" {
+			t.Fatalf("chunk names model %q, want the bridge's gpt-mini: %s", c.Model, e)
 		}
 		if c.Usage != nil {
 			t.Fatalf("usage chunk relayed to a client that did not ask for it: %s", e)
@@ -520,7 +527,7 @@ func TestStreamingRelaysChunksAndMetersProviderUsage(t *testing.T) {
 	}
 	// Upstream the bridge asked for usage although the client did not.
 	reqs := f.openai.Requests()
-	if !bytes.Contains(reqs[len(reqs)-1].Body, []byte(`"include_usage":true`)) {
+	if !bytes.Contains(reqs[len(reqs)-1].Body, []byte(`"include_usage":true`)) || !bytes.Contains(reqs[len(reqs)-1].Body, []byte(`"model":"gpt-mini-2026-05-01"`)) {
 		t.Fatalf("upstream body %s", reqs[len(reqs)-1].Body)
 	}
 }

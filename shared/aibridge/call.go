@@ -1,10 +1,12 @@
 package aibridge
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -539,11 +541,37 @@ func (b *Bridge) ChatStream(ctx context.Context, c Caller, req aiprovider.ChatRe
 				a.firstByte = time.Since(a.started)
 			}
 			a.streamed = true
-			if emit(a.model, chunk) != nil || ctx.Err() != nil {
+			if emit(a.model, named(chunk, a.model.Name)) != nil || ctx.Err() != nil {
 				a.clientGone = true
 			}
 		}
 	})
+}
+
+// named is chunk naming the model by its bridge name, as a whole answer
+// does: the provider's own id (a dated version, an endpoint id) stays
+// behind the bridge. The rest of the chunk is as the provider sent it.
+func named(chunk aiprovider.Chunk, name string) aiprovider.Chunk {
+	if chunk.Model == name || len(chunk.Raw) == 0 {
+		return chunk
+	}
+	from, _ := json.Marshal(chunk.Model)
+	to, _ := json.Marshal(name)
+	// Inside a JSON string a quote is escaped, so `"model":"…"` unescaped
+	// can only be a key: the chunk's own, the one object with a model.
+	raw := bytes.Replace(chunk.Raw, append([]byte(`"model":`), from...), append([]byte(`"model":`), to...), 1)
+	if bytes.Equal(raw, chunk.Raw) { // spaced out, or no model field: rewrite it whole
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(chunk.Raw, &fields) != nil {
+			return chunk
+		}
+		fields["model"] = to
+		if raw, _ = json.Marshal(fields); raw == nil {
+			return chunk
+		}
+	}
+	chunk.Raw, chunk.Model = raw, name
+	return chunk
 }
 
 // Complete makes a legacy text completion.
