@@ -145,11 +145,11 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 		limits []limit
 		hold   budget.Staged
 	)
-	cl.committed, err = sqldb.TxBatch(ctx, b.DB, func(batch *sqldb.Batch) (err error) {
+	cl.committed, err = sqldb.TxBatch(ctx, b.DB, func(batch *sqldb.Tx) (err error) {
 		if limits, err = cl.limit(batch); err != nil {
 			return err
 		}
-		if hold, err = budget.StageReserve(batch, c.TenantID, cl.id, worst, ttl); err != nil {
+		if hold, err = budget.StageReserve(&batch.Batch, c.TenantID, cl.id, worst, ttl); err != nil {
 			return err
 		}
 		q, args := cl.insertLog(first)
@@ -209,7 +209,7 @@ type tokenWindow struct {
 // after the call) and the model's tokens a day. Each is one atomic
 // statement shared by every instance, the rows always taken in this order.
 // A call that alone exceeds a token limit is refused as invalid.
-func (cl *call) limit(batch *sqldb.Batch) ([]limit, error) {
+func (cl *call) limit(batch *sqldb.Tx) ([]limit, error) {
 	b, now, m := cl.b, cl.b.now(), cl.chain[0]
 	type count struct {
 		key    string

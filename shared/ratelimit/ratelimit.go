@@ -46,6 +46,10 @@ const MaxKeyLen = 255
 const upsert = "INSERT INTO rate_limit_counters (bucket_key, window_start, `count`, expires_at) VALUES (?, ?, LAST_INSERT_ID(?), ?) " +
 	"ON DUPLICATE KEY UPDATE `count` = LAST_INSERT_ID(`count` + ?)"
 
+// ensure makes a window's row, empty, unless it is there: a statement that
+// changes nothing commits without writing the log.
+const ensure = "INSERT IGNORE INTO rate_limit_counters (bucket_key, window_start, `count`, expires_at) VALUES (?, ?, 0, ?)"
+
 // Allow counts one request for key in the window containing now and allows
 // it when the window's count is at most limit. A refusal is returned both as
 // the Decision and as a 429 rate_limited *fault.Error whose RetryAfter is the
@@ -99,7 +103,11 @@ func count(ctx context.Context, db *sql.DB, key string, n, limit int, window tim
 	if err != nil {
 		return d, err
 	}
-	res, err := db.ExecContext(ctx, upsert, key, d.WindowStart, n, d.ResetAt, n)
+	var res sql.Result
+	err = sqldb.Retry(ctx, func() (err error) {
+		res, err = db.ExecContext(ctx, upsert, key, d.WindowStart, n, d.ResetAt, n)
+		return err
+	})
 	if err != nil {
 		return d, fmt.Errorf("rate limit %s: %w", key, err)
 	}
@@ -146,10 +154,11 @@ type Staged struct {
 	now    time.Time
 }
 
-// Stage adds counting n units for key to b, like Consume: the caller runs
-// b in its transaction (sqldb.TxBatch), judges the count with Decide, and
-// undoes it by rolling back.
-func Stage(b *sqldb.Batch, key string, n, limit int, window time.Duration, now time.Time) (Staged, error) {
+// Stage adds counting n units for key to the transaction b, like Consume:
+// the caller judges the count with Decide and undoes it by rolling back.
+// The window's row is made beforehand, committed on its own, so the
+// transaction only locks it (see sqldb.Tx.Prepare).
+func Stage(b *sqldb.Tx, key string, n, limit int, window time.Duration, now time.Time) (Staged, error) {
 	if n < 0 {
 		return Staged{}, fmt.Errorf("rate limit %s: negative amount %d", key, n)
 	}
@@ -157,6 +166,7 @@ func Stage(b *sqldb.Batch, key string, n, limit int, window time.Duration, now t
 	if err != nil {
 		return Staged{}, err
 	}
+	b.Prepare(ensure, key, d.WindowStart, d.ResetAt)
 	return Staged{d: d, i: b.Add(upsert, key, d.WindowStart, n, d.ResetAt, n), window: window, now: now}, nil
 }
 

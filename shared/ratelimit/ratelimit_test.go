@@ -363,7 +363,7 @@ func TestStagedCountsJoinTheCallersTransaction(t *testing.T) {
 	// Two counts in one transaction: "a" 3 per minute, "b" tokens, 10 per minute.
 	call := func(tokens int) error {
 		var sa, sb ratelimit.Staged
-		committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Batch) (err error) {
+		committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Tx) (err error) {
 			if sa, err = ratelimit.Stage(b, "t:a", 1, 3, time.Minute, now); err != nil {
 				return err
 			}
@@ -412,7 +412,82 @@ func TestStagedCountsJoinTheCallersTransaction(t *testing.T) {
 	if a, b := counts(); a != 3 || b != 6 {
 		t.Fatalf("counts a=%d b=%d, want 3 and 6", a, b)
 	}
-	if _, err := ratelimit.Stage(&sqldb.Batch{}, "t:a", -1, 3, time.Minute, now); err == nil {
+	if _, err := ratelimit.Stage(&sqldb.Tx{}, "t:a", -1, 3, time.Minute, now); err == nil {
 		t.Error("a negative amount was staged")
 	}
+}
+
+// Many calls opening a window together (its row not there yet), half of
+// them then refused by the caller and rolled back, never fail: the
+// window's row is made before the transactions that count in it, which
+// then only lock rows, never the gap a new row goes into (where upserts
+// waiting on a row whose inserter rolls back deadlock).
+func TestStagedCountsOfANewWindowNeverDeadlock(t *testing.T) {
+	ctx := context.Background()
+	_, dsn := newDB(t)
+	db := sqldbtest.Batching(t, dsn)
+	const callers = 200
+	refusal := errors.New("refused by the caller")
+	retried := sqldb.Retries()
+	for w := range 8 {
+		now := time.Date(2026, 5, 1, 10, w, 30, 0, time.UTC)
+		var (
+			wg              sync.WaitGroup
+			allowed, denied atomic.Int64
+		)
+		gate := make(chan struct{})
+		for i := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-gate
+				var sa, sb ratelimit.Staged
+				committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Tx) (err error) {
+					if sa, err = ratelimit.Stage(b, "t:new", 1, 1000, time.Minute, now); err != nil {
+						return err
+					}
+					sb, err = ratelimit.Stage(b, "k:new", 1, 1000, time.Minute, now)
+					return err
+				}, func(_ *sql.Conn, r sqldb.Results) error {
+					if _, err := sa.Decide(r); err != nil {
+						return err
+					}
+					if _, err := sb.Decide(r); err != nil {
+						return err
+					}
+					if i%2 == 0 {
+						return refusal // as a budget refusal comes after the counts
+					}
+					return nil
+				})
+				if err == nil {
+					err = committed()
+				}
+				switch {
+				case err == nil:
+					allowed.Add(1)
+				case errors.Is(err, refusal):
+					denied.Add(1)
+				default:
+					t.Errorf("window %d: %v", w, err)
+				}
+			}()
+		}
+		close(gate)
+		wg.Wait()
+		if allowed.Load() != callers/2 || denied.Load() != callers/2 {
+			t.Fatalf("window %d: %d allowed, %d refused; want %d each", w, allowed.Load(), denied.Load(), callers/2)
+		}
+		if n := windowCount(t, db, "t:new", now.Truncate(time.Minute)); n != callers/2 {
+			t.Fatalf("window %d counts %d, want %d", w, n, callers/2)
+		}
+	}
+	if n := sqldb.Retries() - retried; n != 0 {
+		t.Errorf("%d transactions were run again after a deadlock or lock wait timeout, want none", n)
+	}
+}
+
+func isLimited(err error) bool {
+	e, ok := fault.As(err)
+	return ok && e.Code == "rate_limited"
 }

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -200,8 +201,23 @@ func (b *Batch) ExecEach(ctx context.Context, db *sql.DB) (Results, error) {
 	return out, err
 }
 
+// Tx is the transaction TxBatch's stage builds: its statements (Add, after
+// START TRANSACTION, at index 0) and the ones prepared before it.
+type Tx struct {
+	Batch
+	pre Batch
+}
+
+// Prepare adds a statement run before the transaction, in the same round
+// trip, committed on its own: idempotent setup, such as making sure a row
+// the transaction will update exists. A transaction that only updates rows
+// locks those rows; one that may insert them locks the gaps they go into,
+// and transactions waiting on a new row whose inserter rolls back deadlock
+// on its gap.
+func (t *Tx) Prepare(query string, args ...any) { t.pre.Add(query, args...) }
+
 // TxBatch runs a transaction in two round trips: the statements stage adds
-// (after START TRANSACTION) in one, then COMMIT — or ROLLBACK when decide,
+// (after START TRANSACTION, and after the ones it prepares) in one, then COMMIT — or ROLLBACK when decide,
 // reading their results (and querying q, inside the transaction, to explain
 // a refusal), returns an error, which TxBatch returns. A deadlock or lock
 // wait timeout runs it all again, as InTxRetry does; stage and decide must
@@ -214,21 +230,24 @@ func (b *Batch) ExecEach(ctx context.Context, db *sql.DB) (Results, error) {
 // first may start at once; whatever must follow the commit's durability
 // waits for committed. A commit that failed leaves nothing behind, or — its
 // outcome unknown — a session that is dropped, never reused.
-func TxBatch(ctx context.Context, db *sql.DB, stage func(*Batch) error, decide func(q *sql.Conn, r Results) error) (committed func() error, err error) {
+func TxBatch(ctx context.Context, db *sql.DB, stage func(*Tx) error, decide func(q *sql.Conn, r Results) error) (committed func() error, err error) {
 	var conn *sql.Conn
 	err = Retry(ctx, func() error {
 		c, err := db.Conn(ctx)
 		if err != nil {
 			return fmt.Errorf("connect: %w", err)
 		}
-		var b Batch
-		b.Add("START TRANSACTION")
-		if err := stage(&b); err != nil {
+		var tx Tx
+		tx.Add("START TRANSACTION")
+		if err := stage(&tx); err != nil {
 			c.Close()
 			return err
 		}
-		res, err := b.Exec(ctx, c)
+		all := Batch{stmts: append(slices.Clip(tx.pre.stmts), tx.stmts...)}
+		res, err := all.Exec(ctx, c)
 		if err == nil {
+			// Indexes as Add returned them: the prepared statements are not the transaction's.
+			res.Affected, res.IDs = res.Affected[len(tx.pre.stmts):], res.IDs[len(tx.pre.stmts):]
 			if err = decide(c, res); err == nil {
 				conn = c
 				return nil

@@ -49,7 +49,7 @@ func TestTxBatchCommitsOrRollsBackOnTheDecision(t *testing.T) {
 	ctx := context.Background()
 	db, plain := batchDB(t)
 	var a, b, up int
-	stage := func(batch *sqldb.Batch) error {
+	stage := func(batch *sqldb.Tx) error {
 		a = batch.Add("INSERT INTO t (k, n) VALUES (?, ?)", "a", 1)
 		b = batch.Add("INSERT INTO t (k, n) VALUES (?, ?)", "b; DROP TABLE t", 2) // a parameter, never SQL
 		up = batch.Add("UPDATE t SET n = n + 10 WHERE k IN (?, ?)", "a", "zzz")
@@ -95,7 +95,7 @@ func TestTxBatchFailingStatementRollsBackAll(t *testing.T) {
 		t.Fatal(err)
 	}
 	decided := false
-	_, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Batch) error {
+	_, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Tx) error {
 		b.Add("INSERT INTO t (k, n) VALUES ('new', 1)")
 		b.Add("INSERT INTO t (k, n) VALUES ('dup', 1)")
 		b.Add("INSERT INTO t (k, n) VALUES ('after', 1)")
@@ -155,7 +155,7 @@ func TestTxBatchCommitsBehindTheCaller(t *testing.T) {
 	if _, err := plain.Exec("INSERT INTO t (k, n) VALUES ('acct', 10)"); err != nil {
 		t.Fatal(err)
 	}
-	committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Batch) error {
+	committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Tx) error {
 		b.Add("UPDATE t SET n = n - 3 WHERE k = 'acct'")
 		return nil
 	}, func(*sql.Conn, sqldb.Results) error { return nil })
@@ -268,7 +268,7 @@ func TestLeadFailures(t *testing.T) {
 func TestTxBatchReportsAFailedCommit(t *testing.T) {
 	ctx := context.Background()
 	db, plain := batchDB(t)
-	committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Batch) error {
+	committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Tx) error {
 		b.Add("INSERT INTO t (k, n) VALUES ('lost', 1)")
 		return nil
 	}, func(q *sql.Conn, _ sqldb.Results) error {

@@ -10,7 +10,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-sql-driver/mysql"
@@ -193,22 +195,34 @@ func IsRetryable(err error) bool {
 	return n == 1213 || n == 1205
 }
 
-// Retry runs fn, again (up to 4 times in all, with a short growing pause)
-// while it fails with a retryable error. fn must only touch the database.
+// Retry runs fn, again (up to 4 times in all, after a short growing pause
+// with jitter, so that the transactions that collided do not collide
+// again in step) while it fails with a retryable error. fn must only touch
+// the database.
 func Retry(ctx context.Context, fn func() error) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
 		if err = fn(); !IsRetryable(err) {
 			return err
 		}
+		retries.Add(1)
+		pause := time.Duration(attempt+1) * 10 * time.Millisecond
+		pause = pause/2 + rand.N(pause)
 		select {
 		case <-ctx.Done():
 			return err
-		case <-time.After(time.Duration(attempt+1) * 10 * time.Millisecond):
+		case <-time.After(pause):
 		}
 	}
 	return err
 }
+
+// retries counts the runs Retry repeated, process-wide.
+var retries atomic.Int64
+
+// Retries is how many times Retry has run a function again in this
+// process: deadlocks and lock wait timeouts met, a figure to watch.
+func Retries() int64 { return retries.Load() }
 
 // InTxRetry is InTx, retried on deadlock (see Retry).
 func InTxRetry(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
