@@ -33,7 +33,29 @@ type event struct {
 // record writes ev. It is kept even when the client has gone away: an
 // attempt must not vanish from the audit trail because the caller hung up.
 func (s *Service) record(ctx context.Context, c Client, ev event) error {
+	return s.recordWith(ctx, c, ev, nil)
+}
+
+// recordWith writes ev in one transaction after before's statements (nil:
+// none), which the caller's answer may depend on.
+func (s *Service) recordWith(ctx context.Context, c Client, ev event, before func(*sql.Tx) error) error {
 	ctx = context.WithoutCancel(ctx)
+	err := sqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		if before != nil {
+			if err := before(tx); err != nil {
+				return err
+			}
+		}
+		return s.recordIn(ctx, tx, c, ev)
+	})
+	if err != nil {
+		return fmt.Errorf("record %s: %w", ev.Type, err)
+	}
+	return nil
+}
+
+// recordIn writes ev's rows in tx.
+func (s *Service) recordIn(ctx context.Context, tx *sql.Tx, c Client, ev event) error {
 	now := s.now().UTC()
 	details := map[string]string{}
 	for k, v := range map[string]string{"reason": ev.Reason, "identifier": ev.Identifier, "method": ev.Method} {
@@ -47,27 +69,21 @@ func (s *Service) record(ctx context.Context, c Client, ev event) error {
 		detailsJSON = string(b)
 	}
 	ip, ua, rid := nullable(truncate(c.IP, 45)), nullable(truncate(c.UserAgent, 500)), nullable(truncate(c.RequestID, 64))
-	err := sqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		if ev.Method != "" {
-			if _, err := tx.ExecContext(ctx, `
-				INSERT INTO login_history (subject_type, subject_id, identifier, tenant_id, login_method, success, failure_reason, ip_address, user_agent, request_id, created_at)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-				ev.Subject, nullID(ev.SubjectID), truncate(ev.Identifier, 255), nullID(ev.TenantID), ev.Method,
-				ev.Success, nullable(ev.Reason), ip, ua, rid, now); err != nil {
-				return fmt.Errorf("insert login_history: %w", err)
-			}
-		}
+	if ev.Method != "" {
 		if _, err := tx.ExecContext(ctx, `
-			INSERT INTO unified_auth_logs (event_type, subject_type, subject_id, tenant_id, tenant_code, success, request_id, ip_address, user_agent, details, created_at)
+			INSERT INTO login_history (subject_type, subject_id, identifier, tenant_id, login_method, success, failure_reason, ip_address, user_agent, request_id, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			ev.Type, nullable(ev.Subject), nullID(ev.SubjectID), nullID(ev.TenantID), nullable(ev.TenantCode),
-			ev.Success, rid, ip, ua, detailsJSON, now); err != nil {
-			return fmt.Errorf("insert unified_auth_logs: %w", err)
+			ev.Subject, nullID(ev.SubjectID), truncate(ev.Identifier, 255), nullID(ev.TenantID), ev.Method,
+			ev.Success, nullable(ev.Reason), ip, ua, rid, now); err != nil {
+			return fmt.Errorf("insert login_history: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("record %s: %w", ev.Type, err)
+	}
+	if _, err := tx.ExecContext(ctx, `
+		INSERT INTO unified_auth_logs (event_type, subject_type, subject_id, tenant_id, tenant_code, success, request_id, ip_address, user_agent, details, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		ev.Type, nullable(ev.Subject), nullID(ev.SubjectID), nullID(ev.TenantID), nullable(ev.TenantCode),
+		ev.Success, rid, ip, ua, detailsJSON, now); err != nil {
+		return fmt.Errorf("insert unified_auth_logs: %w", err)
 	}
 	return nil
 }

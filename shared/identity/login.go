@@ -251,10 +251,11 @@ var (
 
 // authenticate decides a password login. An unknown account costs one
 // bcrypt comparison against the dummy hash, like a wrong password, and gets
-// the same answer. A locked account is refused before its password is
-// checked; a wrong password counts towards the lockout; a right one resets
-// it. Failures are recorded here, successes by the caller (which knows the
-// session).
+// the same answer, from the same statements in one transaction: a wrong
+// password counts towards the lockout with them, an unknown account runs
+// them on no row. A locked account is refused before its password is
+// checked; a right password resets the count. Failures are recorded here,
+// successes by the caller (which knows the session).
 func (s *Service) authenticate(ctx context.Context, c Client, t table, a *account, found bool, password string, ev event, invalid error) error {
 	fail := func(reason string, err error) error {
 		ev.Reason = reason
@@ -265,7 +266,14 @@ func (s *Service) authenticate(ctx context.Context, c Client, t table, a *accoun
 	}
 	if !found {
 		passwordMatches(s.dummy(), password)
-		return fail("unknown_identifier", invalid)
+		ev.Reason = "unknown_identifier"
+		if err := s.recordWith(ctx, c, ev, func(tx *sql.Tx) error {
+			_, err := s.countFailure(ctx, tx, t, 0) // no account has id 0: the same work on no row
+			return err
+		}); err != nil {
+			return err
+		}
+		return invalid
 	}
 	ev.SubjectID = a.id
 	now := s.now()
@@ -273,17 +281,19 @@ func (s *Service) authenticate(ctx context.Context, c Client, t table, a *accoun
 		return fail("locked", accountLocked(a.lockedUntil.Time.Sub(now)))
 	}
 	if !passwordMatches(a.hash, password) {
-		locked, err := s.countFailure(ctx, t, a.id)
+		ev.Reason = "bad_credentials"
+		err := s.recordWith(ctx, c, ev, func(tx *sql.Tx) error {
+			locked, err := s.countFailure(ctx, tx, t, a.id)
+			if err != nil || !locked {
+				return err
+			}
+			lock := event{Type: "lockout", Subject: ev.Subject, SubjectID: a.id, Identifier: ev.Identifier, Success: true}
+			return s.recordIn(ctx, tx, c, lock)
+		})
 		if err != nil {
 			return err
 		}
-		if locked {
-			lock := event{Type: "lockout", Subject: ev.Subject, SubjectID: a.id, Identifier: ev.Identifier, Success: true}
-			if err := s.record(ctx, c, lock); err != nil {
-				return err
-			}
-		}
-		return fail("bad_credentials", invalid)
+		return invalid
 	}
 	if a.status != "active" {
 		return fail("disabled", ErrAccountDisabled)
@@ -296,38 +306,36 @@ func (s *Service) authenticate(ctx context.Context, c Client, t table, a *accoun
 	return nil
 }
 
-// countFailure counts a wrong password against account id and locks it when
-// the failures of the current window reach the limit. It reports whether
-// this failure locked the account.
-func (s *Service) countFailure(ctx context.Context, t table, id int64) (bool, error) {
+// countFailure counts a wrong password against account id in tx and locks
+// it when the failures of the current window reach the limit. It reports
+// whether this failure locked the account. With no account id it reads and
+// writes nothing, by the same statements.
+func (s *Service) countFailure(ctx context.Context, tx *sql.Tx, t table, id int64) (bool, error) {
+	var (
+		count int
+		first sql.NullTime
+	)
+	err := tx.QueryRowContext(ctx, `SELECT failed_login_count, first_failed_login_at FROM `+t.table+` WHERE id = ? FOR UPDATE`, id).
+		Scan(&count, &first)
+	if err != nil && !(id == 0 && errors.Is(err, sql.ErrNoRows)) {
+		return false, fmt.Errorf("read failed logins: %w", err)
+	}
+	now := s.now().UTC()
+	if !first.Valid || !first.Time.After(now.Add(-s.lockout.Window)) {
+		count, first = 0, sql.NullTime{Time: now, Valid: true}
+	}
+	count++
+	var until any
 	locked := false
-	err := sqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		var (
-			count int
-			first sql.NullTime
-		)
-		if err := tx.QueryRowContext(ctx, `SELECT failed_login_count, first_failed_login_at FROM `+t.table+` WHERE id = ? FOR UPDATE`, id).
-			Scan(&count, &first); err != nil {
-			return fmt.Errorf("read failed logins: %w", err)
-		}
-		now := s.now().UTC()
-		if !first.Valid || !first.Time.After(now.Add(-s.lockout.Window)) {
-			count, first = 0, sql.NullTime{Time: now, Valid: true}
-		}
-		count++
-		var until any
-		if count >= s.lockout.MaxFailures {
-			// The next failure after the lock starts a new window.
-			locked, until, first = true, now.Add(s.lockout.Duration), sql.NullTime{}
-		}
-		_, err := tx.ExecContext(ctx, `UPDATE `+t.table+` SET failed_login_count = ?, first_failed_login_at = ?,
-			locked_until = COALESCE(?, locked_until) WHERE id = ?`, count, first, until, id)
-		if err != nil {
-			return fmt.Errorf("count failed login: %w", err)
-		}
-		return nil
-	})
-	return locked, err
+	if count >= s.lockout.MaxFailures {
+		// The next failure after the lock starts a new window.
+		locked, until, first = true, now.Add(s.lockout.Duration), sql.NullTime{}
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE `+t.table+` SET failed_login_count = ?, first_failed_login_at = ?,
+		locked_until = COALESCE(?, locked_until) WHERE id = ?`, count, first, until, id); err != nil {
+		return false, fmt.Errorf("count failed login: %w", err)
+	}
+	return locked && id != 0, nil
 }
 
 // grant is what a session is opened for.
