@@ -407,8 +407,12 @@ func (cl *call) close(ctx context.Context, a, finish *attempt, failure error) (M
 // unbegun ends a call whose begin did not commit: it holds nothing and has
 // no row, so it fails, and its provider's answer, if any, is dropped.
 func (cl *call) unbegun(ctx context.Context, a *attempt, berr, attemptErr error) (Metering, error) {
-	cl.b.log().ErrorContext(ctx, "AI call not begun; its answer is dropped", "call", cl.id, "model", a.model.Name, "err", berr, "attempt_err", attemptErr)
-	return Metering{CallID: cl.id, Model: a.model, Attempts: a.n}, berr
+	met := Metering{CallID: cl.id}
+	if a != nil {
+		met.Model, met.Attempts = a.model, a.n
+	}
+	cl.b.log().ErrorContext(ctx, "AI call not begun; its answer is dropped", "call", cl.id, "model", met.Model.Name, "err", berr, "attempt_err", attemptErr)
+	return met, berr
 }
 
 // adjustTokens corrects the token windows from the tokens counted to the
