@@ -34,7 +34,7 @@ build: ## linux/$(DEPLOY_ARCH) bootstrap per function under dist/<function>/
 
 build-local: ## every function and tool for this machine, under .dev/bin
 	@mkdir -p .dev/bin
-	@$(BUILD) -o .dev/bin/ ./functions/... ./scripts/gateway ./scripts/invoke ./scripts/tenantctl
+	@$(BUILD) -o .dev/bin/ ./functions/... ./scripts/gateway ./scripts/invoke ./scripts/tenantctl ./scripts/fakeai
 
 # `sam build` calls build-<LogicalId> with ARTIFACTS_DIR set: HealthFunction
 # builds functions/health, ProvisionCronFunction functions/provision-cron.

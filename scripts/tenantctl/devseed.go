@@ -11,15 +11,18 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"golang.org/x/crypto/bcrypt"
 
+	"github.com/unitenant/unitenant/shared/aibridge"
 	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/provisioning"
+	"github.com/unitenant/unitenant/shared/sqldb"
 )
 
 // The demo data of `make dev`.
@@ -31,6 +34,12 @@ var (
 	devAdminUsername = "admin"
 	devUserPhone     = "13800000000"
 	devUserName      = "Demo User"
+	// The demo AI model, served by the local fake provider make dev runs
+	// (scripts/fakeai), enabled for the demo tenants.
+	devAIModel    = "dev-fake"
+	devAIEndpoint = "http://127.0.0.1:8090/v1"
+	devAIKey      = "dev-fake-key"
+	devAICredit   = "100"
 )
 
 // devCredentials is .dev/credentials.json: the passwords dev-seed generated,
@@ -56,6 +65,7 @@ type seedResult struct {
 	Admin           devAccount   `json:"admin"`
 	User            devAccount   `json:"user"`
 	Tenants         []seedTenant `json:"tenants"`
+	AIModel         string       `json:"aiModel"`
 	Changes         []string     `json:"changes"`
 }
 
@@ -65,8 +75,8 @@ type seedTenant struct {
 	Created bool   `json:"created"`
 }
 
-// devSeed makes what `make dev` needs: the super admin, the demo tenants and
-// a demo user who is admin in both. Rerunning changes nothing and prints the
+// devSeed makes what `make dev` needs: the super admin, the demo tenants, a
+// demo user who is admin in both, and an AI model they may call. Rerunning changes nothing and prints the
 // same credentials.
 func (c *cli) devSeed(ctx context.Context, args []string) error {
 	var credPath string
@@ -80,6 +90,9 @@ func (c *cli) devSeed(ctx context.Context, args []string) error {
 	creds, err := loadCredentials(credPath)
 	if err != nil {
 		return err
+	}
+	if _, err := c.devAIEndpoint(); err != nil {
+		return err // before anything is made
 	}
 	// The summary is for people: keep per-migration progress out of it.
 	if c.base.LogLevel < slog.LevelWarn {
@@ -114,12 +127,90 @@ func (c *cli) devSeed(ctx context.Context, args []string) error {
 		}
 		res.Tenants = append(res.Tenants, seedTenant{Code: dt.code, Name: dt.name, Created: created})
 	}
+	if err := c.seedAI(ctx, &res); err != nil {
+		return err
+	}
 	res.AlreadySeeded = len(res.Changes) == 0
 	if res.AlreadySeeded {
 		fmt.Fprintf(c.diag, "dev-seed: already seeded, see %s\n", credPath)
 	}
 	writeSummary(c.diag, res, port)
 	return c.print(res)
+}
+
+// seedAI makes the demo AI model (DEV_AI_ENDPOINT / DEV_AI_KEY, else the
+// local fake provider) unless a model of its name exists, and enables it
+// for each demo tenant that has no setting for it yet, crediting an empty
+// account in the same transaction so the first calls are paid for. What a
+// person changed afterwards is left alone.
+func (c *cli) seedAI(ctx context.Context, res *seedResult) error {
+	endpoint, err := c.devAIEndpoint()
+	if err != nil {
+		return err
+	}
+	key := c.env.Secret("DEV_AI_KEY", devAIKey)
+	res.AIModel = devAIModel
+	var id int64
+	err = c.db.QueryRowContext(ctx, "SELECT id FROM ai_model_config WHERE model_name = ?", devAIModel).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		box, berr := c.secretBox()
+		if berr != nil {
+			return berr
+		}
+		r, ierr := c.db.ExecContext(ctx, `INSERT INTO ai_model_config (model_name, display_name, model_type, provider, endpoint_url,
+			api_key_encrypted, input_price_per_1k, output_price_per_1k) VALUES (?, ?, 'text', 'openai', ?, ?, 0.001, 0.002)`,
+			devAIModel, "Local fake provider (make dev)", endpoint, box.Seal([]byte(key), aibridge.ModelKeyAAD(devAIModel)))
+		if ierr != nil {
+			return fmt.Errorf("create AI model %s: %w", devAIModel, ierr)
+		}
+		id, err = r.LastInsertId()
+		res.Changes = append(res.Changes, "created AI model "+devAIModel+" at "+endpoint)
+	}
+	if err != nil {
+		return fmt.Errorf("find AI model %s: %w", devAIModel, err)
+	}
+	for _, t := range res.Tenants {
+		var enabled, credited bool
+		err := sqldb.InTxRetry(ctx, c.db, func(tx *sql.Tx) error {
+			enabled, credited = false, false
+			r, err := tx.ExecContext(ctx, `INSERT IGNORE INTO tenant_ai_model_configs (tenant_id, model_id, is_enabled, priority)
+				SELECT id, ?, 1, 1 FROM tenants WHERE tenant_code = ?`, id, t.Code)
+			if err != nil {
+				return err
+			}
+			if n, err := r.RowsAffected(); err != nil || n == 0 {
+				return err
+			}
+			enabled = true
+			r, err = tx.ExecContext(ctx, `UPDATE tenant_accounts a JOIN tenants t ON t.id = a.tenant_id SET a.balance = ?
+				WHERE t.tenant_code = ? AND a.balance = 0 AND a.reserved_amount = 0`, devAICredit, t.Code)
+			if err != nil {
+				return err
+			}
+			n, err := r.RowsAffected()
+			credited = n > 0
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("enable AI model %s for %s: %w", devAIModel, t.Code, err)
+		}
+		if enabled {
+			res.Changes = append(res.Changes, "enabled AI model "+devAIModel+" for "+t.Code)
+		}
+		if credited {
+			res.Changes = append(res.Changes, "credited "+t.Code+" with "+devAICredit+" for AI calls")
+		}
+	}
+	return nil
+}
+
+// devAIEndpoint is DEV_AI_ENDPOINT, checked, else the local fake's.
+func (c *cli) devAIEndpoint() (string, error) {
+	endpoint := c.env.String("DEV_AI_ENDPOINT", devAIEndpoint)
+	if u, err := url.Parse(endpoint); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", fmt.Errorf("DEV_AI_ENDPOINT %q: want an http(s) URL such as %s", endpoint, devAIEndpoint)
+	}
+	return endpoint, nil
 }
 
 // seedAdmin makes the super admin: DEV_ADMIN_USERNAME / DEV_ADMIN_PASSWORD,
@@ -337,9 +428,11 @@ dev: try it:
   TENANT_TOKEN=$(curl -s %s/api/auth/switch-tenant -H "Authorization: Bearer $TOKEN" \
     -H 'Content-Type: application/json' -d '{"tenantCode":"k001"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
   curl -s %s/api/app/me -H 'Host: k001.localhost' -H "Authorization: Bearer $TENANT_TOKEN"
+  curl -s %s/v1/chat/completions -H 'Host: k001.localhost' -H "Authorization: Bearer $TENANT_TOKEN" \
+    -H 'Content-Type: application/json' -d '{"model":"%s","messages":[{"role":"user","content":"hello"}]}'
   curl -s %s/api/admin/auth/login -H 'Content-Type: application/json' \
     -d '{"username":"%s","password":"%s"}'
 
 `, res.Admin.Login, pw(res.Admin), res.User.Login, pw(res.User),
-		base, res.User.Login, known(res.User), base, base, base, res.Admin.Login, known(res.Admin))
+		base, res.User.Login, known(res.User), base, base, base, res.AIModel, base, res.Admin.Login, known(res.Admin))
 }

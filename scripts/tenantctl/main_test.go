@@ -351,6 +351,25 @@ func TestDevSeed(t *testing.T) {
 		t.Errorf("demo user is admin in %d tenants, want 2", memberships)
 	}
 
+	// The demo AI model: sealed key, enabled for both demo tenants, whose
+	// accounts are credited.
+	var (
+		endpoint string
+		sealed   []byte
+		enabled  int
+	)
+	if err := e.sys.QueryRow("SELECT endpoint_url, api_key_encrypted FROM ai_model_config WHERE model_name = 'dev-fake' AND status = 'active'").Scan(&endpoint, &sealed); err != nil {
+		t.Fatalf("demo AI model: %v", err)
+	}
+	if endpoint != devAIEndpoint || len(sealed) == 0 || strings.Contains(string(sealed), devAIKey) {
+		t.Errorf("demo AI model at %s with key %q, want %s and a sealed key", endpoint, sealed, devAIEndpoint)
+	}
+	_ = e.sys.QueryRow(`SELECT COUNT(*) FROM tenant_ai_model_configs c JOIN tenants t ON t.id = c.tenant_id JOIN tenant_accounts a ON a.tenant_id = t.id
+		JOIN ai_model_config m ON m.id = c.model_id WHERE m.model_name = 'dev-fake' AND c.is_enabled = 1 AND a.balance = 100 AND t.tenant_code IN ('k001', 'k002')`).Scan(&enabled)
+	if enabled != 2 || first.AIModel != "dev-fake" || !strings.Contains(diag, `/v1/chat/completions`) || !strings.Contains(diag, `"model":"dev-fake"`) {
+		t.Errorf("demo AI model enabled and credited for %d tenants, want 2; summary:\n%s", enabled, diag)
+	}
+
 	before := e.state("k001", "k002")
 	again, diag := seed(nil)
 	if !again.AlreadySeeded || len(again.Changes) != 0 || again.Admin != first.Admin || again.User != first.User {
@@ -361,6 +380,28 @@ func TestDevSeed(t *testing.T) {
 	}
 	if after := e.state("k001", "k002"); after != before {
 		t.Errorf("rerun changed the database:\nbefore %s\nafter %s", before, after)
+	}
+
+	// What a person changed afterwards stays: a spent account is not
+	// credited again, a disabled model not enabled.
+	if _, err := e.sys.Exec("UPDATE tenant_accounts a JOIN tenants t ON t.id = a.tenant_id SET a.balance = 0 WHERE t.tenant_code = 'k001'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.sys.Exec("UPDATE tenant_ai_model_configs c JOIN tenants t ON t.id = c.tenant_id SET c.is_enabled = 0 WHERE t.tenant_code = 'k002'"); err != nil {
+		t.Fatal(err)
+	}
+	before = e.state("k001", "k002")
+	if res, _ := seed(nil); !res.AlreadySeeded {
+		t.Errorf("seed after changes = %+v, want nothing changed", res)
+	}
+	var balance string
+	_ = e.sys.QueryRow("SELECT a.balance FROM tenant_accounts a JOIN tenants t ON t.id = a.tenant_id WHERE t.tenant_code = 'k001'").Scan(&balance)
+	_ = e.sys.QueryRow("SELECT c.is_enabled FROM tenant_ai_model_configs c JOIN tenants t ON t.id = c.tenant_id WHERE t.tenant_code = 'k002'").Scan(&enabled)
+	if balance != "0.0000" || enabled != 0 {
+		t.Errorf("rerun undid changes: k001 balance %s, k002 enabled %d", balance, enabled)
+	}
+	if _, diag, err := e.runEnv(map[string]string{"DEV_AI_ENDPOINT": "ftp://x"}, "dev-seed", "--credentials", e.creds); err == nil || !strings.Contains(diag+err.Error(), "DEV_AI_ENDPOINT") {
+		t.Errorf("a bad DEV_AI_ENDPOINT: %v, want an error naming it", err)
 	}
 
 	// Passwords from the environment win, and are never written to the file.

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -113,6 +114,7 @@ type Server struct {
 	protocol protocol
 	quit     chan struct{}
 	noRecord bool
+	stopOnce sync.Once
 
 	mu       sync.Mutex
 	def      Model
@@ -132,6 +134,13 @@ type protocol interface {
 
 func newServer(tb testing.TB, opts Options, p protocol, basePath string) *Server {
 	tb.Helper()
+	s := build(opts, p, basePath, nil)
+	tb.Cleanup(s.Stop)
+	return s
+}
+
+// build starts a server on l (nil: a loopback port of its own).
+func build(opts Options, p protocol, basePath string, l net.Listener) *Server {
 	s := &Server{
 		APIKey:   opts.APIKey,
 		protocol: p,
@@ -150,13 +159,22 @@ func newServer(tb testing.TB, opts Options, p protocol, basePath string) *Server
 	}
 	mux := http.NewServeMux()
 	p.routes(s, mux)
-	s.Server = httptest.NewServer(mux)
+	if l == nil {
+		s.Server = httptest.NewServer(mux)
+	} else {
+		s.Server = &httptest.Server{Listener: l, Config: &http.Server{Handler: mux}}
+		s.Start()
+	}
 	s.base = s.URL + basePath
-	tb.Cleanup(func() {
+	return s
+}
+
+// Stop ends the server: waiting streams give up, then it closes.
+func (s *Server) Stop() {
+	s.stopOnce.Do(func() {
 		close(s.quit)
 		s.Close()
 	})
-	return s
 }
 
 // BaseURL is the API root a client is configured with.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"math"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -19,6 +20,12 @@ import (
 func NewOpenAI(tb testing.TB, opts Options) *Server {
 	tb.Helper()
 	return newServer(tb, opts, openAI{}, "/v1")
+}
+
+// ListenOpenAI serves a fake OpenAI-compatible provider on l until Stop,
+// outside any test: the local AI provider of `make dev`.
+func ListenOpenAI(l net.Listener, opts Options) *Server {
+	return build(opts, openAI{}, "/v1", l)
 }
 
 // openAI is OpenAI's wire protocol.
