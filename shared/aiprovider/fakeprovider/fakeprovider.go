@@ -1,4 +1,5 @@
-// Package fakeprovider is fake AI providers for tests and benchmarks:
+// Package fakeprovider is fake AI providers for tests, benchmarks and `make
+// dev` (ListenOpenAI):
 // httptest servers speaking OpenAI's API (POST /v1/chat/completions,
 // /v1/completions, /v1/embeddings, GET /v1/models, SSE streams ending in
 // "data: [DONE]") and Anthropic's Messages API (POST /v1/messages, its
