@@ -18,7 +18,7 @@ import (
 //	POST /api/auth/login           {phone, password}                       -> session + tenants
 //	POST /api/auth/refresh         {refreshToken}                          -> a new pair
 //	POST /api/auth/logout          {refreshToken}                          -> revokes the session's family
-//	GET  /api/auth/me              platform or tenant token                -> the caller
+//	GET  /api/auth/me              platform or tenant token                -> the caller (a tenant token: its membership as it is now)
 //	GET  /api/auth/tenants         platform or tenant token                -> the caller's tenants
 //	POST /api/auth/switch-tenant   {tenantCode}, platform or tenant token  -> tenant-scoped session
 //	POST /api/admin/auth/login     {username, password}                    -> admin session
@@ -148,8 +148,8 @@ func (h *handler) me(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	u, err := h.svc.User(r.Context(), c.SubjectID())
-	h.answer(w, r, http.StatusOK, identity.Me{User: u, TenantCode: c.TenantID, Role: c.Role}, err)
+	me, err := h.svc.Me(r.Context(), c.SubjectID(), c.TenantID)
+	h.answer(w, r, http.StatusOK, me, err)
 }
 
 func (h *handler) tenants(w http.ResponseWriter, r *http.Request) {

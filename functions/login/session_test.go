@@ -10,6 +10,7 @@ import (
 
 	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/httpapi/httpapitest"
+	"github.com/unitenant/unitenant/shared/identity"
 )
 
 func TestLockout(t *testing.T) {
@@ -280,6 +281,50 @@ func TestTenantRefreshRechecksMembership(t *testing.T) {
 	e.exec(`UPDATE global_users SET status = 'suspended'`)
 	r = e.post("/api/auth/refresh", map[string]string{"refreshToken": httpapitest.Data[session](t, r).RefreshToken})
 	want(t, r, 403, "account_disabled")
+}
+
+// TestMeRechecksTenantMembership: a tenant token outlives a change to its
+// membership; /api/auth/me shows the membership as it is now, as the
+// tenant routes and refresh see it, never the token's stale claims.
+func TestMeRechecksTenantMembership(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	u := e.addUser(phone, password)
+	e.addMember(u, e.addTenant("k001", "active"), "k001", "teacher")
+	l := e.login(phone, password)
+	r := e.call("POST", "/api/auth/switch-tenant", map[string]string{"tenantCode": "k001"}, l.Token)
+	want(t, r, 200, "")
+	tok := httpapitest.Data[session](t, r).Token
+	me := func(token string, status int, code string) identity.Me {
+		t.Helper()
+		r := e.call("GET", "/api/auth/me", nil, token)
+		want(t, r, status, code)
+		if status != 200 {
+			return identity.Me{}
+		}
+		return httpapitest.Data[identity.Me](t, r)
+	}
+
+	if m := me(tok, 200, ""); m.GlobalUserID != u || m.TenantCode != "k001" || m.Role != "teacher" {
+		t.Fatalf("me = %+v", m)
+	}
+	e.exec(`UPDATE global_user_tenant_relations SET role_in_tenant = 'admin'`)
+	if m := me(tok, 200, ""); m.Role != "admin" {
+		t.Errorf("me after a role change = %+v, want the role now (admin), not the token's", m)
+	}
+	e.exec(`UPDATE tenants SET status = 'suspended'`)
+	me(tok, 403, "tenant_suspended")
+	e.exec(`UPDATE tenants SET status = 'active'`)
+	e.exec(`UPDATE global_user_tenant_relations SET status = 'removed'`)
+	me(tok, 403, "not_a_member")
+	// The platform token carries no tenant: the user alone, whatever the memberships.
+	if m := me(l.Token, 200, ""); m.GlobalUserID != u || m.TenantCode != "" || m.Role != "" {
+		t.Errorf("me with the platform token = %+v", m)
+	}
+	e.exec(`UPDATE global_user_tenant_relations SET status = 'active'`)
+	if m := me(tok, 200, ""); m.TenantCode != "k001" || m.Role != "admin" {
+		t.Errorf("me with the membership restored = %+v", m)
+	}
 }
 
 func TestLogout(t *testing.T) {

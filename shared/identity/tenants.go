@@ -183,6 +183,23 @@ type Me struct {
 	Role       string `json:"role,omitempty"`
 }
 
+// Me is user as GET /api/auth/me shows it. For a token scoped to tenant
+// code it checks the membership as it is now, not as the token says: a
+// member removed (or a tenant suspended or deleted) since the token was
+// issued is refused as a tenant route would refuse them, and a changed
+// role shows as it is.
+func (s *Service) Me(ctx context.Context, user int64, code string) (Me, error) {
+	u, err := s.User(ctx, user)
+	if err != nil || code == "" {
+		return Me{User: u}, err
+	}
+	m, err := s.membership(ctx, s.db, user, byTenantCode, code)
+	if err != nil {
+		return Me{}, err
+	}
+	return Me{User: u, TenantCode: m.code, Role: m.role}, nil
+}
+
 // User returns global user id, refusing one that is gone or disabled.
 func (s *Service) User(ctx context.Context, id int64) (User, error) {
 	var (
