@@ -42,7 +42,7 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 	if err != nil {
 		return serverless.Service{}, err
 	}
-	svc, err := identity.New(db, keys.Signer, sms.NewCodes(db, sender, smsCfg.CodeKey, sms.Options{}), idCfg)
+	svc, err := identity.New(db, keys.Signer, sms.NewCodes(db, sender, smsCfg.CodeKey, sms.Options{Policy: smsCfg.Policy()}), idCfg)
 	if err != nil {
 		db.Close()
 		return serverless.Service{}, err

@@ -326,25 +326,36 @@ func Host(r *http.Request) string {
 
 // ClientIP returns the caller's address on every platform. Under the Lambda
 // adapter RemoteAddr is API Gateway's sourceIp; behind a proxy on this
-// machine or a private network (the local gateway, FC's front end) it is the
-// first X-Forwarded-For entry. A public peer's X-Forwarded-For is ignored:
-// anyone can write that header.
+// machine or a private network (the local gateway, FC's front end) it is
+// read from X-Forwarded-For, right to left: the nearest address that is not
+// itself a private proxy's is the one our proxy saw. The entries left of it
+// are whatever the client wrote (a proxy appends to the header it was
+// sent), so a client cannot claim another address, only its own. A public
+// peer's X-Forwarded-For is ignored: anyone can write that header.
 func ClientIP(r *http.Request) string {
 	peer := r.RemoteAddr
 	if h, _, err := net.SplitHostPort(peer); err == nil {
 		peer = h
 	}
-	ip := net.ParseIP(peer)
-	if ip != nil && (ip.IsLoopback() || ip.IsPrivate()) {
-		if xff := r.Header.Get("X-Forwarded-For"); xff != "" {
-			first := strings.TrimSpace(strings.Split(xff, ",")[0])
-			if net.ParseIP(first) != nil {
-				return first
-			}
+	if !internal(net.ParseIP(peer)) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop := strings.TrimSpace(hops[i])
+		ip := net.ParseIP(hop)
+		switch {
+		case ip == nil:
+			return peer // a malformed hop: nothing left of it can be trusted
+		case !internal(ip) || i == 0:
+			return hop
 		}
 	}
 	return peer
 }
+
+// internal reports whether ip is a proxy of ours: loopback or private.
+func internal(ip net.IP) bool { return ip != nil && (ip.IsLoopback() || ip.IsPrivate()) }
 
 // Dev reports whether the function runs in development (APP_ENV), where
 // secrets may be generated under .dev/keys and local backends are allowed.

@@ -312,11 +312,19 @@ func TestHost(t *testing.T) {
 func TestClientIP(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct{ remote, xff, want string }{
-		{"203.0.113.7", "", "203.0.113.7"},                  // Lambda adapter: sourceIp, no port
-		{"203.0.113.7:5555", "198.51.100.1", "203.0.113.7"}, // a public peer cannot claim another address
-		{"127.0.0.1:5555", "198.51.100.1, 10.0.0.1", "198.51.100.1"},
+		{"203.0.113.7", "", "203.0.113.7"},                           // Lambda adapter: sourceIp, no port
+		{"203.0.113.7:5555", "198.51.100.1", "203.0.113.7"},          // a public peer cannot claim another address
+		{"127.0.0.1:5555", "198.51.100.1, 10.0.0.1", "198.51.100.1"}, // through a second private proxy
 		{"10.1.2.3:80", "198.51.100.2", "198.51.100.2"},
 		{"127.0.0.1:5555", "not-an-ip", "127.0.0.1"},
+		// A client writing its own header: the proxy appends what it saw,
+		// and that is the address, whatever the client claimed before it.
+		{"10.1.2.3:80", "1.2.3.4, 198.51.100.3", "198.51.100.3"},
+		{"10.1.2.3:80", "10.9.9.9, 198.51.100.3", "198.51.100.3"},
+		{"10.1.2.3:80", "1.2.3.4, not-an-ip, 198.51.100.3", "198.51.100.3"},
+		{"10.1.2.3:80", "1.2.3.4, not-an-ip", "10.1.2.3"},
+		// Only private addresses (a client on the local network): the farthest.
+		{"127.0.0.1:5555", "192.168.1.5, 10.0.0.1", "192.168.1.5"},
 	} {
 		r, _ := http.NewRequest("GET", "http://x/", nil)
 		r.RemoteAddr = tc.remote

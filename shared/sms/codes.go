@@ -11,10 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"net/netip"
 	"regexp"
 	"time"
 
 	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/ratelimit"
 )
 
 // Policy is how long codes live and how often they may be sent.
@@ -23,10 +25,19 @@ type Policy struct {
 	MaxAttempts int           // wrong guesses that burn a code
 	MinInterval time.Duration // between two codes to one phone
 	DailyLimit  int           // codes to one phone in any 24 hours
+	// IPHourlyLimit is the codes one client address may have sent per
+	// clock hour, to any phones: per-phone limits alone let one client
+	// spray codes over many numbers at the platform's cost (an IPv6
+	// address counts with its /64). 0: DefaultIPHourlyLimit; negative: none.
+	IPHourlyLimit int
 }
 
-// DefaultPolicy is 5 minutes, 5 attempts, 1 per minute and 10 per day.
-var DefaultPolicy = Policy{TTL: 5 * time.Minute, MaxAttempts: 5, MinInterval: time.Minute, DailyLimit: 10}
+// DefaultIPHourlyLimit is Policy.IPHourlyLimit's default.
+const DefaultIPHourlyLimit = 20
+
+// DefaultPolicy is 5 minutes, 5 attempts, 1 per minute and 10 per day to
+// a phone, 20 an hour from an address.
+var DefaultPolicy = Policy{TTL: 5 * time.Minute, MaxAttempts: 5, MinInterval: time.Minute, DailyLimit: 10, IPHourlyLimit: DefaultIPHourlyLimit}
 
 // Codes issues codes (stored hashed in sms_codes) and redeems them.
 type Codes struct {
@@ -49,6 +60,9 @@ func NewCodes(db *sql.DB, sender Sender, key []byte, opts Options) *Codes {
 	c := &Codes{db: db, sender: sender, key: key, policy: opts.Policy, now: opts.Now}
 	if c.policy == (Policy{}) {
 		c.policy = DefaultPolicy
+	}
+	if c.policy.IPHourlyLimit == 0 {
+		c.policy.IPHourlyLimit = DefaultIPHourlyLimit
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -76,7 +90,10 @@ const lockTimeout = 10
 // caller) and returns how long it is valid. At most one code per
 // MinInterval and DailyLimit per 24 hours go to one phone, whatever the
 // purpose: the check and the insert run under a per-phone lock, so
-// concurrent requests cannot both pass. A failed send is not counted.
+// concurrent requests cannot both pass; and IPHourlyLimit an hour are sent
+// for one client address ip (none counted when ip is empty), each count
+// one atomic statement shared by every instance. A failed send is not
+// counted.
 func (c *Codes) Issue(ctx context.Context, phone string, purpose Purpose, ip string) (time.Duration, error) {
 	conn, err := c.db.Conn(ctx)
 	if err != nil {
@@ -111,8 +128,13 @@ func (c *Codes) Issue(ctx context.Context, phone string, purpose Purpose, ip str
 		return 0, e
 	}
 
+	fromIP, err := c.countIP(ctx, ip, now)
+	if err != nil {
+		return 0, err
+	}
 	code, err := newCode()
 	if err != nil {
+		fromIP.giveBack(ctx)
 		return 0, err
 	}
 	res, err := conn.ExecContext(ctx,
@@ -121,9 +143,11 @@ func (c *Codes) Issue(ctx context.Context, phone string, purpose Purpose, ip str
 		phone, string(purpose), c.hash(phone, purpose, code), c.policy.MaxAttempts,
 		now.Add(c.policy.TTL), nullIfEmpty(ip), now)
 	if err != nil {
+		fromIP.giveBack(ctx)
 		return 0, fmt.Errorf("sms: store code: %w", err)
 	}
 	if err := c.sender.Send(ctx, phone, purpose, code); err != nil {
+		fromIP.giveBack(ctx)
 		id, _ := res.LastInsertId()
 		if _, derr := conn.ExecContext(context.WithoutCancel(ctx), `DELETE FROM sms_codes WHERE id = ?`, id); derr != nil {
 			err = errors.Join(err, fmt.Errorf("forget unsent code: %w", derr))
@@ -132,6 +156,59 @@ func (c *Codes) Issue(ctx context.Context, phone string, purpose Purpose, ip str
 			Message: "the text message could not be sent; try again shortly", Err: err}
 	}
 	return c.policy.TTL, nil
+}
+
+// ipCount is a code counted against a client address, to give back when
+// it is not sent.
+type ipCount struct {
+	c      *Codes
+	key    string
+	window time.Time
+}
+
+// countIP counts a code against ip's hour, refusing one over the limit
+// (a refused request is not counted).
+func (c *Codes) countIP(ctx context.Context, ip string, now time.Time) (*ipCount, error) {
+	key := ipBucket(ip)
+	if key == "" || c.policy.IPHourlyLimit < 0 {
+		return nil, nil
+	}
+	d, err := ratelimit.Consume(ctx, c.db, key, 1, c.policy.IPHourlyLimit, time.Hour, now)
+	if d.Allowed && err == nil {
+		return &ipCount{c: c, key: key, window: d.WindowStart}, nil
+	}
+	if fe, ok := fault.As(err); ok && fe.Kind == fault.TooManyRequests {
+		e := fault.New(fault.TooManyRequests, "sms_ip_limit", "at most %d codes an hour from one address", c.policy.IPHourlyLimit)
+		e.RetryAfter = fe.RetryAfter
+		return nil, e
+	}
+	return nil, fmt.Errorf("sms: count codes from %s: %w", ip, err)
+}
+
+// giveBack uncounts a code that was not sent.
+func (n *ipCount) giveBack(ctx context.Context) {
+	if n == nil {
+		return
+	}
+	// Best effort: a code counted and not sent only brings the address's
+	// limit a little nearer, never lets one more through.
+	_ = ratelimit.Adjust(context.WithoutCancel(ctx), n.c.db, n.key, n.window, -1)
+}
+
+// ipBucket is the rate-limit key of a client address: the address itself,
+// or its /64 for IPv6 (one subscriber's usual allocation); "" when ip is
+// empty or not an address.
+func ipBucket(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.WithZone("").Prefix(64)
+		return "sms:ip:" + p.String()
+	}
+	return "sms:ip:" + a.String()
 }
 
 // lockPhone takes a named lock for phone on conn (GET_LOCK is scoped to the

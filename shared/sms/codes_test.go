@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -282,6 +283,82 @@ func TestParsePurpose(t *testing.T) {
 	for _, s := range []string{"", "REGISTER", "admin", "register "} {
 		if _, err := sms.ParsePurpose(s); fault.CodeOf(err) != "invalid_purpose" {
 			t.Errorf("ParsePurpose(%q) = %v, want invalid_purpose", s, err)
+		}
+	}
+}
+
+// TestCodesPerAddressPerHour: one client spraying codes over many phones is
+// stopped by its address's hourly limit, whatever the phones; another
+// address is not; an IPv6 client counts with its /64; a code not sent is
+// not counted; the next hour opens again.
+func TestCodesPerAddressPerHour(t *testing.T) {
+	t.Parallel()
+	db, _ := sqldbtest.NewDatabase(t)
+	if _, err := provisioning.MigrateSystem(context.Background(), db, logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	snd, clk := &capture{}, newClock()
+	policy := sms.DefaultPolicy
+	policy.IPHourlyLimit = 3
+	codes := sms.NewCodes(db, snd, []byte("0123456789abcdef0123456789abcdef"), sms.Options{Policy: policy, Now: clk.Now})
+	ctx := context.Background()
+	next := 0
+	newPhone := func() string { next++; return fmt.Sprintf("1390000%04d", next) }
+	issue := func(ip string) error {
+		_, err := codes.Issue(ctx, newPhone(), sms.PurposeRegister, ip)
+		return err
+	}
+	rows := func() int {
+		var n int
+		if err := db.QueryRow(`SELECT COUNT(*) FROM sms_codes`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	// One failed send first: it is not counted.
+	snd.fail.Store(true)
+	wantCode(t, issue("203.0.113.7"), "sms_send_failed")
+	snd.fail.Store(false)
+	for i := range 3 {
+		if err := issue("203.0.113.7"); err != nil {
+			t.Fatalf("code %d from the address: %v", i+1, err)
+		}
+	}
+	err := issue("203.0.113.7")
+	wantCode(t, err, "sms_ip_limit")
+	if fe, _ := fault.As(err); fe.RetryAfter <= 0 || fe.RetryAfter > time.Hour {
+		t.Errorf("retry after %v, want within the hour", fe.RetryAfter)
+	}
+	// The same client as an IPv4-mapped IPv6 address is the same client.
+	wantCode(t, issue("::ffff:203.0.113.7"), "sms_ip_limit")
+	if n := rows(); n != 3 || len(snd.codes) != 3 {
+		t.Fatalf("%d codes stored, %d sent; want 3 each: a refusal stores and sends nothing", n, len(snd.codes))
+	}
+	if err := issue("203.0.113.8"); err != nil {
+		t.Fatalf("another address: %v", err)
+	}
+
+	// IPv6: the addresses of one /64 are one client.
+	for i, ip := range []string{"2001:db8:1:2::1", "2001:db8:1:2::ffff", "2001:db8:1:2:abcd::9"} {
+		if err := issue(ip); err != nil {
+			t.Fatalf("IPv6 code %d: %v", i+1, err)
+		}
+	}
+	wantCode(t, issue("2001:db8:1:2:ffff:ffff:ffff:fffe"), "sms_ip_limit")
+	if err := issue("2001:db8:1:3::1"); err != nil {
+		t.Fatalf("the next /64: %v", err)
+	}
+
+	// The next hour, the address may send again.
+	clk.Add(time.Hour)
+	if err := issue("203.0.113.7"); err != nil {
+		t.Fatalf("the next hour: %v", err)
+	}
+	// No address known (a direct call, a test): only the phone limits apply.
+	for range 4 {
+		if err := issue(""); err != nil {
+			t.Fatalf("without an address: %v", err)
 		}
 	}
 }

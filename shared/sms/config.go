@@ -14,6 +14,17 @@ type Config struct {
 	Outbox  string // outbox file of the development sender
 	Aliyun  AliyunConfig
 	CodeKey []byte // HMAC key the stored code hashes are made with
+	// IPHourlyLimit is Policy.IPHourlyLimit (negative: none).
+	IPHourlyLimit int
+}
+
+// Policy is DefaultPolicy with the configured limits.
+func (c Config) Policy() Policy {
+	p := DefaultPolicy
+	if c.IPHourlyLimit != 0 {
+		p.IPHourlyLimit = c.IPHourlyLimit
+	}
+	return p
 }
 
 // LoadConfig reads:
@@ -22,6 +33,8 @@ type Config struct {
 //	SMS_OUTBOX                 the outbox file (default .dev/outbox/sms.jsonl)
 //	SMS_CODE_SECRET            HMAC key of stored codes, at least 32 characters;
 //	                           generated under devDir in development
+//	SMS_IP_HOURLY_LIMIT        codes one client address may have sent an hour
+//	                           (default 20; 0: no limit)
 //	ALIYUN_ACCESS_KEY_ID, ALIYUN_ACCESS_KEY_SECRET, SMS_SIGN_NAME, SMS_TEMPLATE_CODE,
 //	ALIYUN_SMS_REGION (cn-hangzhou), ALIYUN_SMS_ENDPOINT (https://dysmsapi.aliyuncs.com)
 //
@@ -43,6 +56,9 @@ func LoadConfig(e *config.Env, devEnv bool, devDir string) (Config, error) {
 			TemplateCode:    e.String("SMS_TEMPLATE_CODE", ""),
 			Endpoint:        e.String("ALIYUN_SMS_ENDPOINT", DefaultAliyunEndpoint),
 		},
+	}
+	if c.IPHourlyLimit = e.Int("SMS_IP_HOURLY_LIMIT", DefaultIPHourlyLimit, 0, 1_000_000); c.IPHourlyLimit == 0 {
+		c.IPHourlyLimit = -1
 	}
 	if !devEnv && c.Sender != "aliyun" {
 		return c, errors.New("SMS_SENDER: outbox is for development only; configure aliyun")

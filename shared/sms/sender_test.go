@@ -196,3 +196,30 @@ func TestLoadConfig(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadConfigIPLimit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		value   string
+		want    int
+		wantErr bool
+	}{{"", sms.DefaultIPHourlyLimit, false}, {"5", 5, false}, {"0", -1, false}, {"-3", 0, true}, {"many", 0, true}} {
+		env := config.FromMap(map[string]string{"SMS_IP_HOURLY_LIMIT": tc.value})
+		if tc.value == "" {
+			env = config.FromMap(map[string]string{})
+		}
+		c, err := sms.LoadConfig(env, true, t.TempDir())
+		if err != nil {
+			t.Fatalf("%q: %v", tc.value, err)
+		}
+		if tc.wantErr {
+			if env.Err() == nil || !strings.Contains(env.Err().Error(), "SMS_IP_HOURLY_LIMIT") {
+				t.Errorf("%q: env error %v, want one naming SMS_IP_HOURLY_LIMIT", tc.value, env.Err())
+			}
+			continue
+		}
+		if env.Err() != nil || c.Policy().IPHourlyLimit != tc.want {
+			t.Errorf("%q: limit %d (%v), want %d", tc.value, c.Policy().IPHourlyLimit, env.Err(), tc.want)
+		}
+	}
+}
