@@ -45,7 +45,7 @@ func (j *job) run(ctx context.Context) (any, error) {
 	res := result{Days: []usage.Report{}}
 	var errs []error
 	for _, day := range []time.Time{now.AddDate(0, 0, -1), now} {
-		rep, err := usage.Rollup(ctx, j.db, day)
+		rep, err := usage.Rollup(ctx, j.db, day, now)
 		if err != nil {
 			errs = append(errs, err)
 			continue

@@ -1,5 +1,6 @@
 // Command usage-cron runs every hour: it rolls the AI call logs of today and
-// yesterday (UTC) up into the daily usage summary, tenant statistics and
+// yesterday (UTC) up into the daily usage summary, tenant statistics (with
+// the members counted from the memberships and the login history) and
 // billing records (shared/usage), then settles or expires the budget
 // reservations that a killed ai-chat left open (budget.Reconcile).
 //

@@ -1,7 +1,9 @@
 // Package usage rolls the AI bridge's call logs (ai_service_call_logs) up
 // into daily totals: tenant_ai_usage_summary per tenant, model and UTC day,
 // the AI columns of tenant_statistics, and the day's 'ai_usage' line of
-// billing_records per tenant. usage-cron runs it every hour.
+// billing_records per tenant; and the members' side of tenant_statistics
+// from the memberships and the login history. usage-cron runs it every
+// hour.
 //
 // Every total is recomputed from the call logs and written over the previous
 // one, never added to it, so a day may be rolled up any number of times, by
@@ -81,6 +83,33 @@ WHERE ` + "`date`" + ` = ?
 GROUP BY tenant_id, ` + "`date`" + `
 ON DUPLICATE KEY UPDATE ai_calls = VALUES(ai_calls), ai_tokens = VALUES(ai_tokens), ai_cost = VALUES(ai_cost)`
 
+// members writes the member columns of every tenant's tenant_statistics
+// row of the day (a tenant that existed at some time that day):
+// active_users, the members who entered the tenant or refreshed a session
+// scoped to it that day; login_count, their entries (tenant switches);
+// user_count, the active memberships made before the day's end, counted
+// at users_counted_at — on every run while the day lasts, and on the first
+// run after it ended, whose count is kept from then on: a finished day's
+// members do not change with later removals. Parameters: date, end, now,
+// start, end, start, end, end, start, end, end.
+const members = `
+INSERT INTO tenant_statistics (tenant_id, stat_date, user_count, users_counted_at, active_users, login_count)
+SELECT t.id, ?,
+       (SELECT COUNT(*) FROM global_user_tenant_relations r
+         WHERE r.tenant_id = t.id AND r.status = 'active' AND r.created_at < ?),
+       ?,
+       (SELECT COUNT(DISTINCT h.subject_id) FROM login_history h
+         WHERE h.tenant_id = t.id AND h.subject_type = 'user' AND h.success = 1 AND h.created_at >= ? AND h.created_at < ?),
+       (SELECT COUNT(*) FROM login_history h
+         WHERE h.tenant_id = t.id AND h.subject_type = 'user' AND h.success = 1 AND h.login_method = 'tenant_switch'
+           AND h.created_at >= ? AND h.created_at < ?)
+FROM tenants t
+WHERE t.created_at < ? AND (t.deleted_at IS NULL OR t.deleted_at >= ?)
+ON DUPLICATE KEY UPDATE
+  user_count = IF(tenant_statistics.users_counted_at >= ?, tenant_statistics.user_count, VALUES(user_count)),
+  users_counted_at = IF(tenant_statistics.users_counted_at >= ?, tenant_statistics.users_counted_at, VALUES(users_counted_at)),
+  active_users = VALUES(active_users), login_count = VALUES(login_count)`
+
 // bill writes the day's 'ai_usage' billing record of each tenant from its
 // summary rows: quantity is the tokens, amount the cost rounded to the four
 // places of DECIMAL(14,4), halves away from zero (as budget.Settle charges),
@@ -102,14 +131,17 @@ ON DUPLICATE KEY UPDATE
   details = IF(billing_records.status = 'pending', VALUES(details), billing_records.details)`
 
 // Rollup recomputes the totals of the UTC day containing day (see the
-// package comment) and reports them. The three statements run in one READ
-// COMMITTED transaction, retried on deadlock: the call logs are read without
-// locking them, so the AI bridge never waits for a roll-up.
-func Rollup(ctx context.Context, db *sql.DB, day time.Time) (Report, error) {
+// package comment) at now, and reports them. The statements run in one
+// READ COMMITTED transaction, retried on deadlock: the call logs are read
+// without locking them, so the AI bridge never waits for a roll-up.
+func Rollup(ctx context.Context, db *sql.DB, day, now time.Time) (Report, error) {
 	start := Day(day)
 	date := start.Format(time.DateOnly)
 	end := start.AddDate(0, 0, 1)
-	const stamp = "2006-01-02 15:04:05"
+	const (
+		stamp   = "2006-01-02 15:04:05"
+		stampMS = "2006-01-02 15:04:05.000"
+	)
 	rep := Report{Date: date}
 	err := sqldb.Retry(ctx, func() error {
 		return readCommitted(ctx, db, func(tx *sql.Tx) error {
@@ -118,6 +150,10 @@ func Rollup(ctx context.Context, db *sql.DB, day time.Time) (Report, error) {
 			}
 			if _, err := tx.ExecContext(ctx, statistics, date); err != nil {
 				return fmt.Errorf("tenant statistics: %w", err)
+			}
+			s, e, n := start.Format(stamp), end.Format(stamp), now.UTC().Format(stampMS)
+			if _, err := tx.ExecContext(ctx, members, date, e, n, s, e, s, e, e, s, e, e); err != nil {
+				return fmt.Errorf("tenant member statistics: %w", err)
 			}
 			if _, err := tx.ExecContext(ctx, bill, BillingCategory, date); err != nil {
 				return fmt.Errorf("billing records: %w", err)

@@ -155,7 +155,7 @@ func rollup(t *testing.T, db *sql.DB, days ...time.Time) []usage.Report {
 	t.Helper()
 	var reps []usage.Report
 	for _, d := range days {
-		rep, err := usage.Rollup(context.Background(), db, d)
+		rep, err := usage.Rollup(context.Background(), db, d, rollupNow)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -288,4 +288,105 @@ func billing(t *testing.T, db *sql.DB) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// rollupNow is when the roll-ups of day1 and day2 run: after both.
+var rollupNow = day2.AddDate(0, 0, 1).Add(time.Hour)
+
+// TestMemberStatistics: the member columns of tenant_statistics, for every
+// tenant that existed on the day, from the memberships and the login
+// history; a finished day's user_count is the one counted on the first run
+// after it and stays, while today's follows the memberships.
+func TestMemberStatistics(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	exec := func(q string, args ...any) {
+		t.Helper()
+		if _, err := db.Exec(q, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	exec("UPDATE tenants SET created_at = '2024-03-01'")
+	exec(`INSERT INTO tenants (id, tenant_code, tenant_name, subdomain, created_at, deleted_at) VALUES
+		(3, 'u003', 'u003', 'u003', '2024-03-10 12:00:00', NULL),   -- made during day1
+		(4, 'u004', 'u004', 'u004', '2024-03-12 00:00:00', NULL),   -- made after both days
+		(5, 'u005', 'u005', 'u005', '2024-03-01 00:00:00', '2024-03-09 23:59:59')`) // deleted before
+	for u := 1; u <= 4; u++ {
+		exec("INSERT INTO global_users (id, phone, password_hash) VALUES (?, ?, 'x')", u, fmt.Sprintf("1380000000%d", u))
+	}
+	exec(`INSERT INTO global_user_tenant_relations (global_user_id, tenant_id, tenant_code, status, created_at) VALUES
+		(1, 1, 'u001', 'active', '2024-03-01 00:00:00'),
+		(2, 1, 'u001', 'active', '2024-03-10 15:00:00'),
+		(3, 1, 'u001', 'removed', '2024-03-01 00:00:00'),
+		(4, 1, 'u001', 'active', '2024-03-11 05:00:00'),   -- joined on day2
+		(1, 2, 'u002', 'active', '2024-03-01 00:00:00'),
+		(1, 5, 'u005', 'active', '2024-03-01 00:00:00')`)
+	login := func(subject string, user, tenant int64, method string, ok bool, at string) {
+		t.Helper()
+		exec(`INSERT INTO login_history (subject_type, subject_id, identifier, tenant_id, login_method, success, created_at)
+			VALUES (?, ?, 'x', ?, ?, ?, ?)`, subject, user, tenant, method, ok, at)
+	}
+	login("user", 1, 1, "tenant_switch", true, "2024-03-10 00:00:00")
+	login("user", 1, 1, "tenant_switch", true, "2024-03-10 20:00:00")
+	login("user", 2, 1, "refresh", true, "2024-03-10 21:00:00")       // active, not an entry
+	login("user", 3, 1, "tenant_switch", false, "2024-03-10 22:00:00") // refused: neither
+	login("admin", 9, 1, "tenant_switch", true, "2024-03-10 22:00:00") // not a member
+	login("user", 1, 2, "tenant_switch", true, "2024-03-09 23:59:59")  // the day before
+	login("user", 1, 1, "tenant_switch", true, "2024-03-11 00:00:00")
+
+	type stat struct {
+		tenant                int64
+		date                  string
+		users, active, logins int
+	}
+	read := func() []stat {
+		t.Helper()
+		rows, err := db.Query("SELECT tenant_id, DATE_FORMAT(stat_date, '%Y-%m-%d'), user_count, active_users, login_count FROM tenant_statistics ORDER BY stat_date, tenant_id")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []stat
+		for rows.Next() {
+			var s stat
+			if err := rows.Scan(&s.tenant, &s.date, &s.users, &s.active, &s.logins); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		return out
+	}
+	run := func(now time.Time, days ...time.Time) {
+		t.Helper()
+		for _, d := range days {
+			if _, err := usage.Rollup(context.Background(), db, d, now); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+
+	// The first run after day1, during day2.
+	during2 := day2.Add(6 * time.Hour)
+	run(during2, day1, day2)
+	want := []stat{
+		{1, "2024-03-10", 2, 2, 2}, {2, "2024-03-10", 1, 0, 0}, {3, "2024-03-10", 0, 0, 0},
+		{1, "2024-03-11", 3, 1, 1}, {2, "2024-03-11", 1, 0, 0}, {3, "2024-03-11", 0, 0, 0},
+	}
+	if got := read(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("member statistics\n got %+v\nwant %+v", got, want)
+	}
+	before := dump(t, db, "tenant_statistics")
+	run(during2, day1, day2)
+	if after := dump(t, db, "tenant_statistics"); !reflect.DeepEqual(before, after) {
+		t.Fatalf("a second run changed the rows\nbefore %v\n after %v", before, after)
+	}
+
+	// A member leaves during day2: day1 keeps its count, day2 follows.
+	exec("UPDATE global_user_tenant_relations SET status = 'removed' WHERE global_user_id = 2 AND tenant_id = 1")
+	login("user", 4, 1, "tenant_switch", true, "2024-03-11 09:00:00")
+	run(during2.Add(4*time.Hour), day1, day2)
+	want[3] = stat{1, "2024-03-11", 2, 2, 2}
+	if got := read(); !reflect.DeepEqual(got, want) {
+		t.Fatalf("after a member left on day2\n got %+v\nwant %+v", got, want)
+	}
 }
