@@ -31,6 +31,7 @@ import (
 //	POST   /api/admin/tenants/{code}/domains              add a custom domain {domain}
 //	DELETE /api/admin/tenants/{code}/domains/{domain}     remove it
 //	GET    /api/admin/tenants/{code}/members              members
+//	GET    /api/admin/tenants/{code}/statistics           daily statistics: ?from=&to= (UTC days, default the last 30)
 //	POST   /api/admin/tenants/{code}/members              bind a global user {phone, role}
 //	PATCH  /api/admin/tenants/{code}/members/{userId}     change role {role}
 //	DELETE /api/admin/tenants/{code}/members/{userId}     unbind
@@ -50,6 +51,7 @@ func newHandler(h *handler) http.Handler {
 	rt.Handle("POST /api/admin/tenants/{code}/domains", manage(h.addDomain))
 	rt.Handle("DELETE /api/admin/tenants/{code}/domains/{domain}", manage(h.removeDomain))
 	rt.Handle("GET /api/admin/tenants/{code}/members", read(h.members))
+	rt.Handle("GET /api/admin/tenants/{code}/statistics", read(h.statistics))
 	rt.Handle("POST /api/admin/tenants/{code}/members", manage(h.bind))
 	rt.Handle("PATCH /api/admin/tenants/{code}/members/{userId}", manage(h.setRole))
 	rt.Handle("DELETE /api/admin/tenants/{code}/members/{userId}", manage(h.unbind))
@@ -520,6 +522,72 @@ func (h *handler) members(r *http.Request, _ *auth.Claims) (int, any, error) {
 		out = append(out, m)
 	}
 	return http.StatusOK, map[string]any{"items": out}, rows.Err()
+}
+
+// DayStatistics is one day of a tenant's tenant_statistics, as usage-cron
+// rolls it up (a day it has not rolled up yet is absent).
+type DayStatistics struct {
+	Date        string `json:"date"`
+	UserCount   int    `json:"userCount"`   // active memberships (at the day's end once it is over)
+	ActiveUsers int    `json:"activeUsers"` // members who entered the tenant or kept a session in it that day
+	LoginCount  int    `json:"loginCount"`  // entries into the tenant
+	AICalls     int64  `json:"aiCalls"`
+	AITokens    int64  `json:"aiTokens"`
+	AICost      string `json:"aiCost"`
+}
+
+// maxStatisticsDays bounds one statistics request.
+const maxStatisticsDays = 366
+
+func (h *handler) statistics(r *http.Request, _ *auth.Claims) (int, any, error) {
+	ctx := r.Context()
+	q := r.URL.Query()
+	to := h.now().UTC()
+	day := func(field string, def time.Time) (time.Time, error) {
+		v := q.Get(field)
+		if v == "" {
+			return def, nil
+		}
+		d, err := time.Parse(time.DateOnly, v)
+		if err != nil {
+			return d, fault.Field("invalid_date", field, "must be a date as 2006-01-02")
+		}
+		return d, nil
+	}
+	to, err := day("to", time.Date(to.Year(), to.Month(), to.Day(), 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		return 0, nil, err
+	}
+	from, err := day("from", to.AddDate(0, 0, -29))
+	if err != nil {
+		return 0, nil, err
+	}
+	switch {
+	case from.After(to):
+		return 0, nil, fault.Field("invalid_range", "from", "must not be after to")
+	case to.Sub(from) >= maxStatisticsDays*24*time.Hour:
+		return 0, nil, fault.Field("invalid_range", "from", fmt.Sprintf("at most %d days at a time", maxStatisticsDays))
+	}
+	t, err := h.tenant(ctx, r.PathValue("code"))
+	if err != nil {
+		return 0, nil, err
+	}
+	rows, err := h.db.QueryContext(ctx, `SELECT DATE_FORMAT(stat_date, '%Y-%m-%d'), user_count, active_users, login_count, ai_calls, ai_tokens, ai_cost
+		FROM tenant_statistics WHERE tenant_id = ? AND stat_date BETWEEN ? AND ? ORDER BY stat_date`,
+		t.ID, from.Format(time.DateOnly), to.Format(time.DateOnly))
+	if err != nil {
+		return 0, nil, fmt.Errorf("statistics: %w", err)
+	}
+	defer rows.Close()
+	out := []DayStatistics{}
+	for rows.Next() {
+		var d DayStatistics
+		if err := rows.Scan(&d.Date, &d.UserCount, &d.ActiveUsers, &d.LoginCount, &d.AICalls, &d.AITokens, &d.AICost); err != nil {
+			return 0, nil, err
+		}
+		out = append(out, d)
+	}
+	return http.StatusOK, map[string]any{"from": from.Format(time.DateOnly), "to": to.Format(time.DateOnly), "days": out}, rows.Err()
 }
 
 type memberInput struct {

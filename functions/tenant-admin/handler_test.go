@@ -248,3 +248,59 @@ func TestWebhookEndpoints(t *testing.T) {
 	want(t, f.do(t, "admin", "DELETE", "/api/admin/webhooks/"+id, nil), 200, "")
 	want(t, f.do(t, "admin", "DELETE", "/api/admin/webhooks/"+id, nil), 404, "webhook_endpoint_not_found")
 }
+
+// TestTenantStatistics: a tenant's daily statistics over a range (the
+// last 30 days by default), never another tenant's; bad ranges are refused
+// by name.
+func TestTenantStatistics(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	day := func(n int) string { return today.AddDate(0, 0, n).Format(time.DateOnly) }
+	for _, s := range []struct {
+		code      string
+		day       int
+		users, ai int
+		cost      string
+	}{{"k001", 0, 5, 7, "0.125000"}, {"k001", -1, 4, 3, "0.000100"}, {"k001", -40, 2, 1, "1.000000"}, {"k002", 0, 9, 99, "9.000000"}} {
+		if _, err := f.sys.DB.Exec(`INSERT INTO tenant_statistics (tenant_id, stat_date, user_count, active_users, login_count, ai_calls, ai_tokens, ai_cost)
+			SELECT id, ?, ?, 1, 2, ?, 1000, ? FROM tenants WHERE tenant_code = ?`, day(s.day), s.users, s.ai, s.cost, s.code); err != nil {
+			t.Fatal(err)
+		}
+	}
+	type page struct {
+		From, To string
+		Days     []DayStatistics
+	}
+	get := func(query string) page {
+		t.Helper()
+		r := f.do(t, "operator", "GET", "/api/admin/tenants/k001/statistics"+query, nil)
+		want(t, r, 200, "")
+		var p page
+		if err := json.Unmarshal(r.Data, &p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	p := get("")
+	if p.From != day(-29) || p.To != day(0) || len(p.Days) != 2 ||
+		p.Days[0] != (DayStatistics{Date: day(-1), UserCount: 4, ActiveUsers: 1, LoginCount: 2, AICalls: 3, AITokens: 1000, AICost: "0.000100"}) ||
+		p.Days[1].Date != day(0) || p.Days[1].UserCount != 5 || p.Days[1].AICost != "0.125000" {
+		t.Fatalf("the last 30 days: %+v", p)
+	}
+	if p = get("?from=" + day(-40) + "&to=" + day(-1)); len(p.Days) != 2 || p.Days[0].Date != day(-40) || p.Days[1].Date != day(-1) {
+		t.Fatalf("from %s to %s: %+v", day(-40), day(-1), p)
+	}
+	for _, tc := range []struct{ query, field string }{
+		{"?from=2024-13-01", "from"},
+		{"?to=yesterday", "to"},
+		{"?from=" + day(0) + "&to=" + day(-1), "from"},
+		{"?from=" + day(-400) + "&to=" + day(0), "from"},
+	} {
+		r := f.do(t, "operator", "GET", "/api/admin/tenants/k001/statistics"+tc.query, nil)
+		if r.Status != 400 || r.Error.Fields[tc.field] == "" {
+			t.Errorf("%s: %d %q %v, want 400 naming %s", tc.query, r.Status, r.Error.Code, r.Error.Fields, tc.field)
+		}
+	}
+	want(t, f.do(t, "operator", "GET", "/api/admin/tenants/k404/statistics", nil), 404, "tenant_not_found")
+}

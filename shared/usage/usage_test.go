@@ -328,7 +328,7 @@ func TestMemberStatistics(t *testing.T) {
 	}
 	login("user", 1, 1, "tenant_switch", true, "2024-03-10 00:00:00")
 	login("user", 1, 1, "tenant_switch", true, "2024-03-10 20:00:00")
-	login("user", 2, 1, "refresh", true, "2024-03-10 21:00:00")       // active, not an entry
+	login("user", 2, 1, "refresh", true, "2024-03-10 21:00:00")        // active, not an entry
 	login("user", 3, 1, "tenant_switch", false, "2024-03-10 22:00:00") // refused: neither
 	login("admin", 9, 1, "tenant_switch", true, "2024-03-10 22:00:00") // not a member
 	login("user", 1, 2, "tenant_switch", true, "2024-03-09 23:59:59")  // the day before
