@@ -19,6 +19,7 @@ type Config struct {
 	Outbox       string        // development outbox file; "" outside development
 	Timeout      time.Duration // per webhook delivery
 	MaxAttempts  int           // delivery rounds before an event is dead
+	DisableAfter int           // failed deliveries in a row that disable an endpoint (negative: never)
 	AllowPrivate bool          // webhook URLs may resolve to private addresses
 }
 
@@ -33,6 +34,8 @@ type Config struct {
 //	                           refused outside development, where a file reaches nobody
 //	NOTIFY_WEBHOOK_TIMEOUT     per delivery (default 10s)
 //	NOTIFY_MAX_ATTEMPTS        delivery rounds before an event is dead (default 8)
+//	NOTIFY_DISABLE_AFTER       failed deliveries in a row that disable a webhook endpoint
+//	                           (default 50, about a day of a receiver down; 0: never)
 //	NOTIFY_ALLOW_PRIVATE_URLS  let webhooks reach private addresses (default: in development only)
 //
 // Problems are recorded in e (see config.Env.Err).
@@ -47,7 +50,11 @@ func LoadConfig(e *config.Env, devEnv bool) Config {
 		},
 		Timeout:      e.Duration("NOTIFY_WEBHOOK_TIMEOUT", DefaultTimeout),
 		MaxAttempts:  e.Int("NOTIFY_MAX_ATTEMPTS", DefaultMaxAttempts, 1, 50),
+		DisableAfter: e.Int("NOTIFY_DISABLE_AFTER", DefaultDisableAfter, 0, 1_000_000),
 		AllowPrivate: e.Bool("NOTIFY_ALLOW_PRIVATE_URLS", devEnv),
+	}
+	if c.DisableAfter == 0 {
+		c.DisableAfter = -1
 	}
 	if c.SMTP.Addr != "" {
 		if _, err := NewSMTP(c.SMTP); err != nil {
@@ -101,7 +108,7 @@ func (c Config) Dispatcher(db *sql.DB, box *secretbox.Box, owner string, log *sl
 		return nil, errors.New("NOTIFY_EMAIL_TO is set but SMTP_ADDR is not")
 	}
 	return &Dispatcher{DB: db, Box: box, Client: NewHTTPClient(c.AllowPrivate), Owner: owner,
-		MaxAttempts: c.MaxAttempts, Timeout: c.Timeout, Email: m, EmailTo: c.EmailTo, Outbox: c.Outbox, Log: log}, nil
+		MaxAttempts: c.MaxAttempts, DisableAfter: c.DisableAfter, Timeout: c.Timeout, Email: m, EmailTo: c.EmailTo, Outbox: c.Outbox, Log: log}, nil
 }
 
 // Notifier returns the direct-message notifier of this configuration.

@@ -27,6 +27,9 @@ const (
 	DefaultMaxAttempts = 8
 	DefaultTimeout     = 10 * time.Second
 	DefaultLeaseTTL    = 2 * time.Minute
+	// DefaultDisableAfter failed deliveries in a row disable an endpoint:
+	// with the default backoff, a receiver down for about a day.
+	DefaultDisableAfter = 50
 	// excerptLimit bounds the response body kept in notification_logs.
 	excerptLimit = 1000
 	// batchSize events are leased at a time, so that two dispatchers share
@@ -74,10 +77,14 @@ type Dispatcher struct {
 	Backoff     func(attempt int) time.Duration // wait after the attempt-th failed round; nil: DefaultBackoff
 	Timeout     time.Duration                   // per delivery; 0: DefaultTimeout
 	LeaseTTL    time.Duration                   // how long a claim lasts before another dispatcher may take it over; 0: DefaultLeaseTTL
-	Email       Mailer                          // nil: no e-mail copies
-	EmailTo     []string                        // who gets an e-mail copy of every event
-	Outbox      string                          // development outbox file; "": none
-	Log         *slog.Logger                    // nil: discard
+	// DisableAfter failed deliveries in a row, with no success between
+	// them, disable a webhook endpoint (an admin enables it again); its
+	// disabling is itself an event. 0: DefaultDisableAfter; negative: never.
+	DisableAfter int
+	Email        Mailer       // nil: no e-mail copies
+	EmailTo      []string     // who gets an e-mail copy of every event
+	Outbox       string       // development outbox file; "": none
+	Log          *slog.Logger // nil: discard
 }
 
 // Report is what one Deliver call did.
@@ -510,12 +517,59 @@ func (d *Dispatcher) record(ctx context.Context, ev leased, a attempt, final boo
 	if a.target.channel != "webhook" {
 		return nil
 	}
-	q := "UPDATE webhook_endpoints SET consecutive_failures = 0, last_success_at = ? WHERE id = ?"
-	if !a.ok {
-		q = "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, last_failure_at = ? WHERE id = ?"
+	id := a.target.endpoint.id
+	if a.ok {
+		if _, err := d.exec(ctx, "UPDATE webhook_endpoints SET consecutive_failures = 0, last_success_at = ? WHERE id = ?", d.now(), id); err != nil {
+			return fmt.Errorf("endpoint %d health: %w", id, err)
+		}
+		return nil
 	}
-	if _, err := d.exec(ctx, q, d.now(), a.target.endpoint.id); err != nil {
-		return fmt.Errorf("endpoint %d health: %w", a.target.endpoint.id, err)
+	if _, err := d.exec(ctx, "UPDATE webhook_endpoints SET consecutive_failures = consecutive_failures + 1, last_failure_at = ? WHERE id = ?", d.now(), id); err != nil {
+		return fmt.Errorf("endpoint %d health: %w", id, err)
+	}
+	return d.disableFailing(ctx, a)
+}
+
+// disableFailing disables a's endpoint once it has failed DisableAfter
+// deliveries in a row, and emits WebhookDisabled with it, in one
+// transaction: the event exists if and only if this dispatcher disabled it.
+func (d *Dispatcher) disableFailing(ctx context.Context, a attempt) error {
+	after := d.DisableAfter
+	if after == 0 {
+		after = DefaultDisableAfter
+	}
+	if after < 0 {
+		return nil
+	}
+	ep := a.target.endpoint
+	disabled := false
+	err := sqldb.InTxRetry(ctx, d.DB, func(tx *sql.Tx) error {
+		var (
+			tenantID sql.NullInt64
+			code     sql.NullString
+			failures int
+		)
+		err := tx.QueryRowContext(ctx, `SELECT e.tenant_id, t.tenant_code, e.consecutive_failures FROM webhook_endpoints e
+			LEFT JOIN tenants t ON t.id = e.tenant_id WHERE e.id = ? AND e.status = 'active' FOR UPDATE`, ep.id).Scan(&tenantID, &code, &failures)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && failures < after {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE webhook_endpoints SET status = ? WHERE id = ?", EndpointDisabled, ep.id); err != nil {
+			return err
+		}
+		disabled = true
+		_, err = Emit(ctx, tx, Event{Type: WebhookDisabled, TenantID: tenantID.Int64, TenantCode: code.String, Data: map[string]any{
+			"endpointId": ep.id, "url": redactURL(ep.url), "consecutiveFailures": failures, "lastError": truncate(a.err, 500)}})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("endpoint %d: disable after failures: %w", ep.id, err)
+	}
+	if disabled {
+		d.logger().WarnContext(ctx, "webhook endpoint disabled after failing in a row", "endpoint", ep.id, "url", redactURL(ep.url), "failures", after)
 	}
 	return nil
 }

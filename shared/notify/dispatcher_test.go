@@ -345,3 +345,109 @@ func TestPrivateAddressesRefusedInProduction(t *testing.T) {
 		t.Fatalf("metadata service: %v", err)
 	}
 }
+
+// TestEndpointDisabledAfterFailingInARow: an endpoint that fails
+// DisableAfter deliveries in a row is disabled, once, and its disabling is
+// an event the other endpoints of its tenant and the platform's get (never
+// another tenant's); a success between failures starts the count again;
+// enabled again by an admin, it is delivered to again.
+func TestEndpointDisabledAfterFailingInARow(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, box := newSystem(t)
+	clk := newClock()
+	tenant := func(code string) int64 {
+		res, err := db.Exec("INSERT INTO tenants (tenant_code, tenant_name, subdomain, status) VALUES (?, ?, ?, 'active')", code, code, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := res.LastInsertId()
+		return id
+	}
+	k1, k2 := tenant("k001"), tenant("k002")
+	flaky := newReceiver(t, "flaky-secret-0123456789", clk.Now)
+	mine := newReceiver(t, "mine-secret-01234567890", clk.Now)
+	other := newReceiver(t, "other-secret-0123456789", clk.Now)
+	platform := newReceiver(t, "platform-secret-0123456", clk.Now)
+	flakyID := addEndpoint(t, db, box, flaky.URL, flaky.secret, k1)
+	addEndpoint(t, db, box, mine.URL, mine.secret, k1)
+	addEndpoint(t, db, box, other.URL, other.secret, k2)
+	addEndpoint(t, db, box, platform.URL, platform.secret, 0)
+	d := newDispatcher(db, box, clk, "cron")
+	d.DisableAfter = 3
+	event := func() string {
+		t.Helper()
+		id, err := notify.Emit(ctx, db, notify.Event{Type: notify.TenantSuspended, TenantID: k1, TenantCode: "k001"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	state := func() (string, int) {
+		t.Helper()
+		var status string
+		var failures int
+		if err := db.QueryRow("SELECT status, consecutive_failures FROM webhook_endpoints WHERE id = ?", flakyID).Scan(&status, &failures); err != nil {
+			t.Fatal(err)
+		}
+		return status, failures
+	}
+
+	// Two failures, a success, two failures: never three in a row.
+	flaky.down.Store(true)
+	event()
+	event()
+	deliver(t, d)
+	flaky.down.Store(false)
+	clk.Advance(time.Hour)
+	deliver(t, d)
+	flaky.down.Store(true)
+	event()
+	event()
+	deliver(t, d)
+	if s, n := state(); s != notify.EndpointActive || n != 2 {
+		t.Fatalf("after 2 failures, a success and 2 failures: %s with %d in a row, want active with 2", s, n)
+	}
+	// The third in a row disables it.
+	event()
+	deliver(t, d)
+	if s, n := state(); s != notify.EndpointDisabled || n != 3 {
+		t.Fatalf("after the third failure in a row: %s with %d, want disabled", s, n)
+	}
+	var disabledEvents int
+	if err := db.QueryRow("SELECT COUNT(*) FROM webhook_events WHERE event_type = ?", notify.WebhookDisabled).Scan(&disabledEvents); err != nil || disabledEvents != 1 {
+		t.Fatalf("%d %s events (%v), want 1", disabledEvents, notify.WebhookDisabled, err)
+	}
+	// Its tenant's other endpoint and the platform's are told; the other
+	// tenant's is not, and the disabled endpoint gets nothing more.
+	before := len(flaky.deliveries())
+	clk.Advance(2 * time.Hour)
+	event()
+	deliver(t, d)
+	clk.Advance(2 * time.Hour)
+	deliver(t, d)
+	told := func(r *receiver) bool {
+		for _, p := range r.payloads() {
+			if p.Type == notify.WebhookDisabled && p.TenantCode == "k001" {
+				return true
+			}
+		}
+		return false
+	}
+	if !told(mine) || !told(platform) || told(other) {
+		t.Errorf("told of the disabling: its tenant's %v, the platform's %v, another tenant's %v; want true, true, false", told(mine), told(platform), told(other))
+	}
+	if got := len(flaky.deliveries()); got != before {
+		t.Errorf("the disabled endpoint got %d more events", got-before)
+	}
+	// Enabled again, it starts from zero and is delivered to.
+	if err := notify.SetEndpointStatus(ctx, db, flakyID, notify.EndpointActive); err != nil {
+		t.Fatal(err)
+	}
+	flaky.down.Store(false)
+	id := event()
+	deliver(t, d)
+	if s, n := state(); s != notify.EndpointActive || n != 0 || flaky.deliveries()[id] != 1 {
+		t.Errorf("enabled again: %s with %d in a row, event delivered %d times", s, n, flaky.deliveries()[id])
+	}
+}

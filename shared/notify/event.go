@@ -33,6 +33,10 @@ const (
 	TenantRestored          = "tenant.restored"
 	TenantPurged            = "tenant.purged"
 	TenantCleanupFailed     = "tenant.cleanup_failed"
+	// WebhookDisabled: a webhook endpoint failed Dispatcher.DisableAfter
+	// deliveries in a row and was disabled (data: endpointId, url,
+	// consecutiveFailures, lastError); its tenant's, if any.
+	WebhookDisabled = "webhook.endpoint_disabled"
 )
 
 // Event is one thing that happened.

@@ -132,6 +132,20 @@ func (r *receiver) deliveries() map[string]int {
 	return out
 }
 
+// payloads returns what arrived, decoded.
+func (r *receiver) payloads() []notify.Payload {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []notify.Payload
+	for _, d := range r.got {
+		var p notify.Payload
+		if err := json.Unmarshal(d.Body, &p); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
 // addEndpoint registers url for every event (or events) with secret.
 func addEndpoint(t *testing.T, db *sql.DB, box *secretbox.Box, url, secret string, tenantID int64, events ...string) int64 {
 	t.Helper()

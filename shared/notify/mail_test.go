@@ -247,9 +247,20 @@ func TestOutboxInDevelopment(t *testing.T) {
 func TestLoadConfig(t *testing.T) {
 	t.Parallel()
 	e := config.FromMap(nil)
-	if c := notify.LoadConfig(e, true); e.Err() != nil || c.Outbox != notify.DefaultOutbox || c.SMTP.Addr != "" || !c.AllowPrivate {
+	if c := notify.LoadConfig(e, true); e.Err() != nil || c.Outbox != notify.DefaultOutbox || c.SMTP.Addr != "" || !c.AllowPrivate || c.DisableAfter != notify.DefaultDisableAfter {
 		t.Fatalf("development defaults %+v (%v)", c, e.Err())
 	}
+	for v, want := range map[string]int{"7": 7, "0": -1} {
+		e := config.FromMap(map[string]string{"NOTIFY_DISABLE_AFTER": v})
+		if c := notify.LoadConfig(e, true); e.Err() != nil || c.DisableAfter != want {
+			t.Errorf("NOTIFY_DISABLE_AFTER=%s: %d (%v), want %d", v, c.DisableAfter, e.Err(), want)
+		}
+	}
+	e = config.FromMap(map[string]string{"NOTIFY_DISABLE_AFTER": "-2"})
+	if notify.LoadConfig(e, true); e.Err() == nil || !strings.Contains(e.Err().Error(), "NOTIFY_DISABLE_AFTER") {
+		t.Errorf("NOTIFY_DISABLE_AFTER=-2: %v, want an error naming it", e.Err())
+	}
+	e = config.FromMap(nil)
 	e = config.FromMap(map[string]string{"NOTIFY_OUTBOX": "/tmp/x", "SMTP_ADDR": "mail.example.com", "SMTP_PASSWORD": "hunter2",
 		"NOTIFY_EMAIL_TO": "ops@example.com, not an address"})
 	c := notify.LoadConfig(e, false)
