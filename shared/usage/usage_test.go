@@ -354,6 +354,9 @@ func TestMemberStatistics(t *testing.T) {
 			}
 			out = append(out, s)
 		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
 		return out
 	}
 	run := func(now time.Time, days ...time.Time) {
