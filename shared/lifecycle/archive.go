@@ -43,10 +43,11 @@ const rowCountsLine = "-- row-counts: "
 const insertBatchBytes = 512 << 10
 
 // ArchiveKey is where the archive of tenant code made at t is stored. It is
-// outside every tenant's prefix: purging the tenant's objects must not take
-// its archive with it.
+// outside every tenant's prefix (objectstore.ArchivesPrefix, which no
+// tenant's prefix may overlap): purging the tenant's objects must not take
+// its archive with it, nor may any tenant read another's.
 func ArchiveKey(code string, t time.Time) string {
-	return "archives/" + code + "/" + t.UTC().Format("20060102T150405Z") + "." + ArchiveFormat
+	return objectstore.ArchivesPrefix + code + "/" + t.UTC().Format("20060102T150405Z") + "." + ArchiveFormat
 }
 
 // Archived describes an archive once written.

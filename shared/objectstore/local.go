@@ -55,8 +55,10 @@ type LocalConfig struct {
 //
 // Presigned URLs are relative (<URLPath>/put?key=...&expires=...&sig=...):
 // the storage function serves them and makes them absolute for its caller.
-// Unlike OSS, a filesystem cannot hold both "a" and "a/b": the second Put is
-// 409 key_conflict.
+// Unlike OSS, a filesystem cannot hold both "a" and "a/b" (nor "a" and
+// "a.json/b", as a's metadata is meta/a.json): the second Put is 409
+// key_conflict; nor can it name a segment longer than 250 bytes: 400
+// invalid_key. A refused Put stores nothing.
 type Local struct {
 	dir     string
 	secret  func() ([]byte, error)
@@ -100,9 +102,27 @@ type localMeta struct {
 func dataPath(key string) string { return "data/" + key }
 func metaPath(key string) string { return "meta/" + key + ".json" }
 
+// maxLocalSegment is the longest key segment the local store holds: a file
+// name takes 255 bytes, and a metadata file adds ".json".
+const maxLocalSegment = 255 - len(".json")
+
+// checkLocalKey is CheckKey and the local store's own limit: a segment the
+// filesystem cannot name is refused before anything is written.
+func checkLocalKey(key string) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	for s := range strings.SplitSeq(key, "/") {
+		if len(s) > maxLocalSegment {
+			return fault.Field("invalid_key", "key", fmt.Sprintf("has a segment longer than %d bytes, more than the local store's filesystem can name (OSS takes it)", maxLocalSegment))
+		}
+	}
+	return nil
+}
+
 // openKey checks key and opens the store's directory.
 func (l *Local) openKey(ctx context.Context, key string) (*os.Root, error) {
-	if err := CheckKey(key); err != nil {
+	if err := checkLocalKey(key); err != nil {
 		return nil, err
 	}
 	return l.open(ctx)
@@ -131,6 +151,9 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64, co
 		return err
 	}
 	defer root.Close()
+	if err := l.fits(root, key); err != nil {
+		return err
+	}
 	if err := root.MkdirAll("tmp", 0o700); err != nil {
 		return fmt.Errorf("local put %s: %w", key, err)
 	}
@@ -171,6 +194,31 @@ func (l *Local) Put(ctx context.Context, key string, r io.Reader, size int64, co
 	return nil
 }
 
+// fits refuses, before anything is written, a key the filesystem cannot
+// hold beside the stored ones: a file (or anything but a folder) where its
+// data or metadata needs a folder, or anything but a file where they go.
+func (l *Local) fits(root *os.Root, key string) error {
+	for _, p := range []string{dataPath(key), metaPath(key)} {
+		segs := strings.Split(p, "/")
+		for i := 1; i < len(segs); i++ {
+			st, err := root.Lstat(strings.Join(segs[:i], "/"))
+			if errors.Is(err, fs.ErrNotExist) {
+				break // nor is anything below it
+			}
+			if err != nil {
+				return fmt.Errorf("local put %s: %w", key, err)
+			}
+			if !st.IsDir() {
+				return errConflict(key)
+			}
+		}
+		if st, err := root.Lstat(p); err == nil && !st.Mode().IsRegular() {
+			return errConflict(key)
+		}
+	}
+	return nil
+}
+
 // place renames the written file tmp to key's data path.
 func (l *Local) place(root *os.Root, tmp, key string) error {
 	p := dataPath(key)
@@ -191,7 +239,8 @@ func (l *Local) place(root *os.Root, tmp, key string) error {
 
 func errConflict(key string) error {
 	return fault.New(fault.Conflict, "key_conflict",
-		"the local store cannot hold both a key and keys under it as a folder (%s); OSS can, the filesystem cannot", key)
+		"the local store cannot hold %s beside the stored keys: it keeps each object and its metadata (<key>.json) as files, "+
+			"and a key cannot be both a file and a folder of keys; OSS can, the filesystem cannot", key)
 }
 
 func randomName() string {
@@ -324,7 +373,7 @@ func (l *Local) PresignGet(_ context.Context, key string, ttl time.Duration) (st
 }
 
 func (l *Local) sign(op, key, contentType string, ttl time.Duration) (string, error) {
-	if err := CheckKey(key); err != nil {
+	if err := checkLocalKey(key); err != nil {
 		return "", err
 	}
 	if err := checkTTL(ttl); err != nil {

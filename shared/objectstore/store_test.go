@@ -470,3 +470,47 @@ func TestLocalSizeMismatch(t *testing.T) {
 		t.Fatalf("a failed Put left an object: %v", err)
 	}
 }
+
+// TestLocalRefusalsChangeNothing sends keys OSS takes but the filesystem
+// cannot hold as the local store lays it out (a segment longer than a file
+// name may be; a key whose metadata file would be another key's folder):
+// each is a clear client error, and the refused object is not stored.
+func TestLocalRefusalsChangeNothing(t *testing.T) {
+	t.Parallel()
+	l, _ := newLocal(t, nil)
+	ctx := context.Background()
+	put(t, l, "t/a", "a", "text/plain")
+	put(t, l, "t/c.json/d", "d", "text/plain")
+	for key, code := range map[string]string{
+		"t/a.json/b":                    "key_conflict", // a's metadata is meta/t/a.json
+		"t/c":                           "key_conflict", // meta/t/c.json is a folder
+		"t/" + strings.Repeat("x", 251): "invalid_key",
+		"t/" + strings.Repeat("y", 255): "invalid_key",
+		strings.Repeat("z", 300) + "/f": "invalid_key",
+	} {
+		if err := l.Put(ctx, key, strings.NewReader("x"), 1, ""); fault.CodeOf(err) != code {
+			t.Errorf("Put %.20s... = %v, want %s", key, err, code)
+		}
+		if rc, _, err := l.Get(ctx, key); err == nil {
+			rc.Close()
+			t.Errorf("the refused %.20s... was stored", key)
+		} else if c := fault.CodeOf(err); c != "object_not_found" && c != "invalid_key" {
+			t.Errorf("Get %.20s... = %v", key, err)
+		}
+	}
+	if _, err := l.PresignPut(ctx, "t/"+strings.Repeat("x", 251), "", time.Minute); fault.CodeOf(err) != "invalid_key" {
+		t.Errorf("PresignPut of an over-long segment = %v, want invalid_key", err)
+	}
+	page, err := l.List(ctx, "t/", "", 10)
+	if err != nil || len(page.Objects) != 2 || page.Objects[0].Key != "t/a" || page.Objects[1].Key != "t/c.json/d" {
+		t.Fatalf("List after refusals = %+v, %v", page, err)
+	}
+	if _, info := read(t, l, "t/a"); info.ContentType != "text/plain" {
+		t.Errorf("t/a lost its metadata: %+v", info)
+	}
+	long := "t/" + strings.Repeat("w", 250) // the longest segment that fits
+	put(t, l, long, "w", "text/plain")
+	if got, info := read(t, l, long); got != "w" || info.ContentType != "text/plain" {
+		t.Errorf("a 250-byte segment: %q %+v", got, info)
+	}
+}

@@ -22,24 +22,43 @@ const DefaultPrefixPattern = "tenants/{code}/"
 // codePlaceholder is what a prefix pattern holds where the code goes.
 const codePlaceholder = "{code}"
 
+// ArchivesPrefix is the part of the bucket the platform keeps for itself:
+// the database archives of purged tenants (lifecycle.ArchiveKey). No
+// tenant's prefix lies inside or over it, or that tenant could read and
+// delete other tenants' database dumps, and purging it would delete them.
+const ArchivesPrefix = "archives/"
+
+// overlapsArchives reports whether a tenant prefix lies inside or over
+// ArchivesPrefix.
+func overlapsArchives(prefix string) bool {
+	return strings.HasPrefix(prefix, ArchivesPrefix) || strings.HasPrefix(ArchivesPrefix, prefix)
+}
+
 // Layout maps tenant codes to their prefixes.
 type Layout struct {
 	before, after string // the pattern's text around {code}
 }
 
 // ParseLayout reads a prefix pattern such as "tenants/{code}/". It must hold
-// {code} once, directly followed by "/", and end with "/": then no tenant's
-// prefix is the start of another's (k001/ never matches k0011/...).
+// {code} once as a whole segment (at the start or after "/", directly
+// followed by "/") and end with "/": then no tenant's prefix is the start of
+// another's (k001/ never matches k0011/...), and no relative key looks like
+// another tenant's full key (with "t{code}/", the relative "temp/x" would be
+// tenant emp's). It must not lie inside ArchivesPrefix.
 func ParseLayout(pattern string) (Layout, error) {
 	before, after, ok := strings.Cut(pattern, codePlaceholder)
 	if !ok || strings.Contains(after, codePlaceholder) {
 		return Layout{}, fmt.Errorf("prefix pattern %q: must hold %s exactly once", pattern, codePlaceholder)
 	}
-	if !strings.HasPrefix(after, "/") || !strings.HasSuffix(after, "/") {
-		return Layout{}, fmt.Errorf("prefix pattern %q: %s must be followed by / and the pattern must end with /", pattern, codePlaceholder)
+	if (before != "" && !strings.HasSuffix(before, "/")) || !strings.HasPrefix(after, "/") || !strings.HasSuffix(after, "/") {
+		return Layout{}, fmt.Errorf("prefix pattern %q: %s must be a whole segment (at the start or after /, followed by /) and the pattern must end with /",
+			pattern, codePlaceholder)
 	}
 	if err := checkKey("prefix", before+"x"+after, true); err != nil {
 		return Layout{}, fmt.Errorf("prefix pattern %q: %w", pattern, err)
+	}
+	if strings.HasPrefix(before, ArchivesPrefix) {
+		return Layout{}, fmt.Errorf("prefix pattern %q: %s is kept for database archives", pattern, ArchivesPrefix)
 	}
 	return Layout{before: before, after: after}, nil
 }
@@ -50,12 +69,18 @@ func DefaultLayout() Layout { return Layout{before: "tenants/", after: "/"} }
 // String returns the pattern.
 func (l Layout) String() string { return l.before + codePlaceholder + l.after }
 
-// Prefix returns the prefix of tenant code, e.g. "tenants/k001/".
+// Prefix returns the prefix of tenant code, e.g. "tenants/k001/". A code
+// whose prefix would overlap ArchivesPrefix (the code "archives" in the
+// layout "{code}/") has none.
 func (l Layout) Prefix(code string) (string, error) {
 	if !tenancy.ValidCode(code) {
 		return "", fmt.Errorf("storage prefix: %q is not a tenant code", code)
 	}
-	return l.before + code + l.after, nil
+	prefix := l.before + code + l.after
+	if overlapsArchives(prefix) {
+		return "", fmt.Errorf("storage prefix of %s: %s would overlap %s, which is kept for database archives", code, prefix, ArchivesPrefix)
+	}
+	return prefix, nil
 }
 
 // Tenant returns store scoped to tenant code's prefix.

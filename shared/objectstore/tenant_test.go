@@ -21,6 +21,8 @@ func TestParseLayout(t *testing.T) {
 		{"saas/prod/{code}/files/", "k042", "saas/prod/k042/files/", true},
 		{"tenants/{code}", "", "", false},          // k001 would be a prefix of k0011
 		{"tenants/{code}-x/", "", "", false},       // likewise k001-x of k001-xy... refused
+		{"t{code}/", "", "", false},                // the relative key temp/x would be tenant emp's full key
+		{"tenant-{code}/", "", "", false},          // likewise tenant-logo/x
 		{"tenants/", "", "", false},                // no code
 		{"{code}/{code}/", "", "", false},          // twice
 		{"/tenants/{code}/", "", "", false},        // leading slash
@@ -222,4 +224,48 @@ func TestServiceAllocateAndRemove(t *testing.T) {
 			t.Error("a malformed code has a prefix")
 		}
 	})
+}
+
+// TestTenantPrefixNeverCoversArchives attacks the one place the platform
+// keeps objects of its own in the bucket: the database archives of purged
+// tenants under archives/<code>/ (lifecycle.ArchiveKey). A tenant whose
+// prefix covered them could list, download and delete other tenants'
+// database dumps, and purging it would delete them all.
+func TestTenantPrefixNeverCoversArchives(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l, _ := newLocal(t, nil)
+	dump := "archives/k001/20250101T000000Z.sql.gz"
+	put(t, l, dump, "k001's database", "application/gzip")
+
+	// "{code}/" is a valid layout, and a deployment may allow codes besides
+	// k\d+: the tenant named "archives" must still get no prefix.
+	flat, err := objectstore.ParseLayout("{code}/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mallory, err := flat.Tenant(l, "archives"); err == nil {
+		page, _ := mallory.List(ctx, "", "", 10)
+		_, _, getErr := mallory.Get(ctx, "k001/20250101T000000Z.sql.gz")
+		t.Fatalf("tenant archives got prefix %q: lists %+v, reads k001's dump: %v", mallory.Prefix(), page.Objects, getErr)
+	}
+	svc := &objectstore.Service{Store: l, Layout: flat}
+	if err := svc.Remove(ctx, "archives/"); err == nil {
+		t.Fatal("Remove(archives/) was accepted as a tenant's prefix")
+	}
+	if _, _, err := l.Get(ctx, dump); err != nil {
+		t.Fatalf("k001's archive: %v", err)
+	}
+	// Codes that merely look alike are tenants like any other.
+	for _, code := range []string{"k001", "archive", "archives2", "archives-x"} {
+		if p, err := flat.Prefix(code); err != nil || p != code+"/" {
+			t.Errorf("Prefix(%s) = %q, %v", code, p, err)
+		}
+	}
+	// A layout putting every tenant inside the archives is refused outright.
+	for _, pattern := range []string{"archives/{code}/", "archives/tenants/{code}/"} {
+		if _, err := objectstore.ParseLayout(pattern); err == nil {
+			t.Errorf("ParseLayout(%q) was accepted", pattern)
+		}
+	}
 }

@@ -140,6 +140,10 @@ func (p *Pipeline) Validate(r *Request) error {
 	r.Code = strings.TrimSpace(r.Code)
 	if !p.CodePattern.MatchString(r.Code) || !tenancy.ValidCode(r.Code) {
 		bad["tenantCode"] = "must match " + p.CodePattern.String()
+	} else if p.Storage != nil && p.Storage.Prefix(r.Code) == "" {
+		// e.g. "archives" in the layout "{code}/": its prefix would be the
+		// platform's archives of other tenants' databases.
+		bad["tenantCode"] = "has no storage prefix of its own in this deployment's layout"
 	}
 	checkLen := func(field, v string, min, max int) {
 		if n := utf8.RuneCountInString(strings.TrimSpace(v)); n < min || n > max || !utf8.ValidString(v) {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -343,6 +344,34 @@ func TestValidationNamesEveryField(t *testing.T) {
 	var n int
 	if err := h.sys.QueryRow("SELECT COUNT(*) FROM tenants").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("bad input wrote %d tenants", n)
+	}
+}
+
+// A code pattern that admits "archives" in the layout "{code}/" must not
+// make a tenant whose prefix is the platform's archives of other tenants'
+// databases: it is refused as invalid, and nothing is written.
+func TestCodeWithoutStoragePrefixIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	store, err := objectstore.Load(config.FromMap(map[string]string{
+		"STORAGE_BACKEND": "local", "LOCAL_STORAGE_DIR": t.TempDir(), "LOCAL_STORAGE_SECRET": strings.Repeat("s", 32),
+		"TENANT_STORAGE_PREFIX": "{code}/",
+	}), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := h.pipeline("api")
+	p.Storage, p.CodePattern = store, regexp.MustCompile(`^[a-z]+$`)
+	_, err = p.Start(context.Background(), request("archives", "basic", h.userID))
+	if fe, ok := fault.As(err); !ok || fe.Code != "invalid_input" || fe.Fields["tenantCode"] == "" {
+		t.Fatalf("tenant archives in layout {code}/: err = %v, want invalid_input naming tenantCode", err)
+	}
+	var n int
+	if err := h.sys.QueryRow("SELECT COUNT(*) FROM tenants").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the refused code wrote %d tenants (%v)", n, err)
+	}
+	if _, err := p.Start(context.Background(), request("archive", "basic", h.userID)); err != nil {
+		t.Fatalf("tenant archive (its own prefix archive/): %v", err)
 	}
 }
 
