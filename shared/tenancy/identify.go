@@ -58,27 +58,34 @@ type hostKind int
 
 const (
 	hostPlatform hostKind = iota // serves no tenant: identification falls to header and token
-	hostTenant                   // names a tenant by subdomain
+	hostTenant                   // a label under the base domain: the tenant owning that subdomain
 	hostCustom                   // might be a tenant's registered custom domain
 )
 
 // classify reads a host (already lower-cased, port stripped by
 // serverless.Host). Hosts under the base domain must be exactly one valid,
 // non-reserved label deep; any other host may be a custom domain.
+//
+// A platform suffix that covers the whole base domain (".example.com" for
+// tenants under schools.example.com) does not make tenants' hosts platform
+// ones: that would drop the tenant the host names instead of checking the
+// other sources against it.
 func (h Hosts) classify(host string) (hostKind, string, error) {
 	if host == "" || net.ParseIP(strings.Trim(host, "[]")) != nil {
 		return hostPlatform, "", nil
 	}
+	base := h.BaseDomain
+	label, underBase := strings.CutSuffix(host, "."+base)
 	for _, p := range h.Platform {
-		if host == p || strings.HasPrefix(p, ".") && strings.HasSuffix(host, p) {
+		if host == p || strings.HasPrefix(p, ".") && strings.HasSuffix(host, p) &&
+			!(underBase && strings.HasSuffix("."+base, p)) {
 			return hostPlatform, "", nil
 		}
 	}
-	base := h.BaseDomain
 	if host == base {
 		return hostPlatform, "", nil
 	}
-	if label, ok := strings.CutSuffix(host, "."+base); ok {
+	if underBase {
 		if h.Reserved[label] {
 			return hostPlatform, "", nil
 		}
@@ -101,7 +108,7 @@ var hostnamePattern = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.
 
 // Sources are the places a request can name its tenant.
 type Sources struct {
-	HostCode    string   // from the host (subdomain or a resolved custom domain)
+	HostCode    string   // the tenant owning the host (its subdomain or custom domain)
 	Header      []string // X-Tenant-Code values (the Lambda adapter splits on commas)
 	HasToken    bool     // a verified token came with the request
 	TokenTenant string   // its tid, "" for a platform token

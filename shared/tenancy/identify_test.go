@@ -152,3 +152,45 @@ func FuzzIdentify(f *testing.F) {
 		}
 	})
 }
+
+// TestPlatformSuffixNeverSwallowsTenantHosts: an operator lists its own
+// parent domain as platform (".example.com": api, console...) while tenants
+// live under schools.example.com. A tenant's host must still name its
+// tenant, or a token of k002 would be served on k001's host, the host
+// silently ignored instead of refused.
+func TestPlatformSuffixNeverSwallowsTenantHosts(t *testing.T) {
+	t.Parallel()
+	h := ParseHosts("schools.example.com", "", ".example.com,console.schools.example.com,.ops.schools.example.com")
+	tests := []struct {
+		host     string
+		wantKind hostKind
+		wantCode string
+		wantErr  string
+	}{
+		{"k001.schools.example.com", hostTenant, "k001", ""},
+		{"a.k001.schools.example.com", 0, "", "tenant_not_found"},
+		{"schools.example.com", hostPlatform, "", ""},
+		{"api.example.com", hostPlatform, "", ""},
+		{"www.schools.example.com", hostPlatform, "", ""},     // reserved
+		{"console.schools.example.com", hostPlatform, "", ""}, // listed exactly
+		{"x.ops.schools.example.com", hostPlatform, "", ""},   // a suffix inside the base domain
+		{"k001.schools.example.com.evil.com", hostCustom, "k001.schools.example.com.evil.com", ""},
+	}
+	for _, tc := range tests {
+		kind, code, err := h.classify(tc.host)
+		if tc.wantErr != "" {
+			if fault.CodeOf(err) != tc.wantErr {
+				t.Errorf("classify(%q): err %v, want %s", tc.host, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || kind != tc.wantKind || code != tc.wantCode {
+			t.Errorf("classify(%q) = %v %q %v, want %v %q", tc.host, kind, code, err, tc.wantKind, tc.wantCode)
+		}
+	}
+	// Through Decide: k002's token on k001's host is refused.
+	_, code, _ := h.classify("k001.schools.example.com")
+	if _, err := Decide(Sources{HostCode: code, HasToken: true, TokenTenant: "k002"}); fault.CodeOf(err) != "tenant_forbidden" {
+		t.Errorf("k002 token on k001's host: %v, want tenant_forbidden", err)
+	}
+}

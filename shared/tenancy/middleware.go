@@ -55,7 +55,16 @@ func (s *Service) identify(r *http.Request, src Sources) (*Tenant, error) {
 	}
 	switch kind {
 	case hostTenant:
-		src.HostCode = v
+		// The label is a subdomain, which its tenant chose: it names the
+		// tenant that owns it, not the tenant whose code it spells.
+		code, err := s.Registry.CodeForSubdomain(ctx, v)
+		if err != nil {
+			return nil, err
+		}
+		if code == "" {
+			return nil, ErrUnknownHost
+		}
+		src.HostCode = code
 	case hostCustom:
 		code, err := s.Registry.CodeForDomain(ctx, v)
 		if err != nil {

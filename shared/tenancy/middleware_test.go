@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,5 +217,93 @@ func TestRegistryCachesBrieflyIncludingMisses(t *testing.T) {
 	now = now.Add(5 * time.Second) // past the TTL: the suspension applies
 	if tn, _ := reg.ByCode(ctx, "k001"); tenancy.Gate(tn) != tenancy.ErrSuspended {
 		t.Fatalf("k001 after the TTL: status %s", tn.Status)
+	}
+}
+
+// TestInvalidateIsNotUndoneByAReadInFlight: the instance that changes a
+// tenant invalidates it and must then read the change, even while other
+// requests keep reading the tenant (their entries expiring at once, so one
+// read or another is always in flight): a read begun before the change must
+// not answer a lookup made after Invalidate, as it would by sharing its
+// flight.
+func TestInvalidateIsNotUndoneByAReadInFlight(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	f.add(t, "k001", tenancy.StatusActive)
+	reg := tenancy.NewRegistry(f.sys, tenancy.RegistryOptions{TTL: time.Nanosecond, NegativeTTL: time.Nanosecond})
+	ctx := t.Context()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 4 { // other requests of the instance, reading all along
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_, _ = reg.ByCode(ctx, "k001")
+				}
+			}
+		}()
+	}
+	defer func() { close(stop); wg.Wait() }()
+	statuses := []string{tenancy.StatusSuspended, tenancy.StatusActive}
+	for i := range 1000 {
+		want := statuses[i%2]
+		if _, err := f.sys.Exec("UPDATE tenants SET status = ? WHERE tenant_code = 'k001'", want); err != nil {
+			t.Fatal(err)
+		}
+		reg.Invalidate("k001")
+		tn, err := reg.ByCode(ctx, "k001")
+		if err != nil || tn.Status != want {
+			t.Fatalf("change %d: read %+v (%v) after Invalidate, want status %s", i, tn, err, want)
+		}
+	}
+}
+
+// TestSubdomainBelongsToItsOwner: a tenant's subdomain is its own choice, not
+// necessarily its code (tenants.subdomain; login and tenant-create advertise
+// <subdomain>.<base>). A host must reach the tenant that owns its label,
+// never the tenant whose code happens to spell it.
+func TestSubdomainBelongsToItsOwner(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	f.add(t, "k001", tenancy.StatusActive)
+	f.add(t, "k002", tenancy.StatusActive)
+	// k001 chose "sunshine"; then k002 registered the free label "k001".
+	for _, q := range []string{
+		"UPDATE tenants SET subdomain = 'sunshine' WHERE tenant_code = 'k001'",
+		"UPDATE tenants SET subdomain = 'k001' WHERE tenant_code = 'k002'",
+	} {
+		if _, err := f.sys.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := f.service(tenancy.RouterOptions{})
+	defer svc.Router.Close()
+	h := app(svc)
+	k001, k002 := tenantToken(t, "k001"), tenantToken(t, "k002")
+	for _, c := range []struct {
+		name, host, token, header string
+		status                    int
+		code, marker              string
+	}{
+		{"OwnSubdomain", "sunshine.unitenant.test", k001, "", 200, "", "k001"},
+		{"LabelOwnedByK002", "k001.unitenant.test", k002, "", 200, "", "k002"},
+		{"K001TokenOnK002sHost", "k001.unitenant.test", k001, "", 403, "tenant_forbidden", ""},
+		{"K001HeaderOnK002sHost", "k001.unitenant.test", k001, "k001", 400, "tenant_mismatch", ""},
+		{"K002TokenOnK001sHost", "sunshine.unitenant.test", k002, "", 403, "tenant_forbidden", ""},
+		{"LabelNobodyOwns", "k002.unitenant.test", k002, "", 404, "tenant_not_found", ""},
+	} {
+		hdr := map[string]string{}
+		if c.header != "" {
+			hdr["X-Tenant-Code"] = c.header
+		}
+		got := call(h, c.host, c.token, hdr)
+		if got.status != c.status || got.code != c.code || got.marker != c.marker {
+			t.Errorf("%s: got %d %q marker %q, want %d %q marker %q", c.name, got.status, got.code, got.marker, c.status, c.code, c.marker)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -79,7 +80,8 @@ type Registry struct {
 
 	mu      sync.Mutex
 	byCode  map[string]cached[*Tenant]
-	byHost  map[string]cached[string] // custom domain -> code ("" = not a tenant's)
+	byName  map[string]cached[string] // "h:"+custom domain or "s:"+subdomain -> code ("" = not a tenant's)
+	gen     uint64                    // Invalidate calls: a tenant read before one is not cached, nor shared, after it
 	flights singleflight.Group
 }
 
@@ -112,7 +114,7 @@ func NewRegistry(db *sql.DB, o RegistryOptions) *Registry {
 		o.Now = time.Now
 	}
 	return &Registry{db: db, ttl: o.TTL, negTTL: o.NegativeTTL, maxEntries: o.MaxEntries, now: o.Now,
-		byCode: map[string]cached[*Tenant]{}, byHost: map[string]cached[string]{}}
+		byCode: map[string]cached[*Tenant]{}, byName: map[string]cached[string]{}}
 }
 
 // Invalidate drops what the cache knows about code, for the instance that
@@ -120,6 +122,7 @@ func NewRegistry(db *sql.DB, o RegistryOptions) *Registry {
 func (r *Registry) Invalidate(code string) {
 	r.mu.Lock()
 	delete(r.byCode, code)
+	r.gen++
 	r.mu.Unlock()
 }
 
@@ -132,11 +135,14 @@ func (r *Registry) ByCode(ctx context.Context, code string) (*Tenant, error) {
 	now := r.now()
 	r.mu.Lock()
 	c, ok := r.byCode[code]
+	gen := r.gen
 	r.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		return c.v, c.err
 	}
-	v, err, _ := r.flights.Do("c:"+code, func() (any, error) {
+	// The flight is of this generation: a caller after an Invalidate never
+	// joins a read made before it, which would answer the old record.
+	v, err, _ := r.flights.Do("c:"+code+":"+strconv.FormatUint(gen, 10), func() (any, error) {
 		t, err := r.loadByCode(context.WithoutCancel(ctx), code)
 		ttl := r.ttl
 		switch {
@@ -145,7 +151,11 @@ func (r *Registry) ByCode(ctx context.Context, code string) (*Tenant, error) {
 		case err != nil:
 			return nil, err // a database error is not cached
 		}
-		r.store(func() { r.byCode[code] = cached[*Tenant]{v: t, err: err, expires: r.now().Add(ttl)} })
+		r.store(func() {
+			if r.gen == gen { // else invalidated meanwhile: t may be what changed
+				r.byCode[code] = cached[*Tenant]{v: t, err: err, expires: r.now().Add(ttl)}
+			}
+		})
 		return t, err
 	})
 	if err != nil {
@@ -157,25 +167,42 @@ func (r *Registry) ByCode(ctx context.Context, code string) (*Tenant, error) {
 // CodeForDomain returns the code of the tenant that registered host as its
 // custom domain, or "" when none did.
 func (r *Registry) CodeForDomain(ctx context.Context, host string) (string, error) {
+	return r.codeFor(ctx, "h:"+host, "look up domain",
+		`SELECT t.tenant_code FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id WHERE d.domain = ?`, host)
+}
+
+// CodeForSubdomain returns the code of the tenant that owns label under the
+// base domain, or "" when none does. A tenant chooses its subdomain and it
+// need not be its code: only tenants.subdomain says whose a label is.
+func (r *Registry) CodeForSubdomain(ctx context.Context, label string) (string, error) {
+	if !ValidCode(label) {
+		return "", ErrInvalidCode
+	}
+	return r.codeFor(ctx, "s:"+label, "look up subdomain",
+		`SELECT tenant_code FROM tenants WHERE subdomain = ?`, label)
+}
+
+// codeFor answers a cached name -> tenant code lookup: query with arg
+// returns the code, no row means "" (cached for NegativeTTL).
+func (r *Registry) codeFor(ctx context.Context, key, what, query, arg string) (string, error) {
 	now := r.now()
 	r.mu.Lock()
-	c, ok := r.byHost[host]
+	c, ok := r.byName[key]
 	r.mu.Unlock()
 	if ok && now.Before(c.expires) {
 		return c.v, nil
 	}
-	v, err, _ := r.flights.Do("h:"+host, func() (any, error) {
+	v, err, _ := r.flights.Do(key, func() (any, error) {
 		var code string
-		err := r.db.QueryRowContext(context.WithoutCancel(ctx),
-			`SELECT t.tenant_code FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id WHERE d.domain = ?`, host).Scan(&code)
+		err := r.db.QueryRowContext(context.WithoutCancel(ctx), query, arg).Scan(&code)
 		ttl := r.ttl
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			code, ttl = "", r.negTTL
 		case err != nil:
-			return "", fmt.Errorf("look up domain: %w", err)
+			return "", fmt.Errorf("%s %s: %w", what, arg, err)
 		}
-		r.store(func() { r.byHost[host] = cached[string]{v: code, expires: r.now().Add(ttl)} })
+		r.store(func() { r.byName[key] = cached[string]{v: code, expires: r.now().Add(ttl)} })
 		return code, nil
 	})
 	if err != nil {
@@ -187,10 +214,10 @@ func (r *Registry) CodeForDomain(ctx context.Context, host string) (string, erro
 func (r *Registry) store(put func()) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if len(r.byCode)+len(r.byHost) >= r.maxEntries {
+	if len(r.byCode)+len(r.byName) >= r.maxEntries {
 		// Bounded memory under a flood of distinct names: start over.
 		r.byCode = map[string]cached[*Tenant]{}
-		r.byHost = map[string]cached[string]{}
+		r.byName = map[string]cached[string]{}
 	}
 	put()
 }
