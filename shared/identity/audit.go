@@ -37,12 +37,13 @@ func (s *Service) record(ctx context.Context, c Client, ev event) error {
 }
 
 // recordWith writes ev in one transaction after before's statements (nil:
-// none), which the caller's answer may depend on.
-func (s *Service) recordWith(ctx context.Context, c Client, ev event, before func(*sql.Tx) error) error {
+// none), which the caller's answer may depend on; before may amend ev (the
+// reason of a failure it decides).
+func (s *Service) recordWith(ctx context.Context, c Client, ev event, before func(*sql.Tx, *event) error) error {
 	ctx = context.WithoutCancel(ctx)
 	err := sqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
 		if before != nil {
-			if err := before(tx); err != nil {
+			if err := before(tx, &ev); err != nil {
 				return err
 			}
 		}

@@ -77,7 +77,10 @@ type User struct {
 
 // Register creates a global user after checking the register code sent to
 // the phone. Every field is checked before anything changes; the code is
-// consumed only when the user is created.
+// consumed only when the user is created. That the phone is already
+// registered is told only to whoever holds its code: before the code is
+// checked, a registered phone is answered as any other, or register would
+// enumerate the accounts login keeps secret.
 func (s *Service) Register(ctx context.Context, c Client, in Registration) (User, error) {
 	if err := firstError(
 		s.validatePhone(in.Phone),
@@ -86,13 +89,6 @@ func (s *Service) Register(ctx context.Context, c Client, in Registration) (User
 		validateEmail(in.Email),
 	); err != nil {
 		return User{}, err
-	}
-	var taken bool
-	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS(SELECT 1 FROM global_users WHERE phone = ?)`, in.Phone).Scan(&taken); err != nil {
-		return User{}, fmt.Errorf("check phone: %w", err)
-	}
-	if taken {
-		return User{}, errPhoneTaken
 	}
 	hash, err := HashPassword(in.Password, s.cfg.BcryptCost)
 	if err != nil {
@@ -104,7 +100,7 @@ func (s *Service) Register(ctx context.Context, c Client, in Registration) (User
 			INSERT INTO global_users (phone, password_hash, real_name, email, registration_source, password_changed_at)
 			VALUES (?, ?, ?, ?, 'web', ?)`, in.Phone, hash, in.RealName, nullable(in.Email), s.now().UTC())
 		if sqldb.IsDuplicate(err) {
-			return errPhoneTaken // registered concurrently: keep the code unspent
+			return errPhoneTaken // the code is right: its owner may know; keep it unspent
 		}
 		if err != nil {
 			return fmt.Errorf("insert global user: %w", err)
@@ -256,6 +252,14 @@ var (
 // them on no row. A locked account is refused before its password is
 // checked; a right password resets the count. Failures are recorded here,
 // successes by the caller (which knows the session).
+//
+// The lock read with the account is only a shortcut: concurrent guesses all
+// read it before any of them is counted. Each is decided again after its
+// bcrypt comparison with the account row locked, so once the failures that
+// lock the account are counted every later decision is a refusal as locked,
+// the right password's and the wrong ones' alike: a burst of guesses gets
+// no more answers than sequential ones, and never one that tells the right
+// password from the others.
 func (s *Service) authenticate(ctx context.Context, c Client, t table, a *account, found bool, password string, ev event, invalid error) error {
 	fail := func(reason string, err error) error {
 		ev.Reason = reason
@@ -267,59 +271,115 @@ func (s *Service) authenticate(ctx context.Context, c Client, t table, a *accoun
 	if !found {
 		passwordMatches(s.dummy(), password)
 		ev.Reason = "unknown_identifier"
-		if err := s.recordWith(ctx, c, ev, func(tx *sql.Tx) error {
-			_, err := s.countFailure(ctx, tx, t, 0) // no account has id 0: the same work on no row
-			return err
-		}); err != nil {
+		// No account has id 0: the same work on no row.
+		if err := s.failLogin(ctx, c, t, 0, ev); err != nil {
 			return err
 		}
 		return invalid
 	}
 	ev.SubjectID = a.id
-	now := s.now()
-	if a.lockedUntil.Valid && now.Before(a.lockedUntil.Time) {
+	if now := s.now(); a.lockedUntil.Valid && now.Before(a.lockedUntil.Time) {
 		return fail("locked", accountLocked(a.lockedUntil.Time.Sub(now)))
 	}
 	if !passwordMatches(a.hash, password) {
 		ev.Reason = "bad_credentials"
-		err := s.recordWith(ctx, c, ev, func(tx *sql.Tx) error {
-			locked, err := s.countFailure(ctx, tx, t, a.id)
-			if err != nil || !locked {
-				return err
-			}
-			lock := event{Type: "lockout", Subject: ev.Subject, SubjectID: a.id, Identifier: ev.Identifier, Success: true}
-			return s.recordIn(ctx, tx, c, lock)
-		})
-		if err != nil {
+		if err := s.failLogin(ctx, c, t, a.id, ev); err != nil {
 			return err
 		}
 		return invalid
 	}
-	if a.status != "active" {
+	var locked error
+	err := sqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
+		st, err := s.lockState(ctx, tx, t, a.id)
+		if err != nil {
+			return err
+		}
+		now := s.now()
+		if locked = st.locked(now); locked != nil || a.status != "active" {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE `+t.table+` SET failed_login_count = 0, first_failed_login_at = NULL,
+			locked_until = NULL, last_login_at = ?, last_login_ip = ? WHERE id = ?`, now.UTC(), nullable(truncate(c.IP, 45)), a.id)
+		if err != nil {
+			return fmt.Errorf("reset failed logins: %w", err)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
+		return err
+	case locked != nil:
+		return fail("locked", locked)
+	case a.status != "active":
 		return fail("disabled", ErrAccountDisabled)
-	}
-	_, err := s.db.ExecContext(ctx, `UPDATE `+t.table+` SET failed_login_count = 0, first_failed_login_at = NULL,
-		locked_until = NULL, last_login_at = ?, last_login_ip = ? WHERE id = ?`, now.UTC(), nullable(truncate(c.IP, 45)), a.id)
-	if err != nil {
-		return fmt.Errorf("reset failed logins: %w", err)
 	}
 	return nil
 }
 
-// countFailure counts a wrong password against account id in tx and locks
-// it when the failures of the current window reach the limit. It reports
-// whether this failure locked the account. With no account id it reads and
-// writes nothing, by the same statements.
-func (s *Service) countFailure(ctx context.Context, tx *sql.Tx, t table, id int64) (bool, error) {
-	var (
-		count int
-		first sql.NullTime
-	)
-	err := tx.QueryRowContext(ctx, `SELECT failed_login_count, first_failed_login_at FROM `+t.table+` WHERE id = ? FOR UPDATE`, id).
-		Scan(&count, &first)
-	if err != nil && !(id == 0 && errors.Is(err, sql.ErrNoRows)) {
-		return false, fmt.Errorf("read failed logins: %w", err)
+// failLogin records the failed attempt ev on account id (0: none) and, in
+// the same transaction, counts it towards the lockout. An account locked
+// since it was read is refused instead: the attempt is recorded as such,
+// not counted, and the lock is the answer (account_locked). nil: the
+// failure is counted and the caller answers it.
+func (s *Service) failLogin(ctx context.Context, c Client, t table, id int64, ev event) error {
+	var locked error
+	err := s.recordWith(ctx, c, ev, func(tx *sql.Tx, ev *event) error {
+		st, err := s.lockState(ctx, tx, t, id)
+		if err != nil {
+			return err
+		}
+		if locked = st.locked(s.now()); locked != nil {
+			ev.Reason = "locked"
+			return nil
+		}
+		nowLocked, err := s.countFailure(ctx, tx, t, id, st)
+		if err != nil || !nowLocked {
+			return err
+		}
+		lock := event{Type: "lockout", Subject: ev.Subject, SubjectID: id, Identifier: ev.Identifier, Success: true}
+		return s.recordIn(ctx, tx, c, lock)
+	})
+	if err != nil {
+		return err
 	}
+	return locked
+}
+
+// lockRow is an account's lockout state, read with its row locked.
+type lockRow struct {
+	count       int
+	first       sql.NullTime
+	lockedUntil sql.NullTime
+}
+
+// locked returns the account_locked error of an account locked at now, nil
+// when it is not.
+func (l lockRow) locked(now time.Time) error {
+	if l.lockedUntil.Valid && now.Before(l.lockedUntil.Time) {
+		return accountLocked(l.lockedUntil.Time.Sub(now))
+	}
+	return nil
+}
+
+// lockState reads the lockout state of account id in tx and locks its row
+// until tx ends, so attempts on one account are decided one after another.
+// With no account id it reads nothing, by the same statement.
+func (s *Service) lockState(ctx context.Context, tx *sql.Tx, t table, id int64) (lockRow, error) {
+	var l lockRow
+	err := tx.QueryRowContext(ctx, `SELECT failed_login_count, first_failed_login_at, locked_until FROM `+t.table+` WHERE id = ? FOR UPDATE`, id).
+		Scan(&l.count, &l.first, &l.lockedUntil)
+	if err != nil && !(id == 0 && errors.Is(err, sql.ErrNoRows)) {
+		return l, fmt.Errorf("read failed logins: %w", err)
+	}
+	return l, nil
+}
+
+// countFailure counts a wrong password against account id, whose state st
+// lockState read in tx, and locks it when the failures of the current
+// window reach the limit. It reports whether this failure locked the
+// account. With no account id it writes nothing, by the same statement.
+func (s *Service) countFailure(ctx context.Context, tx *sql.Tx, t table, id int64, st lockRow) (bool, error) {
+	count, first := st.count, st.first
 	now := s.now().UTC()
 	if !first.Valid || !first.Time.After(now.Add(-s.lockout.Window)) {
 		count, first = 0, sql.NullTime{Time: now, Valid: true}
