@@ -28,9 +28,28 @@ const (
 // chatRoles are the message roles OpenAI's chat API knows.
 var chatRoles = map[string]bool{"system": true, "developer": true, "user": true, "assistant": true, "tool": true, "function": true}
 
+// unambiguous refuses a member of extra (those the request's type does not
+// name exactly) that is one of the members of v's type but for case: Go's
+// encoding/json matches member names regardless of case (and of Unicode
+// folding: "\u212a" is "k"), and the members a type does not name travel
+// on to the provider after the ones the bridge sets, so "MODEL" after the
+// checked "model" would call, at the checked model's price, a model the
+// tenant or the key may not use, and "MAX_TOKENS" would lift the cap the
+// hold was made for. at locates the object ("" for the request,
+// "messages[0]." for a message).
+func unambiguous(extra aiprovider.Extra, v any, at string) error {
+	if k, n := extra.Shadow(v); k != "" {
+		return fault.Field("ambiguous_field", at+k, fmt.Sprintf("differs from %q only in case; member names are case-sensitive", n))
+	}
+	return nil
+}
+
 // validChat checks what the bridge relies on; providers judge the rest.
 // modelRequired is OpenAI's rule; the seed's bridge defaults to "auto".
 func validChat(req *aiprovider.ChatRequest, modelRequired bool) error {
+	if err := unambiguous(req.Extra, aiprovider.ChatRequest{}, ""); err != nil {
+		return err
+	}
 	if err := validModel(req.Model, modelRequired); err != nil {
 		return err
 	}
@@ -38,6 +57,9 @@ func validChat(req *aiprovider.ChatRequest, modelRequired bool) error {
 		return fault.Field("invalid_messages", "messages", "must hold at least one message")
 	}
 	for i, m := range req.Messages {
+		if err := unambiguous(m.Extra, aiprovider.Message{}, fmt.Sprintf("messages[%d].", i)); err != nil {
+			return err
+		}
 		if !chatRoles[m.Role] {
 			return fault.Field("invalid_messages", fmt.Sprintf("messages[%d].role", i), fmt.Sprintf("%q is not a chat role", m.Role))
 		}
@@ -177,6 +199,9 @@ func readCompletion(r *http.Request, req *aiprovider.CompletionRequest, modelReq
 	if err := httpapi.DecodeLimit(r, req, maxRequestBody); err != nil {
 		return err
 	}
+	if err := unambiguous(req.Extra, aiprovider.CompletionRequest{}, ""); err != nil {
+		return err
+	}
 	if err := validModel(req.Model, modelRequired); err != nil {
 		return err
 	}
@@ -204,6 +229,9 @@ func decodeEmbedding(modelRequired bool) func(*http.Request, *aiprovider.Embeddi
 
 func readEmbedding(r *http.Request, req *aiprovider.EmbeddingRequest, modelRequired bool) error {
 	if err := httpapi.DecodeLimit(r, req, maxRequestBody); err != nil {
+		return err
+	}
+	if err := unambiguous(req.Extra, aiprovider.EmbeddingRequest{}, ""); err != nil {
 		return err
 	}
 	if err := validModel(req.Model, modelRequired); err != nil {

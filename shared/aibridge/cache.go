@@ -17,8 +17,12 @@ const DefaultCacheTTL = time.Second
 
 // cache keeps keys by their secret's hash and model lists by tenant id, so
 // an entry can only ever answer for the key or the tenant it was read for.
+// gen counts Forget calls: what was read before one is never stored after
+// it, or a lookup in flight during a revocation would put the revoked key
+// back for a whole TTL.
 type cache struct {
 	mu     sync.Mutex
+	gen    uint64
 	keys   map[[sha256.Size]byte]cachedKey
 	models map[int64]cachedModels
 }
@@ -48,6 +52,7 @@ func (b *Bridge) Forget() {
 	b.cache.mu.Lock()
 	defer b.cache.mu.Unlock()
 	b.cache.keys, b.cache.models = nil, nil
+	b.cache.gen++
 }
 
 // Authenticate finds the live API key whose secret is secret and its
@@ -59,6 +64,7 @@ func (b *Bridge) Authenticate(ctx context.Context, secret string) (APIKey, strin
 	h := sha256.Sum256([]byte(secret))
 	b.cache.mu.Lock()
 	e, ok := b.cache.keys[h]
+	gen := b.cache.gen
 	b.cache.mu.Unlock()
 	if !ok || !now.Before(e.until) {
 		k, code, err := LookupKey(ctx, b.DB, secret, now)
@@ -79,10 +85,12 @@ func (b *Bridge) Authenticate(ctx context.Context, secret string) (APIKey, strin
 	}
 	if ttl > 0 {
 		b.cache.mu.Lock()
-		if b.cache.keys == nil {
-			b.cache.keys = map[[sha256.Size]byte]cachedKey{}
+		if b.cache.gen == gen { // else forgotten meanwhile: e may be what was revoked
+			if b.cache.keys == nil {
+				b.cache.keys = map[[sha256.Size]byte]cachedKey{}
+			}
+			b.cache.keys[h] = e
 		}
-		b.cache.keys[h] = e
 		b.cache.mu.Unlock()
 	}
 	return e.key, e.code, nil
@@ -94,6 +102,7 @@ func (b *Bridge) tenantModels(ctx context.Context, tenantID int64) ([]Model, err
 	now := b.now()
 	b.cache.mu.Lock()
 	e, ok := b.cache.models[tenantID]
+	gen := b.cache.gen
 	b.cache.mu.Unlock()
 	if ok && now.Before(e.until) {
 		return slices.Clone(e.models), nil
@@ -104,10 +113,12 @@ func (b *Bridge) tenantModels(ctx context.Context, tenantID int64) ([]Model, err
 	}
 	if ttl := b.cacheTTL(); ttl > 0 {
 		b.cache.mu.Lock()
-		if b.cache.models == nil {
-			b.cache.models = map[int64]cachedModels{}
+		if b.cache.gen == gen {
+			if b.cache.models == nil {
+				b.cache.models = map[int64]cachedModels{}
+			}
+			b.cache.models[tenantID] = cachedModels{models: slices.Clone(ms), until: now.Add(ttl)}
 		}
-		b.cache.models[tenantID] = cachedModels{models: slices.Clone(ms), until: now.Add(ttl)}
 		b.cache.mu.Unlock()
 	}
 	return ms, nil

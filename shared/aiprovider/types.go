@@ -442,6 +442,26 @@ func unmarshalExtra(b []byte, v any, extra *Extra) error {
 	return nil
 }
 
+// Shadow returns a member of e that differs only in case (as
+// encoding/json folds it) from a member the struct type of v names, and
+// that name; "" when none does. Such a member is read twice: here as the
+// named one, and again by a provider that decodes the same way, where it
+// overrides what the bridge checked and set.
+func (e Extra) Shadow(v any) (member, named string) {
+	if len(e) == 0 {
+		return "", ""
+	}
+	known := jsonNames(reflect.TypeOf(v))
+	for _, k := range slices.Sorted(maps.Keys(e)) {
+		for n := range known {
+			if strings.EqualFold(k, n) {
+				return k, n
+			}
+		}
+	}
+	return "", ""
+}
+
 var jsonNameCache sync.Map // reflect.Type -> map[string]bool
 
 // jsonNames is the set of member names encoding/json uses for struct type t.
