@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -1028,5 +1029,76 @@ func TestKeyCreationRefusesBadTerms(t *testing.T) {
 	r := f.do(t, tok, "GET", "/api/v1/ai/keys", nil)
 	if !strings.Contains(string(r.Body), `"rpm":30`) || !strings.Contains(string(r.Body), `"tpm":5000`) {
 		t.Fatalf("listed keys %s, want rpm 30 and tpm 5000", r.Body)
+	}
+}
+
+// A request may ask for several completions — n, and best_of on the legacy
+// endpoint, for each of its prompts — each up to the cap: the hold is for
+// all of them, or a tenant could have the provider write n times what its
+// budget held. A count out of range is refused, naming the member, and
+// holds nothing.
+func TestEveryRequestedCompletionIsHeld(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.addModel(t, "pricey", "text", "openai", f.openai, "0", "10") // 100 completion tokens: 1.00
+	f.enable(t, "k002", "pricey", 1, "")
+	tok := f.token(t, otherAdmin, "k002")
+	held := func() []budget.Amount {
+		t.Helper()
+		f.settled()
+		rows, err := f.sys.Query("SELECT amount FROM ai_budget_reservations WHERE tenant_id = ? ORDER BY id", f.tenant["k002"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []budget.Amount
+		for rows.Next() {
+			var a string
+			if err := rows.Scan(&a); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, budget.MustParseAmount(a))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, c := range []struct {
+		path string
+		body map[string]any
+	}{
+		{"/v1/chat/completions", chatBody("pricey", "max_tokens", 100)},
+		{"/v1/chat/completions", chatBody("pricey", "max_tokens", 100, "n", 4)},
+		{"/v1/completions", map[string]any{"model": "pricey", "prompt": []string{"a", "b"}, "max_tokens": 100, "n": 2, "best_of": 3}},
+		// Both caps: a provider may honour either, so the larger is held.
+		{"/v1/chat/completions", chatBody("pricey", "max_completion_tokens", 50, "max_tokens", 200)},
+	} {
+		if r := f.do(t, tok, "POST", c.path, c.body); r.Status != 200 {
+			t.Fatalf("%s %v: %d %s", c.path, c.body, r.Status, r.Body)
+		}
+	}
+	want := []budget.Amount{budget.MustParseAmount("1"), budget.MustParseAmount("4"), budget.MustParseAmount("6"), budget.MustParseAmount("2")}
+	if got := held(); !slices.Equal(got, want) {
+		t.Fatalf("held %v for 1, 4 and 2x3 completions of 100 tokens and one of 200 at 10 per 1k, want %v", got, want)
+	}
+	for _, c := range []struct {
+		path, member string
+		body         map[string]any
+	}{
+		{"/v1/chat/completions", "n", chatBody("pricey", "n", 0)},
+		{"/v1/chat/completions", "n", chatBody("pricey", "n", 129)},
+		{"/v1/chat/completions", "n", chatBody("pricey", "n", "2")},
+		{"/v1/chat/completions", "n", chatBody("pricey", "n", 1.5, "stream", true)},
+		{"/v1/completions", "best_of", map[string]any{"model": "pricey", "prompt": "a", "best_of": 21}},
+		{"/v1/completions", "best_of", map[string]any{"model": "pricey", "prompt": "a", "n": 3, "best_of": 2}},
+	} {
+		r := f.do(t, tok, "POST", c.path, c.body)
+		if e := r.openAIErr(t); r.Status != 400 || e.Code != "invalid_"+c.member || e.Param == nil || *e.Param != c.member {
+			t.Errorf("%s %v: %d %s, want 400 invalid_%s naming %s", c.path, c.body, r.Status, r.Body, c.member, c.member)
+		}
+	}
+	if got := held(); len(got) != len(want) {
+		t.Fatalf("refused requests held money: %v", got)
 	}
 }

@@ -76,6 +76,7 @@ type call struct {
 	id          string
 	prompt      int // estimated prompt tokens
 	maxTokens   int // the completion cap in force
+	outputs     int // completions the provider may write, each up to maxTokens
 	reserved    budget.Amount
 	logged      budget.Amount // the cost the attempts' rows carry
 	started     time.Time
@@ -108,8 +109,9 @@ func newCallID() string {
 
 // begin picks the chain, counts the rate limits and reserves the worst case.
 // maxTokens is the request's completion cap (0: none given); the cap in
-// force is call.maxTokens, which the request must carry.
-func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string, prompt, maxTokens int) (*call, error) {
+// force is call.maxTokens, which the request must carry. outputs is how
+// many completions the provider may write (n, best_of), each up to the cap.
+func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string, prompt, maxTokens, outputs int) (*call, error) {
 	if maxTokens < 0 {
 		return nil, fault.Field("invalid_max_tokens", "max_tokens", "must not be negative")
 	}
@@ -121,7 +123,7 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 	if err != nil {
 		return nil, err
 	}
-	cl := &call{b: b, c: c, endpoint: endpoint, chain: chain, id: newCallID(), prompt: prompt, started: time.Now()}
+	cl := &call{b: b, c: c, endpoint: endpoint, chain: chain, id: newCallID(), prompt: prompt, outputs: max(outputs, 1), started: time.Now()}
 	if endpoint != EndpointEmbedding {
 		cl.maxTokens = maxTokens
 		if cl.maxTokens == 0 {
@@ -130,7 +132,7 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 	}
 	var worst budget.Amount
 	for _, m := range chain {
-		worst = max(worst, budget.Estimate(prompt, cl.maxTokens, m.InPrice, m.OutPrice))
+		worst = max(worst, budget.Estimate(prompt, cl.maxTokens*cl.outputs, m.InPrice, m.OutPrice))
 	}
 	// One transaction, one commit, two round trips: the rate limits, the
 	// hold and the first attempt's row go in one batch, then COMMIT, or
@@ -229,7 +231,7 @@ func (cl *call) limit(batch *sqldb.Tx) ([]limit, error) {
 	if m.RPM > 0 {
 		counts = append(counts, count{key: model, n: 1, limit: int64(m.RPM), window: time.Minute})
 	}
-	n := cl.prompt + cl.maxTokens
+	n := cl.prompt + cl.maxTokens*cl.outputs
 	cl.tokenCount = n
 	if b.TenantTPM > 0 {
 		counts = append(counts, count{tenant + ":tok", n, int64(b.TenantTPM), time.Minute, "the tenant's limit of %d tokens a minute"})
@@ -469,7 +471,11 @@ func clientError(err error) error {
 // Chat makes a non-streaming chat call. The response names the model that
 // answered by its bridge name.
 func (b *Bridge) Chat(ctx context.Context, c Caller, req aiprovider.ChatRequest) (*aiprovider.ChatResponse, Metering, error) {
-	cl, err := b.begin(ctx, c, EndpointChat, req.Model, estimateChat(req), req.MaxOutputTokens())
+	outputs, err := chatOutputs(req)
+	if err != nil {
+		return nil, Metering{}, err
+	}
+	cl, err := b.begin(ctx, c, EndpointChat, req.Model, estimateChat(req), req.MaxOutputTokens(), outputs)
 	if err != nil {
 		return nil, Metering{}, err
 	}
@@ -509,7 +515,11 @@ type Emit func(m Model, chunk aiprovider.Chunk) error
 // back to the next model; after it, never. The returned error, when the
 // stream had started, is for the log only: the client already has a 200.
 func (b *Bridge) ChatStream(ctx context.Context, c Caller, req aiprovider.ChatRequest, emit Emit) (Metering, error) {
-	cl, err := b.begin(ctx, c, EndpointChat, req.Model, estimateChat(req), req.MaxOutputTokens())
+	outputs, err := chatOutputs(req)
+	if err != nil {
+		return Metering{}, err
+	}
+	cl, err := b.begin(ctx, c, EndpointChat, req.Model, estimateChat(req), req.MaxOutputTokens(), outputs)
 	if err != nil {
 		return Metering{}, err
 	}
@@ -584,7 +594,11 @@ func (b *Bridge) Complete(ctx context.Context, c Caller, req aiprovider.Completi
 	if req.MaxTokens != nil {
 		maxTokens = *req.MaxTokens
 	}
-	cl, err := b.begin(ctx, c, EndpointCompletion, req.Model, estimateStrings(req.Prompt), maxTokens)
+	outputs, err := completionOutputs(req)
+	if err != nil {
+		return nil, Metering{}, err
+	}
+	cl, err := b.begin(ctx, c, EndpointCompletion, req.Model, estimateStrings(req.Prompt), maxTokens, outputs)
 	if err != nil {
 		return nil, Metering{}, err
 	}
@@ -612,7 +626,7 @@ func (b *Bridge) Complete(ctx context.Context, c Caller, req aiprovider.Completi
 // Embed makes an embeddings call (no fallback: vectors of another model
 // are not comparable).
 func (b *Bridge) Embed(ctx context.Context, c Caller, req aiprovider.EmbeddingRequest) (*aiprovider.EmbeddingResponse, Metering, error) {
-	cl, err := b.begin(ctx, c, EndpointEmbedding, req.Model, estimateStrings(req.Input), 0)
+	cl, err := b.begin(ctx, c, EndpointEmbedding, req.Model, estimateStrings(req.Input), 0, 1)
 	if err != nil {
 		return nil, Metering{}, err
 	}

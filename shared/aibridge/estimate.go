@@ -1,9 +1,12 @@
 package aibridge
 
 import (
+	"encoding/json"
+	"fmt"
 	"unicode/utf8"
 
 	"github.com/unitenant/unitenant/shared/aiprovider"
+	"github.com/unitenant/unitenant/shared/fault"
 )
 
 // Token estimates stand in for the provider's count where none is known yet
@@ -63,4 +66,49 @@ func estimateStrings(s aiprovider.Strings) int {
 		n += EstimateTokens(v) + 1
 	}
 	return n
+}
+
+// Most completions a request may ask the provider for: OpenAI's limits of
+// n and of best_of.
+const (
+	MaxChoices = 128
+	MaxBestOf  = 20
+)
+
+// count reads the optional positive integer member name of a request's
+// unnamed members, 1 when absent; above most it is refused as invalid.
+func count(extra aiprovider.Extra, name string, most int) (int, error) {
+	raw, ok := extra[name]
+	if !ok || string(raw) == "null" {
+		return 1, nil
+	}
+	var n int
+	if err := json.Unmarshal(raw, &n); err != nil || n < 1 || n > most {
+		return 0, fault.Field("invalid_"+name, name, fmt.Sprintf("must be a whole number from 1 to %d", most))
+	}
+	return n, nil
+}
+
+// chatOutputs is how many completions a chat request has the provider
+// write, each up to the completion cap: its n.
+func chatOutputs(req aiprovider.ChatRequest) (int, error) {
+	return count(req.Extra, "n", MaxChoices)
+}
+
+// completionOutputs is how many completions a legacy completion request has
+// the provider write, each up to max_tokens: best_of (it writes best_of and
+// returns the best n) or n, for each of its prompts.
+func completionOutputs(req aiprovider.CompletionRequest) (int, error) {
+	n, err := count(req.Extra, "n", MaxChoices)
+	if err != nil {
+		return 0, err
+	}
+	best, err := count(req.Extra, "best_of", MaxBestOf)
+	if err != nil {
+		return 0, err
+	}
+	if best < n && best > 1 {
+		return 0, fault.Field("invalid_best_of", "best_of", "must be at least n")
+	}
+	return max(n, best) * max(len(req.Prompt.Values), 1), nil
 }

@@ -52,15 +52,18 @@ func (r *ChatRequest) UnmarshalJSON(b []byte) error {
 }
 
 // MaxOutputTokens is the completion-token cap the request asks for:
-// max_completion_tokens, else max_tokens, else 0 (none given).
+// max_completion_tokens or max_tokens, the larger when it gives both (a
+// provider may honour either: OpenAI's newer models the first, many
+// compatible servers only the second), else 0 (none given).
 func (r ChatRequest) MaxOutputTokens() int {
-	switch {
-	case r.MaxCompletionTokens != nil:
-		return *r.MaxCompletionTokens
-	case r.MaxTokens != nil:
-		return *r.MaxTokens
+	n := 0
+	if r.MaxCompletionTokens != nil {
+		n = *r.MaxCompletionTokens
 	}
-	return 0
+	if r.MaxTokens != nil {
+		n = max(n, *r.MaxTokens)
+	}
+	return n
 }
 
 // StreamOptions is a streaming request's stream_options.
