@@ -3,10 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/unitenant/unitenant/shared/aibridge"
+	"github.com/unitenant/unitenant/shared/fault"
 )
 
 // TestCaseVariantMembersAreNotSmuggledUpstream: Go's encoding/json matches
@@ -124,5 +129,43 @@ func TestRevocationIsNotUndoneByALookupInFlight(t *testing.T) {
 	<-inFlight // begun before the revocation: whatever it got is its own
 	if r := f.do(t, key, "GET", "/v1/models", nil); r.Status != http.StatusUnauthorized {
 		t.Fatalf("a key revoked through this instance is served from its cache: %d %s", r.Status, r.Body)
+	}
+}
+
+// TestKeyLimitHoldsUnderConcurrentCreation: a tenant near its limit of live
+// API keys, creating keys ten at a time, ends at the limit, not past it:
+// the count and the insert of each creation are one step.
+func TestKeyLimitHoldsUnderConcurrentCreation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	id := f.tenant["k002"]
+	for i := range aibridge.MaxKeysPerTenant - 5 {
+		f.exec(t, "INSERT INTO tenant_api_keys (tenant_id, name, key_prefix, key_hash, created_at) VALUES (?, 'old', 'uk-old', ?, NOW(3))", id, fmt.Sprintf("%064d", i))
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		codes = map[string]int{}
+	)
+	for range 10 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, _, err := aibridge.CreateKey(context.Background(), f.sys, id, aibridge.NewKey{Name: "burst"}, time.Now())
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil && fault.CodeOf(err) != "too_many_keys" {
+				t.Errorf("create: %v", err)
+			}
+			codes[fault.CodeOf(err)]++
+		}()
+	}
+	wg.Wait()
+	var live int
+	if err := f.sys.QueryRow("SELECT COUNT(*) FROM tenant_api_keys WHERE tenant_id = ? AND revoked_at IS NULL", id).Scan(&live); err != nil {
+		t.Fatal(err)
+	}
+	if live != aibridge.MaxKeysPerTenant || codes[""] != 5 || codes["too_many_keys"] != 5 {
+		t.Fatalf("%d live keys, outcomes %v; want %d, 5 created and 5 too_many_keys", live, codes, aibridge.MaxKeysPerTenant)
 	}
 }

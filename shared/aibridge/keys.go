@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/sqldb"
 )
 
 // KeyPrefix starts every tenant API key; a bearer credential without it is
@@ -98,13 +99,6 @@ func CreateKey(ctx context.Context, db *sql.DB, tenantID int64, in NewKey, now t
 	if err != nil {
 		return APIKey{}, "", err
 	}
-	var live int
-	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM tenant_api_keys WHERE tenant_id = ? AND revoked_at IS NULL", tenantID).Scan(&live); err != nil {
-		return APIKey{}, "", fmt.Errorf("count api keys: %w", err)
-	}
-	if live >= MaxKeysPerTenant {
-		return APIKey{}, "", fault.New(fault.Conflict, "too_many_keys", "a tenant may have at most %d live API keys; revoke one first", MaxKeysPerTenant)
-	}
 	var raw [keyRandomBytes]byte
 	if _, err := rand.Read(raw[:]); err != nil {
 		return APIKey{}, "", fmt.Errorf("api key entropy: %w", err)
@@ -117,14 +111,32 @@ func CreateKey(ctx context.Context, db *sql.DB, tenantID int64, in NewKey, now t
 		b, _ := json.Marshal(models)
 		modelsJSON = string(b)
 	}
-	res, err := db.ExecContext(ctx, `INSERT INTO tenant_api_keys (tenant_id, name, key_prefix, key_hash, models, rpm_limit, tpm_limit, created_by, expires_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		tenantID, name, k.Prefix, hashKey(secret), modelsJSON, nullInt(in.RPMLimit), nullInt(in.TPMLimit), nullInt64(in.CreatedBy), in.ExpiresAt, k.CreatedAt)
+	// Counted and inserted with the tenant's row locked: concurrent
+	// creations are counted one after another, never past the limit.
+	err = sqldb.InTxRetry(ctx, db, func(tx *sql.Tx) error {
+		var live int
+		if err := tx.QueryRowContext(ctx, "SELECT id FROM tenants WHERE id = ? FOR UPDATE", tenantID).Scan(new(int64)); err != nil {
+			return fmt.Errorf("lock tenant %d: %w", tenantID, err)
+		}
+		if err := tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM tenant_api_keys WHERE tenant_id = ? AND revoked_at IS NULL", tenantID).Scan(&live); err != nil {
+			return fmt.Errorf("count api keys: %w", err)
+		}
+		if live >= MaxKeysPerTenant {
+			return fault.New(fault.Conflict, "too_many_keys", "a tenant may have at most %d live API keys; revoke one first", MaxKeysPerTenant)
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO tenant_api_keys (tenant_id, name, key_prefix, key_hash, models, rpm_limit, tpm_limit, created_by, expires_at, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			tenantID, name, k.Prefix, hashKey(secret), modelsJSON, nullInt(in.RPMLimit), nullInt(in.TPMLimit), nullInt64(in.CreatedBy), in.ExpiresAt, k.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("store api key: %w", err)
+		}
+		if k.ID, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("api key id: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return APIKey{}, "", fmt.Errorf("store api key: %w", err)
-	}
-	if k.ID, err = res.LastInsertId(); err != nil {
-		return APIKey{}, "", fmt.Errorf("api key id: %w", err)
+		return APIKey{}, "", err
 	}
 	return k, secret, nil
 }
