@@ -1102,3 +1102,23 @@ func TestEveryRequestedCompletionIsHeld(t *testing.T) {
 		t.Fatalf("refused requests held money: %v", got)
 	}
 }
+
+// A provider's refusal is passed on (it says what to fix), but in the
+// bridge's words for the model: the provider's own id for it (a Doubao
+// endpoint id, say) stays with the bridge, streaming or not.
+func TestProviderRefusalNamesTheModelAsTheBridgeDoes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.exec(t, "UPDATE ai_model_config SET upstream_model = 'ep-20260501-secret' WHERE model_name = 'gpt-mini'")
+	f.forget()
+	f.openai.SetModel("ep-20260501-secret", fakeprovider.Model{Fail: fakeprovider.Failure{Status: 400,
+		Message: "The model ep-20260501-secret does not support tools"}})
+	tok := f.token(t, adminUser, "k001")
+	for _, stream := range []bool{false, true} {
+		r := f.do(t, tok, "POST", "/v1/chat/completions", chatBody("gpt-mini", "stream", stream))
+		e := r.openAIErr(t)
+		if r.Status != 400 || e.Code != "upstream_rejected" || e.Message != "The model gpt-mini does not support tools" || strings.Contains(string(r.Body), "ep-2026") {
+			t.Fatalf("stream %v: %d %s", stream, r.Status, r.Body)
+		}
+	}
+}

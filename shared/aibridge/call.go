@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/unitenant/unitenant/shared/aiprovider"
@@ -401,7 +402,11 @@ func (cl *call) close(ctx context.Context, a, finish *attempt, failure error) (M
 		return cl.unbegun(ctx, a, berr, failure)
 	}
 	if failure != nil {
-		return met, clientError(failure)
+		var m *Model
+		if a != nil {
+			m = &a.model
+		}
+		return met, clientError(failure, m)
 	}
 	return met, nil
 }
@@ -440,8 +445,11 @@ func (cl *call) tokens(a *attempt) (in, out int, source string) {
 	return 0, 0, UsageProvider
 }
 
-// clientError is what the client is told of a failed call.
-func clientError(err error) error {
+// clientError is what the client is told of a failed call to m (nil: none
+// tried). A provider's message passed on names m as the bridge does, never
+// by the provider's own id for it (a Doubao endpoint id, say), which
+// the bridge keeps to itself.
+func clientError(err error, m *Model) error {
 	var pe *aiprovider.ProviderError
 	switch {
 	case errors.As(err, &pe):
@@ -457,6 +465,9 @@ func clientError(err error) error {
 			msg := pe.Message
 			if msg == "" {
 				msg = "the model's provider refused the request"
+			}
+			if m != nil && m.Upstream != "" && m.Upstream != m.Name {
+				msg = strings.ReplaceAll(msg, m.Upstream, m.Name)
 			}
 			return &fault.Error{Kind: fault.Invalid, Code: "upstream_rejected", Message: msg, Err: err}
 		}

@@ -89,6 +89,8 @@ type Failure struct {
 	Times int
 	// RetryAfter is sent as Retry-After (whole seconds) when > 0.
 	RetryAfter time.Duration
+	// Message is the error's message; "": "fake failure <status>".
+	Message string
 }
 
 // Request is one recorded request.
@@ -275,7 +277,11 @@ func (s *Server) handle(fn func(w http.ResponseWriter, c *call)) http.HandlerFun
 			if fail.RetryAfter > 0 {
 				w.Header().Set("Retry-After", strconv.Itoa(int((fail.RetryAfter+time.Second-1)/time.Second)))
 			}
-			s.protocol.writeError(w, fail.Status, fmt.Sprintf("fake failure %d", fail.Status))
+			msg := fail.Message
+			if msg == "" {
+				msg = fmt.Sprintf("fake failure %d", fail.Status)
+			}
+			s.protocol.writeError(w, fail.Status, msg)
 			return
 		}
 		if !s.wait(r, m.Delay) {
