@@ -1,9 +1,15 @@
 package main
 
 import (
+	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/unitenant/unitenant/shared/identity"
 )
 
 // TestRegisterDoesNotRevealRegisteredPhones: without the code sent to a
@@ -175,4 +181,90 @@ func TestPhoneVariantsAreRefused(t *testing.T) {
 	if n := e.count(`SELECT COUNT(*) FROM sms_codes`) + e.count(`SELECT COUNT(*) FROM login_history`); n != 0 {
 		t.Errorf("phone variants reached the database: %d rows", n)
 	}
+}
+
+// TestUnknownNamesLockLikeAccounts: the lockout must not tell which phones
+// and usernames exist. The same guesses at a real account and at a name no
+// account has get the same answers, the lock (423, with its Retry-After)
+// included, and both unlock after the same time.
+func TestUnknownNamesLockLikeAccounts(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	e.addUser(phone, password)
+	e.addAdmin("ops", "adminpass1", "admin")
+	type answer struct {
+		status     int
+		code       string
+		retryAfter string
+	}
+	guesses := func(path string, body func(name string) map[string]string, name string) []answer {
+		t.Helper()
+		var out []answer
+		for range 7 {
+			r := e.post(path, body(name))
+			code := ""
+			if r.Error != nil {
+				code = r.Error.Code
+			}
+			out = append(out, answer{r.Status, code, r.Header.Get("Retry-After")})
+		}
+		return out
+	}
+	user := func(p string) map[string]string { return map[string]string{"phone": p, "password": "wrong1234"} }
+	admin := func(u string) map[string]string { return map[string]string{"username": u, "password": "wrong1234"} }
+	for _, c := range []struct {
+		path          string
+		body          func(string) map[string]string
+		real, unknown string
+	}{
+		{"/api/auth/login", user, phone, "13900139000"},
+		{"/api/admin/auth/login", admin, "ops", "nobody"},
+	} {
+		real, unknown := guesses(c.path, c.body, c.real), guesses(c.path, c.body, c.unknown)
+		if !slices.Equal(real, unknown) {
+			t.Fatalf("%s: %s answered %v, the unknown %s %v", c.path, c.real, real, c.unknown, unknown)
+		}
+		if real[4].status != 401 || real[5].status != 423 || real[5].retryAfter == "" {
+			t.Fatalf("%s: answers %v, want 401 until the fifth failure, then 423 with Retry-After", c.path, real)
+		}
+	}
+	e.clock.Add(15*time.Minute + time.Second)
+	want(t, e.post("/api/auth/login", user("13900139000")), 401, "invalid_credentials")
+	want(t, e.post("/api/admin/auth/login", admin("nobody")), 401, "invalid_credentials")
+	if n := e.count(`SELECT COUNT(*) FROM global_users WHERE phone = '13900139000'`); n != 0 {
+		t.Fatalf("a failed login made an account")
+	}
+}
+
+// TestFailedLoginsPerAddress: guessing one password across many accounts
+// (or names) trips no account's lockout; the client address's hourly limit
+// of failed logins stops it, users' and admins' alike, with Retry-After.
+// Successful logins do not use the limit up, and other addresses are not
+// held back by one that did.
+func TestFailedLoginsPerAddress(t *testing.T) {
+	t.Parallel()
+	e := newEnvCost(t, bcrypt.MinCost, func(c *identity.Config) { c.LoginIPHourlyLimit = 3 })
+	e.addUser(phone, password)
+	for range 5 {
+		e.login(phone, password) // successes give their count back
+	}
+	for i := range 3 {
+		want(t, e.post("/api/auth/login", map[string]string{"phone": fmt.Sprintf("1390013900%d", i), "password": "Summer2026"}), 401, "invalid_credentials")
+	}
+	r := e.post("/api/admin/auth/login", map[string]string{"username": "ops", "password": "Summer2026"})
+	want(t, r, 429, "login_ip_limit")
+	if r.Header.Get("Retry-After") == "" {
+		t.Error("no Retry-After on login_ip_limit")
+	}
+	want(t, e.post("/api/auth/login", map[string]string{"phone": phone, "password": password}), 429, "login_ip_limit")
+	if n := e.count(`SELECT failed_login_count FROM global_users WHERE phone = ?`, phone); n != 0 {
+		t.Errorf("a refused attempt counted against the account: %d", n)
+	}
+	// Another address (IPv6, counted by its /64) is not held back.
+	req := map[string]string{"phone": phone, "password": password}
+	if r := e.callFrom("2001:db8:1:2::7", "POST", "/api/auth/login", req); r.Status != 200 {
+		t.Fatalf("another address: %d %+v", r.Status, r.Error)
+	}
+	e.clock.Add(time.Hour)
+	e.login(phone, password)
 }

@@ -70,7 +70,7 @@ type env struct {
 
 func newEnv(t *testing.T) *env { return newEnvCost(t, bcrypt.MinCost) }
 
-func newEnvCost(t *testing.T, cost int) *env {
+func newEnvCost(t *testing.T, cost int, opts ...func(*identity.Config)) *env {
 	t.Helper()
 	db, _ := sqldbtest.NewDatabase(t)
 	if _, err := provisioning.MigrateSystem(context.Background(), db, logging.Discard()); err != nil {
@@ -80,10 +80,14 @@ func newEnvCost(t *testing.T, cost int) *env {
 	e := &env{t: t, db: db, clock: &clock{}, outbox: filepath.Join(t.TempDir(), "outbox", "sms.jsonl"), cost: cost,
 		signer: auth.NewSigner(key, nil), verifier: auth.NewVerifier([]*rsa.PublicKey{&key.PublicKey}, nil)}
 	codes := sms.NewCodes(db, sms.NewOutbox(e.outbox, nil), []byte("test-code-key-0123456789abcdef!!"), sms.Options{Now: e.clock.Now})
-	svc, err := identity.New(db, e.signer, codes, identity.Config{
+	cfg := identity.Config{
 		BcryptCost: cost, AccessTTL: 15 * time.Minute, RefreshTTL: 720 * time.Hour,
 		BaseDomain: "saas.test", Now: e.clock.Now,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	svc, err := identity.New(db, e.signer, codes, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,6 +104,17 @@ type reply = httpapitest.Reply
 // with a user agent and a forwarded client address.
 func (e *env) call(method, path string, body any, token string) reply {
 	e.t.Helper()
+	return e.callAs("203.0.113.7", method, path, body, token)
+}
+
+// callFrom is call without a token from another client address.
+func (e *env) callFrom(addr, method, path string, body any) reply {
+	e.t.Helper()
+	return e.callAs(addr, method, path, body, "")
+}
+
+func (e *env) callAs(addr, method, path string, body any, token string) reply {
+	e.t.Helper()
 	req, err := http.NewRequest(method, e.srv.URL+path, httpapitest.Body(body))
 	if err != nil {
 		e.t.Fatal(err)
@@ -108,7 +123,7 @@ func (e *env) call(method, path string, body any, token string) reply {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("User-Agent", "login-test/1.0")
-	req.Header.Set("X-Forwarded-For", "203.0.113.7")
+	req.Header.Set("X-Forwarded-For", addr)
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

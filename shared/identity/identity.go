@@ -40,27 +40,38 @@ type Lockout struct {
 // DefaultLockout locks for 15 minutes after 5 failures within 15 minutes.
 var DefaultLockout = Lockout{MaxFailures: 5, Window: 15 * time.Minute, Duration: 15 * time.Minute}
 
+// DefaultLoginIPHourlyLimit bounds the failed logins of one client address
+// an hour: far above a school office's typing mistakes behind one NAT,
+// far below what guessing passwords across accounts (which no account's
+// lockout sees) needs.
+const DefaultLoginIPHourlyLimit = 100
+
 // Config is the identity part of the login function's configuration.
 type Config struct {
 	BcryptCost   int
 	PhonePattern *regexp.Regexp
 	AccessTTL    time.Duration
 	RefreshTTL   time.Duration
-	BaseDomain   string           // tenants without a custom domain live at <subdomain>.<BaseDomain>
-	Lockout      Lockout          // zero = DefaultLockout
-	Now          func() time.Time // nil = time.Now; tests inject a clock
+	BaseDomain   string  // tenants without a custom domain live at <subdomain>.<BaseDomain>
+	Lockout      Lockout // zero = DefaultLockout
+	// LoginIPHourlyLimit is how many failed logins (users' and admins')
+	// one client address (an IPv6 one with its /64) may make an hour,
+	// across every account and name; 0: no limit.
+	LoginIPHourlyLimit int
+	Now                func() time.Time // nil = time.Now; tests inject a clock
 }
 
 // LoadConfig reads BCRYPT_COST (12), PHONE_PATTERN (DefaultPhonePattern),
-// ACCESS_TOKEN_TTL (15m), REFRESH_TOKEN_TTL (720h) and BASE_DOMAIN
-// (localhost). Bad values are recorded in e; a pattern that does not compile
+// ACCESS_TOKEN_TTL (15m), REFRESH_TOKEN_TTL (720h), BASE_DOMAIN
+// (localhost) and LOGIN_IP_HOURLY_LIMIT (DefaultLoginIPHourlyLimit; 0: none). Bad values are recorded in e; a pattern that does not compile
 // is returned as an error.
 func LoadConfig(e *config.Env) (Config, error) {
 	c := Config{
-		BcryptCost: e.Int("BCRYPT_COST", 12, bcrypt.MinCost, bcrypt.MaxCost),
-		AccessTTL:  e.Duration("ACCESS_TOKEN_TTL", 15*time.Minute),
-		RefreshTTL: e.Duration("REFRESH_TOKEN_TTL", 720*time.Hour),
-		BaseDomain: e.String("BASE_DOMAIN", "localhost"),
+		BcryptCost:         e.Int("BCRYPT_COST", 12, bcrypt.MinCost, bcrypt.MaxCost),
+		AccessTTL:          e.Duration("ACCESS_TOKEN_TTL", 15*time.Minute),
+		RefreshTTL:         e.Duration("REFRESH_TOKEN_TTL", 720*time.Hour),
+		BaseDomain:         e.String("BASE_DOMAIN", "localhost"),
+		LoginIPHourlyLimit: e.Int("LOGIN_IP_HOURLY_LIMIT", DefaultLoginIPHourlyLimit, 0, 1_000_000),
 	}
 	p, err := regexp.Compile(e.String("PHONE_PATTERN", DefaultPhonePattern))
 	if err != nil {

@@ -49,6 +49,12 @@ func TestLoadConfig(t *testing.T) {
 		!c.PhonePattern.MatchString("13800138000") || c.PhonePattern.MatchString("12800138000") {
 		t.Fatalf("defaults = %+v", c)
 	}
+	if c.LoginIPHourlyLimit != identity.DefaultLoginIPHourlyLimit {
+		t.Fatalf("LoginIPHourlyLimit = %d, want %d", c.LoginIPHourlyLimit, identity.DefaultLoginIPHourlyLimit)
+	}
+	if c, _ := identity.LoadConfig(config.FromMap(map[string]string{"LOGIN_IP_HOURLY_LIMIT": "0"})); c.LoginIPHourlyLimit != 0 {
+		t.Fatalf("LOGIN_IP_HOURLY_LIMIT=0 gave %d, want 0 (no limit)", c.LoginIPHourlyLimit)
+	}
 	e = config.FromMap(map[string]string{"PHONE_PATTERN": `^\+\d{8,15}$`, "BCRYPT_COST": "10", "ACCESS_TOKEN_TTL": "5m"})
 	if c, err = identity.LoadConfig(e); err != nil || e.Err() != nil || !c.PhonePattern.MatchString("+4915112345678") || c.BcryptCost != 10 || c.AccessTTL != 5*time.Minute {
 		t.Fatalf("custom = %+v, %v, %v", c, err, e.Err())

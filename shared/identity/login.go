@@ -9,6 +9,7 @@ import (
 
 	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/ratelimit"
 	"github.com/unitenant/unitenant/shared/sms"
 	"github.com/unitenant/unitenant/shared/sqldb"
 )
@@ -200,6 +201,40 @@ func (s *Service) AdminLogin(ctx context.Context, c Client, username, password s
 // passwordLogin finds the account of identifier in t, authenticates it and
 // opens a session of a new family, recording the attempt either way.
 func (s *Service) passwordLogin(ctx context.Context, c Client, t table, identifier, password string, ev event, invalid error) (account, Session, error) {
+	release, err := s.holdAddress(ctx, c)
+	if err != nil {
+		return account{}, Session{}, err
+	}
+	a, sess, err := s.passwordLoginFrom(ctx, c, t, identifier, password, ev, invalid)
+	if err == nil {
+		release()
+	}
+	return a, sess, err
+}
+
+// holdAddress counts a login attempt against its client address's hourly
+// limit of failed logins, or refuses it (429 login_ip_limit) when the
+// address has used it up; release gives the attempt back once it
+// succeeded. Refused attempts count too: a client hammering stays out.
+func (s *Service) holdAddress(ctx context.Context, c Client) (release func(), err error) {
+	key, limit := ratelimit.AddressKey("login:ip:", c.IP), s.cfg.LoginIPHourlyLimit
+	if key == "" || limit <= 0 {
+		return func() {}, nil
+	}
+	d, err := ratelimit.Allow(ctx, s.db, key, limit, time.Hour, s.now())
+	if fe, ok := fault.As(err); ok && fe.Code == "rate_limited" {
+		e := fault.New(fault.TooManyRequests, "login_ip_limit", "too many failed logins from this address; retry in %s", fe.RetryAfter)
+		e.RetryAfter = fe.RetryAfter
+		return nil, e
+	}
+	if err != nil {
+		return nil, err
+	}
+	return func() { _ = ratelimit.Adjust(context.WithoutCancel(ctx), s.db, key, d.WindowStart, -1) }, nil
+}
+
+// passwordLoginFrom is passwordLogin once the client's address may try.
+func (s *Service) passwordLoginFrom(ctx context.Context, c Client, t table, identifier, password string, ev event, invalid error) (account, Session, error) {
 	var (
 		a    account
 		name sql.NullString
@@ -209,6 +244,14 @@ func (s *Service) passwordLogin(ctx context.Context, c Client, t table, identifi
 	found := err == nil
 	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return a, Session{}, fmt.Errorf("find %s: %w", ev.Subject, err)
+	}
+	if !found {
+		// A name no account has locks like one (login_lockouts).
+		err := s.db.QueryRowContext(ctx, `SELECT locked_until FROM login_lockouts WHERE subject_type = ? AND identifier = ?`, ev.Subject, identifier).
+			Scan(&a.lockedUntil)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return a, Session{}, fmt.Errorf("find lockout of %s: %w", ev.Subject, err)
+		}
 	}
 	a.name = name.String
 	if err := s.authenticate(ctx, c, t, &a, found, password, ev, invalid); err != nil {
@@ -247,11 +290,12 @@ var (
 
 // authenticate decides a password login. An unknown account costs one
 // bcrypt comparison against the dummy hash, like a wrong password, and gets
-// the same answer, from the same statements in one transaction: a wrong
-// password counts towards the lockout with them, an unknown account runs
-// them on no row. A locked account is refused before its password is
-// checked; a right password resets the count. Failures are recorded here,
-// successes by the caller (which knows the session).
+// the same answers: its failures count towards a lockout of the name (in
+// login_lockouts) by the same rules and statements as a wrong password's
+// towards the account's, so after as many failures both are locked alike.
+// A locked account is refused before its password is checked; a right
+// password resets the count. Failures are recorded here, successes by the
+// caller (which knows the session).
 //
 // The lock read with the account is only a shortcut: concurrent guesses all
 // read it before any of them is counted. Each is decided again after its
@@ -268,29 +312,35 @@ func (s *Service) authenticate(ctx context.Context, c Client, t table, a *accoun
 		}
 		return err
 	}
+	target := accountTarget(t, a.id)
+	if !found {
+		target = nameTarget(ev.Subject, ev.Identifier)
+	} else {
+		ev.SubjectID = a.id
+	}
+	// A name no account has is locked, and answered, like an account: the
+	// lockout tells no one which names exist.
+	if now := s.now(); a.lockedUntil.Valid && now.Before(a.lockedUntil.Time) {
+		return fail("locked", accountLocked(a.lockedUntil.Time.Sub(now)))
+	}
 	if !found {
 		passwordMatches(s.dummy(), password)
 		ev.Reason = "unknown_identifier"
-		// No account has id 0: the same work on no row.
-		if err := s.failLogin(ctx, c, t, 0, ev); err != nil {
+		if err := s.failLogin(ctx, c, target, ev); err != nil {
 			return err
 		}
 		return invalid
 	}
-	ev.SubjectID = a.id
-	if now := s.now(); a.lockedUntil.Valid && now.Before(a.lockedUntil.Time) {
-		return fail("locked", accountLocked(a.lockedUntil.Time.Sub(now)))
-	}
 	if !passwordMatches(a.hash, password) {
 		ev.Reason = "bad_credentials"
-		if err := s.failLogin(ctx, c, t, a.id, ev); err != nil {
+		if err := s.failLogin(ctx, c, target, ev); err != nil {
 			return err
 		}
 		return invalid
 	}
 	var locked error
 	err := sqldb.InTx(ctx, s.db, func(tx *sql.Tx) error {
-		st, err := s.lockState(ctx, tx, t, a.id)
+		st, err := s.lockState(ctx, tx, target)
 		if err != nil {
 			return err
 		}
@@ -316,15 +366,23 @@ func (s *Service) authenticate(ctx context.Context, c Client, t table, a *accoun
 	return nil
 }
 
-// failLogin records the failed attempt ev on account id (0: none) and, in
-// the same transaction, counts it towards the lockout. An account locked
-// since it was read is refused instead: the attempt is recorded as such,
-// not counted, and the lock is the answer (account_locked). nil: the
-// failure is counted and the caller answers it.
-func (s *Service) failLogin(ctx context.Context, c Client, t table, id int64, ev event) error {
+// failLogin records the failed attempt ev on target and, in the same
+// transaction, counts it towards the lockout. A target locked since it was
+// read is refused instead: the attempt is recorded as such, not counted,
+// and the lock is the answer (account_locked). nil: the failure is counted
+// and the caller answers it.
+func (s *Service) failLogin(ctx context.Context, c Client, target lockTarget, ev event) error {
+	if target.ensure != "" {
+		// Made on its own, before the transaction locks it: an INSERT in
+		// it would take a shared lock that concurrent failures could only
+		// upgrade by deadlocking.
+		if _, err := s.db.ExecContext(ctx, target.ensure, target.args...); err != nil {
+			return fmt.Errorf("make lockout row: %w", err)
+		}
+	}
 	var locked error
 	err := s.recordWith(ctx, c, ev, func(tx *sql.Tx, ev *event) error {
-		st, err := s.lockState(ctx, tx, t, id)
+		st, err := s.lockState(ctx, tx, target)
 		if err != nil {
 			return err
 		}
@@ -332,11 +390,11 @@ func (s *Service) failLogin(ctx context.Context, c Client, t table, id int64, ev
 			ev.Reason = "locked"
 			return nil
 		}
-		nowLocked, err := s.countFailure(ctx, tx, t, id, st)
+		nowLocked, err := s.countFailure(ctx, tx, target, st)
 		if err != nil || !nowLocked {
 			return err
 		}
-		lock := event{Type: "lockout", Subject: ev.Subject, SubjectID: id, Identifier: ev.Identifier, Success: true}
+		lock := event{Type: "lockout", Subject: ev.Subject, SubjectID: ev.SubjectID, Identifier: ev.Identifier, Success: true}
 		return s.recordIn(ctx, tx, c, lock)
 	})
 	if err != nil {
@@ -361,24 +419,41 @@ func (l lockRow) locked(now time.Time) error {
 	return nil
 }
 
-// lockState reads the lockout state of account id in tx and locks its row
-// until tx ends, so attempts on one account are decided one after another.
-// With no account id it reads nothing, by the same statement.
-func (s *Service) lockState(ctx context.Context, tx *sql.Tx, t table, id int64) (lockRow, error) {
+// lockTarget is the row whose lockout state a login attempt reads and
+// counts: its account's, or for a name no account has, the name's in
+// login_lockouts. Statement parts are constants, never input.
+type lockTarget struct {
+	table, where string
+	args         []any
+	ensure       string // makes the row when it may be missing
+}
+
+func accountTarget(t table, id int64) lockTarget {
+	return lockTarget{table: t.table, where: "id = ?", args: []any{id}}
+}
+
+func nameTarget(subject, identifier string) lockTarget {
+	return lockTarget{table: "login_lockouts", where: "subject_type = ? AND identifier = ?", args: []any{subject, identifier},
+		ensure: "INSERT IGNORE INTO login_lockouts (subject_type, identifier) VALUES (?, ?)"}
+}
+
+// lockState reads the lockout state of target in tx and locks its row
+// until tx ends, so attempts on one account (or name) are decided one after
+// another.
+func (s *Service) lockState(ctx context.Context, tx *sql.Tx, target lockTarget) (lockRow, error) {
 	var l lockRow
-	err := tx.QueryRowContext(ctx, `SELECT failed_login_count, first_failed_login_at, locked_until FROM `+t.table+` WHERE id = ? FOR UPDATE`, id).
+	err := tx.QueryRowContext(ctx, `SELECT failed_login_count, first_failed_login_at, locked_until FROM `+target.table+` WHERE `+target.where+` FOR UPDATE`, target.args...).
 		Scan(&l.count, &l.first, &l.lockedUntil)
-	if err != nil && !(id == 0 && errors.Is(err, sql.ErrNoRows)) {
+	if err != nil {
 		return l, fmt.Errorf("read failed logins: %w", err)
 	}
 	return l, nil
 }
 
-// countFailure counts a wrong password against account id, whose state st
+// countFailure counts a failed login against target, whose state st
 // lockState read in tx, and locks it when the failures of the current
-// window reach the limit. It reports whether this failure locked the
-// account. With no account id it writes nothing, by the same statement.
-func (s *Service) countFailure(ctx context.Context, tx *sql.Tx, t table, id int64, st lockRow) (bool, error) {
+// window reach the limit. It reports whether this failure locked it.
+func (s *Service) countFailure(ctx context.Context, tx *sql.Tx, target lockTarget, st lockRow) (bool, error) {
 	count, first := st.count, st.first
 	now := s.now().UTC()
 	if !first.Valid || !first.Time.After(now.Add(-s.lockout.Window)) {
@@ -391,11 +466,12 @@ func (s *Service) countFailure(ctx context.Context, tx *sql.Tx, t table, id int6
 		// The next failure after the lock starts a new window.
 		locked, until, first = true, now.Add(s.lockout.Duration), sql.NullTime{}
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE `+t.table+` SET failed_login_count = ?, first_failed_login_at = ?,
-		locked_until = COALESCE(?, locked_until) WHERE id = ?`, count, first, until, id); err != nil {
+	args := append([]any{count, first, until}, target.args...)
+	if _, err := tx.ExecContext(ctx, `UPDATE `+target.table+` SET failed_login_count = ?, first_failed_login_at = ?,
+		locked_until = COALESCE(?, locked_until) WHERE `+target.where, args...); err != nil {
 		return false, fmt.Errorf("count failed login: %w", err)
 	}
-	return locked && id != 0, nil
+	return locked, nil
 }
 
 // grant is what a session is opened for.

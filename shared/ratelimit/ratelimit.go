@@ -20,6 +20,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"net/netip"
 	"time"
 
 	"github.com/unitenant/unitenant/shared/fault"
@@ -176,6 +177,23 @@ func (s Staged) Decide(r sqldb.Results) (Decision, error) {
 		return s.d, fmt.Errorf("rate limit: the count at statement %d did not run", s.i)
 	}
 	return judge(s.d, r.IDs[s.i], s.window, s.now)
+}
+
+// AddressKey is the bucket key of a client address under prefix: the
+// address itself, or its /64 for IPv6 (one subscriber's usual allocation,
+// which an attacker could otherwise walk through); "" when ip is empty or
+// not an address.
+func AddressKey(prefix, ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ""
+	}
+	a = a.Unmap()
+	if a.Is6() {
+		p, _ := a.WithZone("").Prefix(64)
+		return prefix + p.String()
+	}
+	return prefix + a.String()
 }
 
 // windowStart is the start of the window of length w containing now,

@@ -11,7 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
-	"net/netip"
 	"regexp"
 	"time"
 
@@ -169,7 +168,7 @@ type ipCount struct {
 // countIP counts a code against ip's hour, refusing one over the limit
 // (a refused request is not counted).
 func (c *Codes) countIP(ctx context.Context, ip string, now time.Time) (*ipCount, error) {
-	key := ipBucket(ip)
+	key := ratelimit.AddressKey("sms:ip:", ip)
 	if key == "" || c.policy.IPHourlyLimit < 0 {
 		return nil, nil
 	}
@@ -193,22 +192,6 @@ func (n *ipCount) giveBack(ctx context.Context) {
 	// Best effort: a code counted and not sent only brings the address's
 	// limit a little nearer, never lets one more through.
 	_ = ratelimit.Adjust(context.WithoutCancel(ctx), n.c.db, n.key, n.window, -1)
-}
-
-// ipBucket is the rate-limit key of a client address: the address itself,
-// or its /64 for IPv6 (one subscriber's usual allocation); "" when ip is
-// empty or not an address.
-func ipBucket(ip string) string {
-	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ""
-	}
-	a = a.Unmap()
-	if a.Is6() {
-		p, _ := a.WithZone("").Prefix(64)
-		return "sms:ip:" + p.String()
-	}
-	return "sms:ip:" + a.String()
 }
 
 // lockPhone takes a named lock for phone on conn (GET_LOCK is scoped to the
