@@ -1122,3 +1122,45 @@ func TestProviderRefusalNamesTheModelAsTheBridgeDoes(t *testing.T) {
 		}
 	}
 }
+
+// A stream that starts late, as a fallback, still ends before its call's
+// reservation could expire: past it, usage-cron would close the
+// reservation at the cost on record while the stream runs, and the
+// stream's own cost would never be charged.
+func TestLateFallbackStreamEndsWithinItsReservation(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const ttl = 5 * time.Second
+	f.h.bridge.ReservationTTL, f.h.bridge.StreamIdle = ttl, 1500*time.Millisecond
+	// gpt-mini keeps the stream waiting past the idle limit (a fallback
+	// after 1.5 s); claude-mini then streams for 6 s.
+	f.openai.SetModel("gpt-mini", fakeprovider.Model{Delay: 3 * time.Second})
+	f.anthropic.SetModel("claude-mini", fakeprovider.Model{Reply: strings.Repeat("word ", 60), ChunkDelay: 100 * time.Millisecond})
+	req, _ := http.NewRequest("POST", f.srv.URL+"/v1/chat/completions", strings.NewReader(`{"model":"gpt-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}`))
+	req.Header.Set("Authorization", "Bearer "+f.token(t, adminUser, "k001"))
+	start := time.Now()
+	resp, err := f.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	events := sse(t, resp.Body)
+	resp.Body.Close()
+	took := time.Since(start)
+	if resp.Header.Get(headerModel) != "claude-mini" || len(events) < 2 {
+		t.Fatalf("%d %s %d events", resp.StatusCode, resp.Header.Get(headerModel), len(events))
+	}
+	if took >= ttl {
+		t.Fatalf("the fallback stream ran %s, past its reservation's %s", took.Round(time.Millisecond), ttl)
+	}
+	// Cut before Anthropic's final count (message_delta): what streamed is
+	// estimated, not the 1 output token message_start announced, and
+	// settled by the call itself.
+	rows := f.logs(t, "tenant_id = ? AND model_name = 'claude-mini'", f.tenant["k001"])
+	if len(rows) != 1 || rows[0].Source != aibridge.UsageEstimated || rows[0].Out < 20 || budget.MustParseAmount(rows[0].Cost) == 0 {
+		t.Fatalf("the cut stream's row %+v, want estimated usage of what streamed, charged", rows)
+	}
+	var status string
+	if err := f.sys.QueryRow("SELECT status FROM ai_budget_reservations WHERE tenant_id = ? ORDER BY id DESC LIMIT 1", f.tenant["k001"]).Scan(&status); err != nil || status != "settled" {
+		t.Fatalf("reservation %q (%v), want settled by the call itself", status, err)
+	}
+}

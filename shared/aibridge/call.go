@@ -2,6 +2,7 @@ package aibridge
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"database/sql"
@@ -93,7 +94,8 @@ type attempt struct {
 	model      Model
 	started    time.Time
 	usage      *aiprovider.Usage
-	outText    int // estimated output tokens of what was streamed
+	outText    int  // estimated output tokens of what was streamed
+	partial    bool // usage is what the provider reported before the stream broke off
 	firstByte  time.Duration
 	streamed   bool // a byte reached the client: no fallback any more
 	clientGone bool
@@ -305,13 +307,17 @@ func (cl *call) run(ctx context.Context, stream bool, fn attemptFunc) (Metering,
 }
 
 // attemptBound is the most one attempt may take: a non-streaming one its
-// timeout within the deadline, a stream until just before its reservation
-// could expire.
+// timeout within the deadline, a stream as long as it likes; and neither
+// past nine tenths of the call's reservation's life, however late it
+// started (a fallback). An attempt outliving the reservation would be
+// reconciled at the cost on record while it runs, and its own cost never
+// charged; the last tenth is the margin for its row and the settlement.
 func (cl *call) attemptBound(left time.Duration, stream bool) time.Duration {
+	held := time.Until(cl.started.Add(orDefault(cl.b.ReservationTTL, DefaultReservationTTL) * 9 / 10))
 	if stream {
-		return orDefault(cl.b.ReservationTTL, DefaultReservationTTL) * 9 / 10
+		return held
 	}
-	return max(min(orDefault(cl.b.CallTimeout, DefaultCallTimeout), left), time.Second)
+	return min(max(min(orDefault(cl.b.CallTimeout, DefaultCallTimeout), left), time.Second), held)
 }
 
 // target is how to reach m.
@@ -436,8 +442,14 @@ func (cl *call) adjustTokens(ctx context.Context, used int) {
 
 // tokens is an attempt's usage and where it came from.
 func (cl *call) tokens(a *attempt) (in, out int, source string) {
-	if a.usage != nil {
+	if a.usage != nil && (!a.partial || a.usage.CompletionTokens >= a.outText) {
 		return a.usage.PromptTokens, a.usage.CompletionTokens, UsageProvider
+	}
+	if a.usage != nil {
+		// A stream broken off before its final count (Anthropic counts
+		// output in message_delta, after the text): what was streamed
+		// is estimated; the prompt's count, sent first, is the provider's.
+		return cmp.Or(a.usage.PromptTokens, cl.prompt), a.outText, UsageEstimated
 	}
 	if a.streamed || a.answered {
 		return cl.prompt, a.outText, UsageEstimated
@@ -548,7 +560,7 @@ func (b *Bridge) ChatStream(ctx context.Context, c Caller, req aiprovider.ChatRe
 				return nil
 			}
 			if err != nil {
-				a.usage = s.Usage()
+				a.usage, a.partial = s.Usage(), true
 				return err
 			}
 			for _, ch := range chunk.Choices {
