@@ -72,6 +72,8 @@ func newHandler(h *handler) http.Handler {
 // outbox): deletion confirmation tokens go this way, never in a response.
 type Notifier interface {
 	SendToAdmin(ctx context.Context, adminID int64, subject, body string) (where string, err error)
+	// AdminChannel says where SendToAdmin would deliver, sending nothing.
+	AdminChannel(ctx context.Context, adminID int64) (where string, err error)
 }
 
 type handler struct {
@@ -395,6 +397,13 @@ func (h *handler) requestDeletion(r *http.Request, c *auth.Claims) (int, any, er
 		return 0, nil, err
 	}
 	code := r.PathValue("code")
+	// The token reaches the admin only through the notification: when it
+	// cannot be delivered, refuse before the request is recorded and
+	// announced (a pending request nobody can confirm, a tenant.deletion_requested
+	// event for it).
+	if _, err := h.notifier.AdminChannel(r.Context(), c.SubjectID()); err != nil {
+		return 0, nil, fmt.Errorf("deliver the confirmation token: %w", err)
+	}
 	token, expires, err := h.life.RequestDeletion(r.Context(), code, actor(r, c), in.Reason)
 	if err != nil {
 		return 0, nil, err

@@ -28,6 +28,7 @@ type fixture struct {
 	sys    testenv.System
 	signer *auth.Signer
 	outbox string
+	h      *handler
 }
 
 func newFixture(t *testing.T) *fixture {
@@ -56,7 +57,7 @@ func newFixture(t *testing.T) *fixture {
 	t.Cleanup(func() { h.tenants.Router.Close() })
 	srv := httptest.NewServer(serverless.Handler(newHandler(h), logging.Discard(), 0))
 	t.Cleanup(srv.Close)
-	return &fixture{srv: srv, sys: sys, signer: signer, outbox: outbox}
+	return &fixture{srv: srv, sys: sys, signer: signer, outbox: outbox, h: h}
 }
 
 func (f *fixture) token(t *testing.T, role string) string {
@@ -149,12 +150,38 @@ func TestRolesAndTransitions(t *testing.T) {
 		t.Fatal("the confirmation token is in the response")
 	}
 	want(t, f.do(t, "super_admin", "POST", "/api/admin/tenants/k002/delete/confirm", map[string]string{"token": "wrong"}), 400, "invalid_confirmation_token")
+	// k002's token confirms nothing but k002's deletion.
+	want(t, f.do(t, "super_admin", "POST", "/api/admin/tenants/k001/delete/confirm", map[string]string{"token": f.confirmationToken(t)}), 400, "invalid_confirmation_token")
 	want(t, f.do(t, "super_admin", "POST", "/api/admin/tenants/k002/delete/confirm", map[string]string{"token": f.confirmationToken(t)}), 200, "")
 	want(t, f.do(t, "super_admin", "POST", "/api/admin/tenants/k002/suspend", map[string]string{"reason": "x"}), 409, "invalid_transition")
 	want(t, f.do(t, "admin", "POST", "/api/admin/tenants/k002/purge", nil), 403, "permission_denied")
 	want(t, f.do(t, "super_admin", "POST", "/api/admin/tenants/k002/purge", nil), 200, "")
 	want(t, f.do(t, "admin", "POST", "/api/admin/tenants/k002/restore", nil), 200, "")
 	want(t, f.do(t, "operator", "GET", "/api/admin/tenants/k404", nil), 404, "tenant_not_found")
+}
+
+// TestDeletionRefusedWhenTheTokenCannotBeDelivered: when no channel can carry
+// the confirmation token to the super admin (no SMTP relay, no development
+// outbox), the deletion request is refused before anything happens: no
+// pending request whose token nobody holds, no audit row, and no
+// tenant.deletion_requested event announcing it to every webhook receiver.
+func TestDeletionRefusedWhenTheTokenCannotBeDelivered(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.h.notifier = &notify.Notifier{DB: f.sys.DB, Log: logging.Discard()}
+	for range 2 {
+		want(t, f.do(t, "super_admin", "POST", "/api/admin/tenants/k001/delete", map[string]string{"reason": "closed"}), 501, "notification_unavailable")
+	}
+	for q, what := range map[string]string{
+		"SELECT COUNT(*) FROM tenant_deletion_requests":                                      "deletion requests",
+		"SELECT COUNT(*) FROM webhook_events WHERE event_type = 'tenant.deletion_requested'": "tenant.deletion_requested events",
+		"SELECT COUNT(*) FROM audit_logs WHERE action = 'tenant.delete'":                     "audit rows",
+	} {
+		var n int
+		if err := f.sys.DB.QueryRow(q).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%d %s (%v) after a refused deletion request, want 0", n, what, err)
+		}
+	}
 }
 
 func TestManageTenant(t *testing.T) {

@@ -64,7 +64,8 @@ func DefaultBackoff(attempt int) time.Duration {
 //
 // Delivery is at least once: a receiver may see an event again if the
 // dispatcher dies between its 2xx and the log row, so receivers dedupe on
-// Unitenant-Event-Id.
+// the event id of the verified body (the Unitenant-Event-Id header repeats it
+// but is not signed).
 type Dispatcher struct {
 	DB     *sql.DB
 	Box    *secretbox.Box // opens endpoint secrets

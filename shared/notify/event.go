@@ -8,8 +8,10 @@
 // outbox file.
 //
 // Receivers check each delivery with VerifySignature (see its comment for
-// other languages) and dedupe on the Unitenant-Event-Id header: delivery is at
-// least once. This package never logs or stores an endpoint secret in clear,
+// other languages) and dedupe on the id in the verified body, never on the
+// unsigned Unitenant-Event-Id header (a delivery replayed within the
+// timestamp tolerance with another header would pass): delivery is at least
+// once. This package never logs or stores an endpoint secret in clear,
 // nor the body of a direct message (it may hold a token).
 package notify
 

@@ -45,36 +45,72 @@ func (n *Notifier) Send(ctx context.Context, to, subject, body string) (where st
 // the development outbox, addressed "admin:<username>"; with neither, it is
 // ErrNoChannel. It says where the message went, like Send.
 func (n *Notifier) SendToAdmin(ctx context.Context, adminID int64, subject, body string) (where string, err error) {
+	address, fallback, err := n.admin(ctx, adminID)
+	if err != nil {
+		return "", err
+	}
+	return n.send(ctx, address, fallback, subject, body)
+}
+
+// AdminChannel says where SendToAdmin would deliver a message to adminID,
+// sending nothing, or why it could not (ErrNoChannel, say): a caller about to
+// commit something whose secret only that message carries (a deletion
+// confirmation token) checks first, and refuses before changing anything.
+func (n *Notifier) AdminChannel(ctx context.Context, adminID int64) (where string, err error) {
+	address, fallback, err := n.admin(ctx, adminID)
+	if err != nil {
+		return "", err
+	}
+	r, err := n.route(address, fallback)
+	return r.where, err
+}
+
+// admin returns the e-mail address of admin user adminID ("" when none) and
+// the outbox recipient for the fallback.
+func (n *Notifier) admin(ctx context.Context, adminID int64) (address, fallback string, err error) {
 	var email sql.NullString
 	var username string
 	err = n.DB.QueryRowContext(ctx, "SELECT email, username FROM admin_users WHERE id = ?", adminID).Scan(&email, &username)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", fault.New(fault.NotFound, "admin_not_found", "admin user %d does not exist", adminID)
+		return "", "", fault.New(fault.NotFound, "admin_not_found", "admin user %d does not exist", adminID)
 	}
 	if err != nil {
-		return "", fmt.Errorf("notify admin %d: %w", adminID, err)
+		return "", "", fmt.Errorf("notify admin %d: %w", adminID, err)
 	}
-	return n.send(ctx, email.String, "admin:"+username, subject, body)
+	return email.String, "admin:" + username, nil
+}
+
+// route is the channel a message takes.
+type route struct {
+	channel, to, where string
+	m                  Mailer
+}
+
+// route picks e-mail to address when it can, else the outbox for fallback.
+func (n *Notifier) route(address, fallback string) (route, error) {
+	switch {
+	case n.Mailer != nil && address != "":
+		if _, err := mail.ParseAddress(address); err != nil {
+			return route{}, fault.Field("invalid_email", "to", "is not a valid email address")
+		}
+		return route{channel: "email", to: address, where: address, m: n.Mailer}, nil
+	case n.Outbox != nil:
+		r := route{channel: "outbox", to: fallback, where: SentToOutbox, m: n.Outbox}
+		if address != "" {
+			r.to = address
+		}
+		return r, nil
+	}
+	return route{}, ErrNoChannel
 }
 
 // send mails address when it can, else writes to the outbox for fallback.
 func (n *Notifier) send(ctx context.Context, address, fallback, subject, body string) (string, error) {
-	var channel, to, where string
-	var m Mailer
-	switch {
-	case n.Mailer != nil && address != "":
-		if _, err := mail.ParseAddress(address); err != nil {
-			return "", fault.Field("invalid_email", "to", "is not a valid email address")
-		}
-		channel, to, m, where = "email", address, n.Mailer, address
-	case n.Outbox != nil:
-		channel, to, m, where = "outbox", fallback, n.Outbox, SentToOutbox
-		if address != "" {
-			to = address
-		}
-	default:
-		return "", ErrNoChannel
+	r, err := n.route(address, fallback)
+	if err != nil {
+		return "", err
 	}
+	channel, to, m, where := r.channel, r.to, r.m, r.where
 	start := time.Now()
 	sendErr := m.Send(ctx, to, subject, body)
 	status, errMsg := "sent", any(nil)

@@ -14,7 +14,7 @@ import (
 // The headers of every webhook delivery.
 const (
 	HeaderEvent     = "Unitenant-Event"     // the event type, e.g. tenant.suspended
-	HeaderEventID   = "Unitenant-Event-Id"  // the event id: the same on every retry, receivers dedupe by it
+	HeaderEventID   = "Unitenant-Event-Id"  // the event id: the same on every retry; unsigned, the body's "id" is what receivers dedupe by
 	HeaderTimestamp = "Unitenant-Timestamp" // unix seconds at which this attempt was signed
 	HeaderSignature = "Unitenant-Signature" // "v1=" + hex HMAC-SHA256(secret, timestamp + "." + body)
 )
@@ -59,8 +59,9 @@ func mac(secret []byte, timestamp string, body []byte) []byte {
 // In any other language: compute HMAC-SHA256 with the endpoint's secret over
 // the timestamp header, a ".", and the raw body; hex-encode it; compare it with
 // the value after "v1=" in constant time; reject old timestamps. Answer 2xx
-// quickly once the event is stored; anything else is retried, so dedupe on
-// Unitenant-Event-Id.
+// quickly once the event is stored; anything else is retried, so dedupe on the
+// "id" of the verified body. Only the timestamp and the body are signed: trust
+// no other header (Unitenant-Event, Unitenant-Event-Id) over the body.
 func VerifySignature(secret []byte, timestamp, signature string, body []byte, now time.Time, tolerance time.Duration) error {
 	ts, err := strconv.ParseInt(strings.TrimSpace(timestamp), 10, 64)
 	if err != nil {
