@@ -99,7 +99,7 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	status, resp, err := h.provision(r, claims)
+	status, resp, err := h.provision(r, claims, scope, key)
 	if err != nil {
 		if key != "" {
 			if fe, ok := fault.As(err); ok && fe.Kind != fault.Internal {
@@ -129,8 +129,10 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 
 // provision reserves the tenant and runs its provisioning for up to the
 // budget: 201 with the tenant when it finished, 202 when it goes on (in this
-// process where it keeps running, else in provision-cron).
-func (h *handler) provision(r *http.Request, claims *auth.Claims) (int, created, error) {
+// process where it keeps running, else in provision-cron). A request holding
+// an Idempotency-Key whose earlier holder died after reserving the tenant
+// picks that tenant up instead.
+func (h *handler) provision(r *http.Request, claims *auth.Claims, scope, key string) (int, created, error) {
 	ctx := r.Context()
 	var in createRequest
 	if err := httpapi.Decode(r, &in); err != nil {
@@ -138,30 +140,42 @@ func (h *handler) provision(r *http.Request, claims *auth.Claims) (int, created,
 	}
 	req := provisioning.Request{Code: in.TenantCode, Name: in.Name, ContactName: in.ContactName, ContactEmail: in.ContactEmail,
 		ContactPhone: in.ContactPhone, Subdomain: in.Subdomain, Address: in.Address, Description: in.Description,
-		PlanType: in.PlanType, CreatedBy: claims.SubjectID()}
+		PlanType: in.PlanType, CreatedBy: claims.SubjectID(), CreatedByAdmin: claims.Kind == auth.KindAdmin}
 	if err := h.pipeline.Validate(&req); err != nil {
 		return 0, created{}, err
 	}
-	switch claims.Kind {
-	case auth.KindUser:
+	reserved, err := h.reservedByKey(ctx, scope, key, req.Code)
+	if err != nil {
+		return 0, created{}, err
+	}
+	// reserve makes the tenant and, in the same transaction, ties it to the key.
+	reserve := func(tx *sql.Tx) error {
+		if _, err := h.pipeline.StartTx(ctx, tx, req); err != nil {
+			return err
+		}
+		if key == "" {
+			return nil
+		}
+		return h.idem.Bind(ctx, tx, scope, key, "tenant", req.Code)
+	}
+	switch {
+	case reserved:
+	case claims.Kind == auth.KindUser:
 		// The requester becomes the admin; the SMS code proves the contact phone.
 		req.AdminUserID = claims.SubjectID()
 		err := sqldb.Retry(ctx, func() error {
-			return h.codes.Redeem(ctx, req.ContactPhone, sms.PurposeTenantCreate, in.SMSVerificationCode, func(tx *sql.Tx) error {
-				_, err := h.pipeline.StartTx(ctx, tx, req)
-				return err
-			})
+			return h.codes.Redeem(ctx, req.ContactPhone, sms.PurposeTenantCreate, in.SMSVerificationCode, reserve)
 		})
 		if err != nil {
 			return 0, created{}, err
 		}
-	case auth.KindAdmin:
+	case claims.Kind == auth.KindAdmin:
 		id, err := h.contactUser(ctx, req)
 		if err != nil {
 			return 0, created{}, err
 		}
 		req.AdminUserID = id
-		if _, err := h.pipeline.Start(ctx, req); err != nil {
+		if err := sqldb.InTxRetry(ctx, h.db, reserve); err != nil {
 			return 0, created{}, err
 		}
 	}
@@ -181,6 +195,25 @@ func (h *handler) provision(r *http.Request, claims *auth.Claims) (int, created,
 	case <-time.After(h.budget):
 		return http.StatusAccepted, resp, nil
 	}
+}
+
+// reservedByKey reports whether an earlier holder of the Idempotency-Key (a
+// request that died before it answered) reserved tenant code, which is still
+// there. The key's scope is the caller and its body was the same, so the
+// tenant is the caller's own.
+func (h *handler) reservedByKey(ctx context.Context, scope, key, code string) (bool, error) {
+	if key == "" {
+		return false, nil
+	}
+	bound, err := h.idem.Resource(ctx, scope, key, "tenant")
+	if err != nil || bound != code {
+		return false, err
+	}
+	var n int
+	if err := h.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM tenants WHERE tenant_code = ?", code).Scan(&n); err != nil {
+		return false, fmt.Errorf("find reserved tenant %s: %w", code, err)
+	}
+	return n > 0, nil // else aborted since: reserve it again
 }
 
 // contactUser finds the global user of the contact phone, or creates one
@@ -232,7 +265,7 @@ func (h *handler) mayView(ctx context.Context, c *auth.Claims, v *provisioning.P
 	if c.Kind == auth.KindAdmin {
 		return true
 	}
-	if v.CreatedBy() == c.SubjectID() {
+	if v.CreatorUserID() != 0 && v.CreatorUserID() == c.SubjectID() {
 		return true
 	}
 	var n int

@@ -265,3 +265,70 @@ func TestConcurrentCreatesOverHTTP(t *testing.T) {
 }
 
 var testLog = logging.New(os.Stderr, "tenant-create", slog.LevelError)
+
+// Admins and global users are numbered apart: a global user whose id happens
+// to be that of the admin who created a tenant is no creator of it.
+func TestProgressHiddenFromUserSharingTheCreatingAdminsID(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	admin := f.token(t, auth.KindAdmin, f.userID, auth.AudienceAdmin, "admin")
+	if r := f.do(t, "POST", "/api/tenants", admin, "", body("k040", "13844445555", "")); r.status != 201 {
+		t.Fatalf("create: %d %s", r.status, r.raw)
+	}
+	if r := f.do(t, "GET", "/api/tenants/k040/progress", admin, "", nil); r.status != 200 {
+		t.Fatalf("the creating admin: %d %s", r.status, r.raw)
+	}
+	// The owner is neither its creator nor its member: only its id matches.
+	user := f.token(t, auth.KindUser, f.userID, auth.AudiencePlatform, "")
+	if r := f.do(t, "GET", "/api/tenants/k040/progress", user, "", nil); r.status != 404 || r.env.Error.Code != "tenant_not_found" {
+		t.Fatalf("user with the admin's id: %d %s, want 404 tenant_not_found", r.status, r.raw)
+	}
+	// The contact, whom the admin's request made the tenant's admin, sees it.
+	var contact int64
+	if err := f.sys.DB.QueryRow("SELECT id FROM global_users WHERE phone = '13844445555'").Scan(&contact); err != nil {
+		t.Fatal(err)
+	}
+	if r := f.do(t, "GET", "/api/tenants/k040/progress", f.token(t, auth.KindUser, contact, auth.AudiencePlatform, ""), "", nil); r.status != 200 {
+		t.Fatalf("contact: %d %s", r.status, r.raw)
+	}
+}
+
+// A function killed after it reserved the tenant (and spent the SMS code) but
+// before it stored its answer leaves the key in progress. The client's retry
+// with the same key, once the lock has lapsed, must get its tenant, not a
+// refusal its own first attempt caused (the code spent, the code taken).
+func TestRetryAfterCrashAfterReserveGetsTheTenant(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	user := f.token(t, auth.KindUser, f.userID, auth.AudiencePlatform, "")
+	admin := f.token(t, auth.KindAdmin, 1, auth.AudienceAdmin, "admin")
+	for _, c := range []struct {
+		name, token, key string
+		body             map[string]any
+	}{
+		{"user", user, "crash-k050", body("k050", ownerPhone, f.smsCode(t, ownerPhone))},
+		{"admin", admin, "crash-k051", body("k051", "13855556666", "")},
+	} {
+		first := f.do(t, "POST", "/api/tenants", c.token, c.key, c.body)
+		if first.status != 201 {
+			t.Fatalf("%s: first: %d %s", c.name, first.status, first.raw)
+		}
+		// What the killed function leaves: the key held, no answer, the lock lapsed.
+		if _, err := f.sys.DB.Exec(`UPDATE idempotency_keys SET status = 'in_progress', response_status = NULL, response_body = NULL,
+			locked_until = CURRENT_TIMESTAMP(3) - INTERVAL 1 SECOND WHERE idempotency_key = ?`, c.key); err != nil {
+			t.Fatal(err)
+		}
+		again := f.do(t, "POST", "/api/tenants", c.token, c.key, c.body)
+		var got created
+		_ = json.Unmarshal(again.env.Data, &got)
+		if again.status != 201 || got.TenantCode != c.body["tenantCode"] || got.Status != "active" {
+			t.Fatalf("%s: retry after the crash: %d %s, want 201 with the tenant", c.name, again.status, again.raw)
+		}
+		if replay := f.do(t, "POST", "/api/tenants", c.token, c.key, c.body); replay.status != 201 || replay.header.Get("Idempotent-Replayed") != "true" {
+			t.Fatalf("%s: replay: %d %s", c.name, replay.status, replay.raw)
+		}
+	}
+	if n := f.count(t, "SELECT COUNT(*) FROM tenants"); n != 2 {
+		t.Fatalf("%d tenants, want 2", n)
+	}
+}

@@ -106,7 +106,7 @@ func (s *Store) Begin(ctx context.Context, scope, key, requestHash string) (*Sto
 		case now.After(expires):
 			_, err := tx.ExecContext(ctx, `
 				UPDATE idempotency_keys SET request_hash = ?, status = 'in_progress', response_status = NULL, response_body = NULL,
-				  locked_until = ?, expires_at = ? WHERE scope = ? AND idempotency_key = ?`,
+				  resource_type = NULL, resource_id = NULL, locked_until = ?, expires_at = ? WHERE scope = ? AND idempotency_key = ?`,
 				requestHash, now.Add(lock), now.Add(ttl), scope, key)
 			return err
 		case hash != requestHash:
@@ -123,6 +123,35 @@ func (s *Store) Begin(ctx context.Context, scope, key, requestHash string) (*Sto
 		}
 	})
 	return out, err
+}
+
+// Bind records, in tx (the transaction that makes it), the resource the
+// request holding key creates. A request that takes key over from one that
+// died finds it with Resource and finishes that resource instead of making
+// another, or being refused because the first made it.
+func (s *Store) Bind(ctx context.Context, tx *sql.Tx, scope, key, resourceType, resourceID string) error {
+	if _, err := tx.ExecContext(ctx, `
+		UPDATE idempotency_keys SET resource_type = ?, resource_id = ? WHERE scope = ? AND idempotency_key = ?`,
+		resourceType, resourceID, scope, key); err != nil {
+		return fmt.Errorf("bind idempotency key: %w", err)
+	}
+	return nil
+}
+
+// Resource returns the id of the resource of resourceType an earlier holder
+// of key recorded with Bind, "" when none did.
+func (s *Store) Resource(ctx context.Context, scope, key, resourceType string) (string, error) {
+	var id sql.NullString
+	err := s.DB.QueryRowContext(ctx, `
+		SELECT resource_id FROM idempotency_keys WHERE scope = ? AND idempotency_key = ? AND resource_type = ?`,
+		scope, key, resourceType).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("idempotency key resource: %w", err)
+	}
+	return id.String, nil
 }
 
 // Finish stores the response of the request that holds key.

@@ -157,12 +157,13 @@ type ProgressView struct {
 	Percent     int        `json:"percent"`
 	Error       *string    `json:"error"`
 	Steps       []StepView `json:"steps"`
-	createdBy   int64
+	creatorUser int64
 	tenantID    int64
 }
 
-// CreatedBy is who asked for the tenant (a global user or admin id).
-func (v *ProgressView) CreatedBy() int64 { return v.createdBy }
+// CreatorUserID is the global user who asked for the tenant; 0 when an admin
+// did (admin and global user ids are numbered apart and never compared).
+func (v *ProgressView) CreatorUserID() int64 { return v.creatorUser }
 
 // TenantID is the tenant's id.
 func (v *ProgressView) TenantID() int64 { return v.tenantID }
@@ -172,17 +173,24 @@ func Progress(ctx context.Context, sys *sql.DB, code string) (*ProgressView, err
 	v := &ProgressView{TenantCode: code}
 	var createdBy sql.NullInt64
 	var errMsg sql.NullString
+	var params []byte
 	err := sys.QueryRowContext(ctx, `
-		SELECT p.tenant_id, p.status, p.current_step, p.total_steps, p.progress_percent, p.error_message, t.created_by
+		SELECT p.tenant_id, p.status, p.current_step, p.total_steps, p.progress_percent, p.error_message, t.created_by, p.params
 		FROM tenant_init_progress p JOIN tenants t ON t.id = p.tenant_id WHERE p.tenant_code = ?`, code).
-		Scan(&v.tenantID, &v.Status, &v.CurrentStep, &v.TotalSteps, &v.Percent, &errMsg, &createdBy)
+		Scan(&v.tenantID, &v.Status, &v.CurrentStep, &v.TotalSteps, &v.Percent, &errMsg, &createdBy, &params)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fault.New(fault.NotFound, "tenant_not_found", "no provisioning record for tenant %q", code)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("progress of %s: %w", code, err)
 	}
-	v.createdBy = createdBy.Int64
+	var req Request
+	if err := json.Unmarshal(params, &req); err != nil {
+		return nil, fmt.Errorf("progress of %s: params: %w", code, err)
+	}
+	if !req.CreatedByAdmin {
+		v.creatorUser = createdBy.Int64
+	}
 	if errMsg.Valid {
 		v.Error = &errMsg.String
 	}

@@ -31,6 +31,10 @@ var Steps = []string{"validate", "reserve", "place", "database", "seed", "admin"
 // TENANT_CODE_PATTERN says otherwise (seed 000: k001, k002...).
 const DefaultCodePattern = `^k\d{3,}$`
 
+// warmName is what a warm pool database is called after the prefix (see
+// RefillPool); no tenant code may map to it.
+var warmName = regexp.MustCompile(`^w[0-9a-f]{12}$`)
+
 // Plans a tenant can be on; enterprise tenants get a siloed database.
 var Plans = []string{"basic", "standard", "premium", "enterprise"}
 
@@ -50,6 +54,9 @@ type Request struct {
 	AdminUserID int64 `json:"adminUserId,omitempty"`
 	// CreatedBy is recorded on the tenant (a global user or admin id).
 	CreatedBy int64 `json:"createdBy,omitempty"`
+	// CreatedByAdmin says CreatedBy is an admin_users id: the two tables are
+	// numbered apart, so the id alone does not say who the creator is.
+	CreatedByAdmin bool `json:"createdByAdmin,omitempty"`
 }
 
 // Storage allocates and removes a tenant's object-store prefix.
@@ -140,6 +147,11 @@ func (p *Pipeline) Validate(r *Request) error {
 	r.Code = strings.TrimSpace(r.Code)
 	if !p.CodePattern.MatchString(r.Code) || !tenancy.ValidCode(r.Code) {
 		bad["tenantCode"] = "must match " + p.CodePattern.String()
+	} else if name, err := DatabaseName(p.Prefix, r.Code); err != nil || warmName.MatchString(strings.TrimPrefix(name, p.Prefix)) {
+		// Its database step (and Abort) drops the database of that name
+		// before cloning it: a warm pool database, which another tenant
+		// may have claimed, must never be it.
+		bad["tenantCode"] = "names a database this deployment cannot give it"
 	} else if p.Storage != nil && p.Storage.Prefix(r.Code) == "" {
 		// e.g. "archives" in the layout "{code}/": its prefix would be the
 		// platform's archives of other tenants' databases.

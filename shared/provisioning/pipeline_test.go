@@ -375,6 +375,37 @@ func TestCodeWithoutStoragePrefixIsRefused(t *testing.T) {
 	}
 }
 
+// A code whose database name is a warm pool database's name must be refused:
+// with the pool empty its database step drops "its" database before cloning
+// it, which is the database another tenant claimed from the pool (and Abort
+// drops it too).
+func TestCodeNamingAWarmDatabaseIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	ctx := context.Background()
+	if _, err := provisioning.EnsureClusterTemplate(ctx, h.sys, h.box, h.clusterID, h.template, logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := provisioning.RefillPool(ctx, h.sys, h.box, h.clusterID, h.template, 1, h.prefix, logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	p := h.pipeline("api")
+	p.CodePattern = regexp.MustCompile(`^[a-z][a-z0-9]{2,}$`) // a deployment's own TENANT_CODE_PATTERN
+	h.create(t, p, "k701", "basic")                           // takes the pool's one database
+	var warm string
+	if err := h.sys.QueryRow("SELECT database_name FROM tenant_databases t JOIN tenants n ON n.id = t.tenant_id WHERE n.tenant_code = 'k701'").Scan(&warm); err != nil {
+		t.Fatal(err)
+	}
+	code := strings.TrimPrefix(warm, h.prefix)
+	_, err := p.Start(ctx, request(code, "basic", h.userID))
+	if fe, ok := fault.As(err); !ok || fe.Code != "invalid_input" || fe.Fields["tenantCode"] == "" {
+		runErr := p.Run(ctx, code)
+		var n int
+		cerr := h.server.QueryRow("SELECT COUNT(*) FROM `" + warm + "`.tenant_config WHERE config_key = 'tenant.name' AND config_value = 'Kindergarten k701'").Scan(&n)
+		t.Fatalf("code %q (k701's database %s) accepted: start %v, run %v; k701's name rows left in it: %d (%v)", code, warm, err, runErr, n, cerr)
+	}
+}
+
 func TestSiloedTenantIsolatedByGrants(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
