@@ -16,7 +16,9 @@ import (
 //
 //	rollup     recompute yesterday's and today's totals (UTC): call logs of
 //	           yesterday still land after midnight, and a recomputation is
-//	           idempotent, so both are redone every run
+//	           idempotent, so both are redone every run; and every day since
+//	           the last final one (rolledThroughKey), so days the job
+//	           missed, down or failing, are caught up, MaxCatchUpDays a run
 //	reconcile  close the budget reservations past their expiry
 //
 // A failing step does not stop the other; the run still fails, so it alarms.
@@ -40,17 +42,52 @@ type reconcileReport struct {
 	Charged string `json:"charged"`
 }
 
+// rolledThroughKey is the system_config row holding the last UTC day whose
+// totals are final (YYYY-MM-DD): the day before yesterday of the last run
+// that rolled every day up. Set it back to roll days up again.
+const rolledThroughKey = "usage.rolled_through"
+
+// MaxCatchUpDays bounds how many missed days one run rolls up, oldest
+// first; the next run goes on from there.
+const MaxCatchUpDays = 35
+
 func (j *job) run(ctx context.Context) (any, error) {
 	now := j.now().UTC()
+	today := now.Truncate(24 * time.Hour)
 	res := result{Days: []usage.Report{}}
 	var errs []error
-	for _, day := range []time.Time{now.AddDate(0, 0, -1), now} {
+	from, err := j.firstDay(ctx, today)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	rolled := err == nil
+	var days []time.Time
+	for d := from; !d.After(today) && len(days) < MaxCatchUpDays; d = d.AddDate(0, 0, 1) {
+		days = append(days, d)
+	}
+	through := today.AddDate(0, 0, -2) // final once these are rolled up
+	if last := days[len(days)-1]; last.Before(through) {
+		through = last
+	}
+	for _, d := range []time.Time{today.AddDate(0, 0, -1), today} {
+		if d.After(days[len(days)-1]) { // caught up only so far: still yesterday and today
+			days = append(days, d)
+		}
+	}
+	for _, day := range days {
 		rep, err := usage.Rollup(ctx, j.db, day, now)
 		if err != nil {
-			errs = append(errs, err)
+			errs, rolled = append(errs, err), false
 			continue
 		}
 		res.Days = append(res.Days, rep)
+	}
+	if rolled {
+		if _, err := j.db.ExecContext(ctx, `INSERT INTO system_config (config_key, config_value, config_type, description) VALUES (?, ?, 'string', ?)
+			ON DUPLICATE KEY UPDATE config_value = VALUES(config_value)`, rolledThroughKey, through.Format(time.DateOnly),
+			"last UTC day whose AI usage totals are final (usage-cron); set it back to roll days up again"); err != nil {
+			errs = append(errs, fmt.Errorf("record the days rolled up: %w", err))
+		}
 	}
 	rec, err := budget.Reconcile(ctx, j.db, now)
 	res.Reconcile = reconcileReport{Settled: rec.Settled, Expired: rec.Expired, Skipped: rec.Skipped, Charged: rec.Charged.String()}
@@ -62,4 +99,27 @@ func (j *job) run(ctx context.Context) (any, error) {
 		return nil, errors.Join(errs...)
 	}
 	return res, nil
+}
+
+// firstDay is the first day to roll up: yesterday, or the day after the
+// last final one when that is earlier. On an error it is yesterday (the
+// run still rolls the usual days up, and fails).
+func (j *job) firstDay(ctx context.Context, today time.Time) (time.Time, error) {
+	from := today.AddDate(0, 0, -1)
+	var v string
+	err := j.db.QueryRowContext(ctx, "SELECT config_value FROM system_config WHERE config_key = ?", rolledThroughKey).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return from, nil // the first run: nothing before it to catch up
+	}
+	if err != nil {
+		return from, fmt.Errorf("read %s: %w", rolledThroughKey, err)
+	}
+	through, err := time.Parse(time.DateOnly, v)
+	if err != nil {
+		return from, fmt.Errorf("system_config %s = %q: want a date (YYYY-MM-DD)", rolledThroughKey, v)
+	}
+	if next := through.AddDate(0, 0, 1); next.Before(from) {
+		from = next
+	}
+	return from, nil
 }

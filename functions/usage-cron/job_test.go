@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -71,5 +72,67 @@ func TestJobRollsUpAndReconciles(t *testing.T) {
 	res2 := again.(result)
 	if !slices.Equal(res.Days, res2.Days) || res2.Reconcile != (reconcileReport{Charged: "0.000000"}) {
 		t.Errorf("second run %+v, want the same days and nothing reconciled", res2)
+	}
+}
+
+// Days the job missed (it was down, or failing) are rolled up by the next
+// run that works, oldest first and MaxCatchUpDays a run, with yesterday and
+// today as always; once caught up, a run rolls up only those two.
+func TestJobCatchesUpMissedDays(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, _ := sqldbtest.NewDatabase(t)
+	if _, err := provisioning.MigrateSystem(ctx, db, logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO tenants (id, tenant_code, tenant_name, subdomain) VALUES (1, 'u001', 'u001', 'u001')"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 6, 20, 10, 0, 0, 0, time.UTC)
+	day := func(n int) string { return now.AddDate(0, 0, n).Format(time.DateOnly) }
+	// The last run was six days ago: it had made the day before its
+	// yesterday final. Calls were made while the job was down.
+	for i, d := range []int{-5, -3} {
+		if _, err := db.Exec(`INSERT INTO ai_service_call_logs (request_id, tenant_id, model_id, model_name, provider, input_tokens, output_tokens, total_tokens, cost, status, created_at, completed_at)
+			VALUES (?, 1, 1, 'm', 'openai', 10, 20, 30, 0.5, 'success', ?, ?)`, fmt.Sprintf("missed-%d", i), day(d)+" 18:00:00", day(d)+" 18:00:01"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.Exec("INSERT INTO system_config (config_key, config_value) VALUES (?, ?)", rolledThroughKey, day(-8)); err != nil {
+		t.Fatal(err)
+	}
+	j := &job{db: db, log: logging.Discard(), now: func() time.Time { return now }}
+	dates := func() []string {
+		t.Helper()
+		out, err := j.run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ds []string
+		for _, r := range out.(result).Days {
+			ds = append(ds, r.Date)
+		}
+		return ds
+	}
+	if got, want := dates(), []string{day(-7), day(-6), day(-5), day(-4), day(-3), day(-2), day(-1), day(0)}; !slices.Equal(got, want) {
+		t.Fatalf("rolled up %v, want %v", got, want)
+	}
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM tenant_ai_usage_summary WHERE `date` IN (?, ?) AND total_calls = 1", day(-5), day(-3)).Scan(&n); err != nil || n != 2 {
+		t.Fatalf("%d summaries of the missed days (%v), want 2", n, err)
+	}
+	if got, want := dates(), []string{day(-1), day(0)}; !slices.Equal(got, want) {
+		t.Fatalf("caught up, a run rolled up %v, want %v", got, want)
+	}
+	// Set back a hundred days: MaxCatchUpDays a run, oldest first.
+	if _, err := db.Exec("UPDATE system_config SET config_value = ? WHERE config_key = ?", day(-101), rolledThroughKey); err != nil {
+		t.Fatal(err)
+	}
+	got := dates()
+	if len(got) != MaxCatchUpDays+2 || got[0] != day(-100) || got[MaxCatchUpDays-1] != day(-100+MaxCatchUpDays-1) || got[len(got)-1] != day(0) {
+		t.Fatalf("from a hundred days back, rolled up %v", got)
+	}
+	if got := dates(); got[0] != day(-100+MaxCatchUpDays) {
+		t.Fatalf("the next run started at %s, want %s", got[0], day(-100+MaxCatchUpDays))
 	}
 }
