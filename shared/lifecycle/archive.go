@@ -402,8 +402,14 @@ func RestoreArchive(ctx context.Context, server *sql.DB, store objectstore.Store
 	if err != nil {
 		return nil, fmt.Errorf("restore %s: %w", archiveKey, err)
 	}
-	if err := sqldb.CreateDatabase(ctx, server, database); err != nil {
-		return nil, err
+	// Created here or refused, in one statement: with IF NOT EXISTS a
+	// database made since the check above (another restore into the same
+	// name, a provisioning) would be loaded into, and dropped on failure.
+	if _, err := server.ExecContext(ctx, "CREATE DATABASE "+q+" CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"); err != nil {
+		if me := (*mysql.MySQLError)(nil); errors.As(err, &me) && me.Number == 1007 { // ER_DB_CREATE_EXISTS
+			return nil, fmt.Errorf("restore into %s: the database exists; restore into a new one", database)
+		}
+		return nil, fmt.Errorf("restore into %s: create database: %w", database, err)
 	}
 	counts, err := load(ctx, server, q, zr)
 	if err != nil {

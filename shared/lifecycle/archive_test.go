@@ -5,11 +5,13 @@ import (
 	"compress/gzip"
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/unitenant/unitenant/shared/lifecycle"
+	"github.com/unitenant/unitenant/shared/objectstore"
 	"github.com/unitenant/unitenant/shared/sqldb"
 )
 
@@ -166,5 +168,71 @@ func putGzip(t *testing.T, e *purgeEnv, key, text string) {
 	_ = zw.Close()
 	if err := e.store.Store.Put(context.Background(), key, &b, int64(b.Len()), ""); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// racingStore is the local store whose Get first runs during: something
+// else acting at that moment, between RestoreArchive's check that its
+// database is new and the creation of that database.
+type racingStore struct {
+	objectstore.Store
+	during func()
+}
+
+func (s racingStore) Get(ctx context.Context, key string) (io.ReadCloser, objectstore.Info, error) {
+	s.during()
+	return s.Store.Get(ctx, key)
+}
+
+// A database created by someone else after RestoreArchive checked that its
+// target was new (another restore into the same name, a provisioning) is
+// neither loaded into nor, when the load then fails, dropped.
+func TestRestoreArchiveLeavesADatabaseItDidNotCreate(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newPurgeEnv(t)
+	server := e.tenants.Server
+	src := e.tenants.Prefix + "src"
+	if err := sqldb.CreateDatabase(ctx, server, src); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Exec("CREATE TABLE `" + src + "`.notes (id INT PRIMARY KEY, body TEXT)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := server.Exec("INSERT INTO `" + src + "`.notes VALUES (1, 'archived')"); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := lifecycle.OpenServer(ctx, e.sys.DB, e.sys.Box, clusterID(t, e.sys.DB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	key := lifecycle.ArchiveKey("k001", e.now)
+	if _, err := lifecycle.WriteArchive(ctx, raw, e.store.Store, key, src); err != nil {
+		t.Fatal(err)
+	}
+
+	live := e.tenants.Prefix + "live"
+	store := racingStore{Store: e.store.Store, during: func() {
+		for _, stmt := range []string{
+			"CREATE DATABASE `" + live + "`",
+			"CREATE TABLE `" + live + "`.notes (id INT PRIMARY KEY, body TEXT)",
+			"INSERT INTO `" + live + "`.notes VALUES (7, 'live data')",
+		} {
+			if _, err := server.Exec(stmt); err != nil {
+				t.Error(err)
+			}
+		}
+	}}
+	if _, err := lifecycle.RestoreArchive(ctx, raw, store, key, live); err == nil || !strings.Contains(err.Error(), "exists") {
+		t.Fatalf("err = %v, want the existing database refused", err)
+	}
+	var body string
+	if err := server.QueryRow("SELECT body FROM `" + live + "`.notes WHERE id = 7").Scan(&body); err != nil || body != "live data" {
+		t.Fatalf("the database created meanwhile lost its data: %q, %v", body, err)
+	}
+	var n int
+	if err := server.QueryRow("SELECT COUNT(*) FROM `" + live + "`.notes").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the restore wrote into a database it did not create: %d rows, %v", n, err)
 	}
 }

@@ -296,10 +296,16 @@ func (p *purger) candidates(ctx context.Context, tried map[int64]bool) ([]int64,
 // is neither completed nor due (a later row never goes before it), in one
 // transaction holding the tenant row, which must still be deleted. Nothing
 // is returned when another run holds the tenant or its rows.
+//
+// A row taken over from a run whose lease expired is an attempt that died
+// with its run (killed at the function timeout, out of memory): it counts
+// as a failed attempt, and the last one marks the row failed and alerts,
+// so a resource that kills every run does not go round unnoticed.
 func (p *purger) lease(ctx context.Context, tenantID int64) ([]cleanupRow, error) {
 	var leased []cleanupRow
+	var gaveUp int
 	err := sqldb.InTxRetry(ctx, p.o.Sys, func(tx *sql.Tx) error {
-		leased = nil
+		leased, gaveUp = nil, 0
 		var status string
 		err := tx.QueryRowContext(ctx, "SELECT status FROM tenants WHERE id = ? FOR UPDATE SKIP LOCKED", tenantID).Scan(&status)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
@@ -310,44 +316,80 @@ func (p *purger) lease(ctx context.Context, tenantID int64) ([]cleanupRow, error
 		}
 		now := p.o.now()
 		rows, err := tx.QueryContext(ctx, `SELECT c.id, c.tenant_id, c.tenant_code, c.resource_type, c.resource_name, c.cluster_id, c.oss_path,
-			c.retry_count, c.max_retries, c.status = 'completed', `+dueRow+`
+			c.retry_count, c.max_retries, c.status = 'completed', `+dueRow+`, c.status = 'in_progress', c.lease_owner
 			FROM tenant_resource_cleanup c WHERE c.tenant_id = ? AND c.status <> 'cancelled' ORDER BY c.sort_order, c.id FOR UPDATE`,
 			now, now, now, tenantID)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
+		type candidate struct {
+			cleanupRow
+			crashed bool
+			owner   sql.NullString
+		}
+		var due []candidate
 		for rows.Next() {
-			var r cleanupRow
-			var completed, due bool
-			if err := rows.Scan(&r.ID, &r.TenantID, &r.TenantCode, &r.Type, &r.Name, &r.ClusterID, &r.ArchiveKey,
-				&r.Retries, &r.MaxRetries, &completed, &due); err != nil {
+			var c candidate
+			var completed, isDue bool
+			if err := rows.Scan(&c.ID, &c.TenantID, &c.TenantCode, &c.Type, &c.Name, &c.ClusterID, &c.ArchiveKey,
+				&c.Retries, &c.MaxRetries, &completed, &isDue, &c.crashed, &c.owner); err != nil {
 				return err
 			}
 			if completed {
 				continue
 			}
-			if !due {
+			if !isDue {
 				break
 			}
-			leased = append(leased, r)
+			due = append(due, c)
 		}
 		if err := rows.Err(); err != nil {
 			return err
 		}
 		rows.Close()
-		for _, r := range leased {
+		for _, c := range due {
+			r := c.cleanupRow
+			if c.crashed {
+				r.Retries++
+				if r.Retries >= r.MaxRetries {
+					if err := p.giveUp(ctx, tx, r, now, fmt.Sprintf("the run %s stopped while purging it (its lease expired)", c.owner.String)); err != nil {
+						return err
+					}
+					gaveUp++
+					break // what follows waits, as after any failure
+				}
+			}
 			if _, err := tx.ExecContext(ctx, `UPDATE tenant_resource_cleanup SET status = 'in_progress', lease_owner = ?, lease_expires_at = ?,
-				deletion_started_at = COALESCE(deletion_started_at, ?) WHERE id = ?`, p.o.Owner, now.Add(p.o.LeaseTTL), now, r.ID); err != nil {
+				retry_count = ?, deletion_started_at = COALESCE(deletion_started_at, ?) WHERE id = ?`,
+				p.o.Owner, now.Add(p.o.LeaseTTL), r.Retries, now, r.ID); err != nil {
 				return err
 			}
+			leased = append(leased, r)
 		}
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("lease cleanup of tenant %d: %w", tenantID, err)
 	}
+	if gaveUp > 0 {
+		p.mu.Lock()
+		p.rep.Failed += gaveUp
+		p.mu.Unlock()
+	}
 	return leased, nil
+}
+
+// giveUp marks r failed for good in tx, after r.Retries attempts, and emits
+// tenant.cleanup_failed (the alert) in the same transaction.
+func (p *purger) giveUp(ctx context.Context, tx *sql.Tx, r cleanupRow, now time.Time, msg string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE tenant_resource_cleanup SET status = 'failed', retry_count = ?, error_message = ?, alerted_at = ?,
+		lease_owner = NULL, lease_expires_at = NULL WHERE id = ?`, r.Retries, msg, now, r.ID); err != nil {
+		return err
+	}
+	_, err := notify.Emit(ctx, tx, notify.Event{Type: notify.TenantCleanupFailed, TenantID: r.TenantID, TenantCode: r.TenantCode,
+		Data: map[string]any{"resourceType": r.Type, "resourceName": r.Name, "attempts": r.Retries, "error": msg}})
+	return err
 }
 
 // tenant purges what is due of one tenant.

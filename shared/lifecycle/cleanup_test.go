@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/unitenant/unitenant/shared/config"
+	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/lifecycle"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/objectstore"
@@ -628,4 +629,91 @@ func BenchmarkPurge(b *testing.B) {
 		purged += len(rep.Purged)
 	}
 	b.ReportMetric(float64(purged)/total.Minutes(), "tenants/min")
+}
+
+// A purge attempt that failed has begun the purge as much as one still
+// running: its drop may have gone half way before the error (here a table
+// referenced from another database stops DROP DATABASE after it dropped the
+// others). Restore refuses the tenant, whose database is no longer whole,
+// until the retries finish the purge.
+func TestRestoreRefusedOnceAPurgeAttemptFailed(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newPurgeEnv(t)
+	d := e.createDeleted("k001", "")
+	server := e.tenants.Server
+	reporting := e.tenants.Prefix + "reporting"
+	if err := sqldb.CreateDatabase(ctx, server, reporting); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sqldb.DropDatabase(context.Background(), server, reporting) }) // before the tenant database goes
+	if _, err := server.Exec("CREATE TABLE `" + reporting + "`.config_copy (id BIGINT UNSIGNED PRIMARY KEY, " +
+		"FOREIGN KEY (id) REFERENCES `" + d.database + "`.tenant_config (id))"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := lifecycle.Purge(ctx, e.options("run", e.now))
+	if err != nil || rep.Retrying != 1 || rep.Completed != 0 {
+		t.Fatalf("report %+v, %v: want the database row to fail once", rep, err)
+	}
+	if counts, _ := tableState(t, server, d.database); len(counts) >= len(d.counts) {
+		t.Fatalf("tables left %d of %d: the drop did not go half way, the test proves nothing", len(counts), len(d.counts))
+	}
+
+	life := &lifecycle.Service{DB: e.sys.DB, Now: func() time.Time { return e.now }}
+	_, err = life.Restore(ctx, d.code, lifecycle.Actor{Type: "admin", ID: 1, Name: "super_admin"})
+	if fault.CodeOf(err) != "purge_started" {
+		t.Fatalf("restore: err = %v, want purge_started", err)
+	}
+	if n := e.count("SELECT COUNT(*) FROM tenants WHERE id = ? AND status = 'deleted'", d.id); n != 1 {
+		t.Fatal("the tenant was brought back with half its database")
+	}
+	if n := e.count("SELECT COUNT(*) FROM tenant_resource_cleanup WHERE tenant_id = ? AND status = 'cancelled'", d.id); n != 0 {
+		t.Fatalf("%d cleanup rows cancelled", n)
+	}
+}
+
+// A resource whose every attempt kills the run (a dump longer than the
+// function timeout, an out-of-memory kill) is not taken up again forever in
+// silence: each attempt a lease expired on counts as a failure, and the
+// third marks it failed and alerts, as an attempt that returned an error
+// would.
+func TestPurgeAlertsOnAResourceThatKeepsCrashing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newPurgeEnv(t)
+	d := e.createDeleted("k001", "")
+	at := e.now
+	for run := 1; run <= 3; run++ {
+		o := e.options(fmt.Sprintf("run-%d", run), at)
+		o.Crash = func(s string) error {
+			if s == "database:archived" {
+				return errCrash
+			}
+			return nil
+		}
+		if _, err := lifecycle.Purge(ctx, o); !errors.Is(err, errCrash) {
+			t.Fatalf("run %d: err = %v, want the crash", run, err)
+		}
+		at = at.Add(lifecycle.DefaultLeaseTTL + time.Minute)
+	}
+	rep, err := lifecycle.Purge(ctx, e.options("after", at))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var status string
+	var retries int
+	var alerted sql.NullTime
+	if err := e.sys.DB.QueryRow(`SELECT status, retry_count, alerted_at FROM tenant_resource_cleanup
+		WHERE tenant_id = ? AND resource_type = 'database'`, d.id).Scan(&status, &retries, &alerted); err != nil {
+		t.Fatal(err)
+	}
+	if status != "failed" || retries != 3 || !alerted.Valid || rep.Failed != 1 || rep.Completed != 0 {
+		t.Fatalf("after three crashed attempts: %s, retry_count %d, alerted %v, report %+v", status, retries, alerted.Valid, rep)
+	}
+	if n := e.count("SELECT COUNT(*) FROM webhook_events WHERE tenant_id = ? AND event_type = 'tenant.cleanup_failed'", d.id); n != 1 {
+		t.Fatalf("%d tenant.cleanup_failed events, want 1", n)
+	}
+	if !e.databaseExists(d.database) {
+		t.Fatal("the database was dropped")
+	}
 }

@@ -264,6 +264,12 @@ func (s *Service) ConfirmDeletion(ctx context.Context, code, token string, a Act
 			now, nullID(a.ID), reqID); err != nil {
 			return "", nil, err
 		}
+		// The deletion is confirmed: the other tokens sent for it are spent
+		// too, or one could delete the tenant again after a restore.
+		if _, err := tx.ExecContext(ctx, `UPDATE tenant_deletion_requests SET status = 'cancelled', cancelled_at = ?, cancelled_by = ?
+			WHERE tenant_id = ? AND status = 'pending' AND id <> ?`, now, nullID(a.ID), t.ID, reqID); err != nil {
+			return "", nil, fmt.Errorf("cancel other deletion requests: %w", err)
+		}
 		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET previous_status = status, status = 'deleted', deleted_at = ?, scheduled_deletion_at = ?
 			WHERE id = ?`, now, due, t.ID); err != nil {
 			return "", nil, err
@@ -289,9 +295,12 @@ var ErrPurgeStarted = fault.New(fault.Conflict, "purge_started", "the purge has 
 // status it had; its scheduled cleanup is cancelled.
 func (s *Service) Restore(ctx context.Context, code string, a Actor) (*Tenant, error) {
 	return s.transition(ctx, code, ActionRestore, a, "", func(tx *sql.Tx, t *Tenant) (string, any, error) {
+		// A row back to pending after a failed attempt counts: the attempt
+		// may have dropped or deleted part of it before its error.
 		var started int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM tenant_resource_cleanup
-			WHERE tenant_id = ? AND status IN ('in_progress', 'completed', 'failed')`, t.ID).Scan(&started); err != nil {
+			WHERE tenant_id = ? AND (status IN ('in_progress', 'completed', 'failed') OR (status = 'pending' AND retry_count > 0))`,
+			t.ID).Scan(&started); err != nil {
 			return "", nil, err
 		}
 		if started > 0 {

@@ -186,3 +186,34 @@ func TestConcurrentTransitionsHappenOnce(t *testing.T) {
 		t.Fatalf("%d suspension events", c)
 	}
 }
+
+// Confirming one deletion request ends the others: a second token sent
+// for the same deletion cannot delete the tenant again after a restore.
+func TestConfirmedDeletionSpendsEveryToken(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, "k001")
+	ctx := context.Background()
+	first, _, err := e.life.RequestDeletion(ctx, "k001", admin, "school closed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := e.life.RequestDeletion(ctx, "k001", admin, "school closed (sent again)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.life.ConfirmDeletion(ctx, "k001", first, admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.life.Restore(ctx, "k001", admin); err != nil {
+		t.Fatal(err)
+	}
+	e.now = e.now.Add(time.Hour) // both tokens are well within their 7 days
+	_, err = e.life.ConfirmDeletion(ctx, "k001", second, admin)
+	wantCode(t, err, "invalid_confirmation_token")
+	if e.status(t, "k001") != "active" {
+		t.Fatal("a token of an earlier, confirmed deletion deleted the restored tenant")
+	}
+	if n := e.count(t, "SELECT COUNT(*) FROM tenant_deletion_requests WHERE tenant_code = 'k001' AND status = 'pending'"); n != 0 {
+		t.Fatalf("%d deletion requests still pending after the confirmation", n)
+	}
+}
