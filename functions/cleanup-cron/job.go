@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/unitenant/unitenant/shared/housekeeping"
 	"github.com/unitenant/unitenant/shared/lifecycle"
 )
 
@@ -13,6 +14,9 @@ import (
 //	sweep  cancel unconfirmed deletion requests, delete expired archives and
 //	       old temp objects (a quarter of the budget at most)
 //	purge  purge the tenants that are due (the rest of the budget)
+//	prune  delete the system database's spent rows (housekeeping.Rules):
+//	       rate-limit windows, SMS codes, refresh tokens, idempotency keys,
+//	       lockouts of unknown names
 type job struct {
 	opts   lifecycle.Options // Sys, Box, Store, Log
 	budget time.Duration
@@ -23,6 +27,7 @@ type job struct {
 type result struct {
 	Sweep lifecycle.SweepReport `json:"sweep"`
 	Purge lifecycle.Report      `json:"purge"`
+	Prune map[string]int64      `json:"prune"` // rows deleted per table
 }
 
 func (j *job) run(ctx context.Context) (any, error) {
@@ -42,7 +47,10 @@ func (j *job) run(ctx context.Context) (any, error) {
 	if res.Purge, err = lifecycle.Purge(ctx, o); err != nil {
 		return nil, fmt.Errorf("purge: %w", err)
 	}
+	if res.Prune, err = housekeeping.Prune(ctx, o.Sys, j.now()); err != nil {
+		return nil, fmt.Errorf("prune: %w", err)
+	}
 	j.opts.Log.InfoContext(ctx, "cleanup", "purged", res.Purge.Purged, "completed", res.Purge.Completed,
-		"retrying", res.Purge.Retrying, "failed", res.Purge.Failed, "stopped", res.Purge.Stopped, "sweep", res.Sweep)
+		"retrying", res.Purge.Retrying, "failed", res.Purge.Failed, "stopped", res.Purge.Stopped, "sweep", res.Sweep, "prune", res.Prune)
 	return res, nil
 }

@@ -46,6 +46,12 @@ func TestJobPurgesDueTenants(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Spent rows go too: a rate-limit window over for a day, not the current one.
+	for _, end := range []time.Time{now.Add(-24 * time.Hour), now.Add(time.Minute)} {
+		if _, err := sys.DB.Exec("INSERT INTO rate_limit_counters (bucket_key, window_start, `count`, expires_at) VALUES ('ai:t:1', ?, 1, ?)", end.Add(-time.Minute), end); err != nil {
+			t.Fatal(err)
+		}
+	}
 	j := &job{opts: lifecycle.Options{Sys: sys.DB, Box: sys.Box, Store: store, Log: logging.Discard()}, budget: time.Minute, now: time.Now}
 	out, err := j.run(ctx)
 	if err != nil {
@@ -54,6 +60,10 @@ func TestJobPurgesDueTenants(t *testing.T) {
 	res := out.(result)
 	if len(res.Purge.Purged) != 1 || res.Purge.Purged[0] != "k001" || len(res.Purge.Archives) != 1 || res.Purge.Stopped {
 		t.Fatalf("result %+v", res)
+	}
+	var windows int
+	if err := sys.DB.QueryRow("SELECT COUNT(*) FROM rate_limit_counters WHERE bucket_key = 'ai:t:1'").Scan(&windows); err != nil || res.Prune["rate_limit_counters"] != 1 || windows != 1 {
+		t.Fatalf("pruned %v, %d windows left (%v); want the spent one gone, the current one kept", res.Prune, windows, err)
 	}
 	b, err := json.Marshal(res)
 	if err != nil || !strings.Contains(string(b), `"purged":["k001"]`) || !strings.Contains(string(b), `"tempObjectsDeleted":0`) {

@@ -209,25 +209,3 @@ func isRateLimited(err error) bool {
 	fe, ok := fault.As(err)
 	return ok && fe.Code == "rate_limited"
 }
-
-// Prune deletes the windows that ended before before, a batch at a time so
-// no statement holds many locks; a cron calls it. It returns how many rows
-// went.
-func Prune(ctx context.Context, db *sql.DB, before time.Time) (int64, error) {
-	const batch = 5000
-	var total int64
-	for {
-		res, err := db.ExecContext(ctx, "DELETE FROM rate_limit_counters WHERE expires_at < ? LIMIT ?", before.UTC(), batch)
-		if err != nil {
-			return total, fmt.Errorf("prune rate limit windows: %w", err)
-		}
-		n, err := res.RowsAffected()
-		if err != nil {
-			return total, fmt.Errorf("prune rate limit windows: %w", err)
-		}
-		total += n
-		if n < batch {
-			return total, nil
-		}
-	}
-}

@@ -305,29 +305,6 @@ func TestConsume(t *testing.T) {
 	})
 }
 
-func TestPrune(t *testing.T) {
-	t.Parallel()
-	db, _ := newDB(t)
-	ctx := context.Background()
-	old := time.Date(2030, 5, 1, 12, 0, 0, 0, time.UTC)
-	for i := range 3 {
-		if _, err := ratelimit.Allow(ctx, db, fmt.Sprintf("t:prune:%d", i), 5, time.Minute, old); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := ratelimit.Allow(ctx, db, "t:prune:new", 5, time.Minute, old.Add(time.Hour)); err != nil {
-		t.Fatal(err)
-	}
-	n, err := ratelimit.Prune(ctx, db, old.Add(time.Hour))
-	if err != nil || n != 3 {
-		t.Fatalf("pruned %d (%v), want 3", n, err)
-	}
-	var left int
-	if err := db.QueryRow("SELECT COUNT(*) FROM rate_limit_counters").Scan(&left); err != nil || left != 1 {
-		t.Fatalf("%d windows left (%v), want the current one", left, err)
-	}
-}
-
 // BenchmarkAllow measures shared-storage checks per second from 16
 // concurrent callers over a handful of keys (tenants), as the bridge makes
 // them.
