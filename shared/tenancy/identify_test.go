@@ -11,12 +11,7 @@ var testHosts = ParseHosts("unitenant.test", "", DefaultPlatformHosts)
 
 func TestClassifyHosts(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		host     string
-		wantKind hostKind
-		wantCode string
-		wantErr  string
-	}{
+	tests := []classifyCase{
 		{"k001.unitenant.test", hostTenant, "k001", ""},
 		{"unitenant.test", hostPlatform, "", ""},
 		{"www.unitenant.test", hostPlatform, "", ""},
@@ -40,18 +35,7 @@ func TestClassifyHosts(t *testing.T) {
 		{"\u043a001.unitenant.test", 0, "", "tenant_not_found"}, // Cyrillic k
 		{"-k001.unitenant.test", 0, "", "tenant_not_found"},
 	}
-	for _, tc := range tests {
-		kind, code, err := testHosts.classify(tc.host)
-		if tc.wantErr != "" {
-			if fault.CodeOf(err) != tc.wantErr {
-				t.Errorf("classify(%q): err %v, want %s", tc.host, err, tc.wantErr)
-			}
-			continue
-		}
-		if err != nil || kind != tc.wantKind || code != tc.wantCode {
-			t.Errorf("classify(%q) = %v %q %v, want %v %q", tc.host, kind, code, err, tc.wantKind, tc.wantCode)
-		}
-	}
+	checkClassify(t, testHosts, tests)
 }
 
 func TestDecide(t *testing.T) {
@@ -161,12 +145,7 @@ func FuzzIdentify(f *testing.F) {
 func TestPlatformSuffixNeverSwallowsTenantHosts(t *testing.T) {
 	t.Parallel()
 	h := ParseHosts("schools.example.com", "", ".example.com,console.schools.example.com,.ops.schools.example.com")
-	tests := []struct {
-		host     string
-		wantKind hostKind
-		wantCode string
-		wantErr  string
-	}{
+	tests := []classifyCase{
 		{"k001.schools.example.com", hostTenant, "k001", ""},
 		{"a.k001.schools.example.com", 0, "", "tenant_not_found"},
 		{"schools.example.com", hostPlatform, "", ""},
@@ -176,6 +155,25 @@ func TestPlatformSuffixNeverSwallowsTenantHosts(t *testing.T) {
 		{"x.ops.schools.example.com", hostPlatform, "", ""},   // a suffix inside the base domain
 		{"k001.schools.example.com.evil.com", hostCustom, "k001.schools.example.com.evil.com", ""},
 	}
+	checkClassify(t, h, tests)
+	// Through Decide: k002's token on k001's host is refused.
+	_, code, _ := h.classify("k001.schools.example.com")
+	if _, err := Decide(Sources{HostCode: code, HasToken: true, TokenTenant: "k002"}); fault.CodeOf(err) != "tenant_forbidden" {
+		t.Errorf("k002 token on k001's host: %v, want tenant_forbidden", err)
+	}
+}
+
+// classifyCase is a host and how Hosts.classify must read it: a kind and
+// code, or the error code it is refused with.
+type classifyCase struct {
+	host     string
+	wantKind hostKind
+	wantCode string
+	wantErr  string
+}
+
+func checkClassify(t *testing.T, h Hosts, tests []classifyCase) {
+	t.Helper()
 	for _, tc := range tests {
 		kind, code, err := h.classify(tc.host)
 		if tc.wantErr != "" {
@@ -187,10 +185,5 @@ func TestPlatformSuffixNeverSwallowsTenantHosts(t *testing.T) {
 		if err != nil || kind != tc.wantKind || code != tc.wantCode {
 			t.Errorf("classify(%q) = %v %q %v, want %v %q", tc.host, kind, code, err, tc.wantKind, tc.wantCode)
 		}
-	}
-	// Through Decide: k002's token on k001's host is refused.
-	_, code, _ := h.classify("k001.schools.example.com")
-	if _, err := Decide(Sources{HostCode: code, HasToken: true, TokenTenant: "k002"}); fault.CodeOf(err) != "tenant_forbidden" {
-		t.Errorf("k002 token on k001's host: %v, want tenant_forbidden", err)
 	}
 }
