@@ -19,7 +19,8 @@ import (
 //	           idempotent, so both are redone every run; and every day since
 //	           the last final one (rolledThroughKey), so days the job
 //	           missed, down or failing, are caught up, MaxCatchUpDays a run
-//	reconcile  close the budget reservations past their expiry
+//	reconcile  close the budget reservations past their expiry; one whose
+//	           tenant's account is gone is closed as orphaned and logged
 //
 // A failing step does not stop the other; the run still fails, so it alarms.
 type job struct {
@@ -34,12 +35,15 @@ type result struct {
 	Reconcile reconcileReport `json:"reconcile"`
 }
 
-// reconcileReport is budget.ReconcileReport with its money as a decimal.
+// reconcileReport is budget.ReconcileReport with its money as a decimal;
+// the orphaned reservations are logged one by one.
 type reconcileReport struct {
-	Settled int    `json:"settled"`
-	Expired int    `json:"expired"`
-	Skipped int    `json:"skipped"`
-	Charged string `json:"charged"`
+	Settled   int    `json:"settled"`
+	Expired   int    `json:"expired"`
+	Orphaned  int    `json:"orphaned"`
+	Skipped   int    `json:"skipped"`
+	Charged   string `json:"charged"`
+	Uncharged string `json:"uncharged"`
 }
 
 // rolledThroughKey is the system_config row holding the last UTC day whose
@@ -90,7 +94,14 @@ func (j *job) run(ctx context.Context) (any, error) {
 		}
 	}
 	rec, err := budget.Reconcile(ctx, j.db, now)
-	res.Reconcile = reconcileReport{Settled: rec.Settled, Expired: rec.Expired, Skipped: rec.Skipped, Charged: rec.Charged.String()}
+	res.Reconcile = reconcileReport{Settled: rec.Settled, Expired: rec.Expired, Orphaned: rec.Orphaned, Skipped: rec.Skipped,
+		Charged: rec.Charged.String(), Uncharged: rec.Uncharged.String()}
+	for _, o := range rec.Orphans {
+		// Handled, not failed: worth a look (the tenant was removed while
+		// its call ran), not an alarm every hour.
+		j.log.WarnContext(ctx, "budget reservation orphaned: its tenant's account no longer exists; closed without charging or releasing anything",
+			"call_id", o.RequestID, "tenant_id", o.TenantID, "reserved", o.Reserved.String(), "uncharged", o.Uncharged.String())
+	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("reconcile reservations: %w", err))
 	}

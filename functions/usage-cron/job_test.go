@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -21,18 +24,10 @@ import (
 func TestJobRollsUpAndReconciles(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, _ := sqldbtest.NewDatabase(t)
-	if _, err := provisioning.MigrateSystem(ctx, db, logging.Discard()); err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range []string{
+	db := newSystem(t,
 		"INSERT INTO tenants (id, tenant_code, tenant_name, subdomain) VALUES (1, 'u001', 'u001', 'u001')",
 		"INSERT INTO tenant_accounts (tenant_id, balance, credit_limit) VALUES (1, 10, 0)",
-	} {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(err)
-		}
-	}
+	)
 	if _, err := budget.Reserve(ctx, db, 1, "req-killed", budget.MustParseAmount("1"), time.Minute); err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +52,7 @@ func TestJobRollsUpAndReconciles(t *testing.T) {
 		t.Errorf("rolled up %d calls costing %s, want 1 costing 0.012345", calls, cost)
 	}
 	// Settle charges the cost rounded to the account's four places.
-	if want := (reconcileReport{Settled: 1, Charged: "0.012300"}); res.Reconcile != want {
+	if want := (reconcileReport{Settled: 1, Charged: "0.012300", Uncharged: "0.000000"}); res.Reconcile != want {
 		t.Errorf("reconcile %+v, want %+v", res.Reconcile, want)
 	}
 	b, err := json.Marshal(res)
@@ -70,7 +65,7 @@ func TestJobRollsUpAndReconciles(t *testing.T) {
 		t.Fatal(err)
 	}
 	res2 := again.(result)
-	if !slices.Equal(res.Days, res2.Days) || res2.Reconcile != (reconcileReport{Charged: "0.000000"}) {
+	if !slices.Equal(res.Days, res2.Days) || res2.Reconcile != (reconcileReport{Charged: "0.000000", Uncharged: "0.000000"}) {
 		t.Errorf("second run %+v, want the same days and nothing reconciled", res2)
 	}
 }
@@ -81,13 +76,7 @@ func TestJobRollsUpAndReconciles(t *testing.T) {
 func TestJobCatchesUpMissedDays(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	db, _ := sqldbtest.NewDatabase(t)
-	if _, err := provisioning.MigrateSystem(ctx, db, logging.Discard()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.Exec("INSERT INTO tenants (id, tenant_code, tenant_name, subdomain) VALUES (1, 'u001', 'u001', 'u001')"); err != nil {
-		t.Fatal(err)
-	}
+	db := newSystem(t, "INSERT INTO tenants (id, tenant_code, tenant_name, subdomain) VALUES (1, 'u001', 'u001', 'u001')")
 	now := time.Date(2026, 6, 20, 10, 0, 0, 0, time.UTC)
 	day := func(n int) string { return now.AddDate(0, 0, n).Format(time.DateOnly) }
 	// The last run was six days ago: it had made the day before its
@@ -135,4 +124,137 @@ func TestJobCatchesUpMissedDays(t *testing.T) {
 	if got := dates(); got[0] != day(-100+MaxCatchUpDays) {
 		t.Fatalf("the next run started at %s, want %s", got[0], day(-100+MaxCatchUpDays))
 	}
+}
+
+// A reservation whose tenant's account is gone (the provisioning abort path
+// deletes the tenant and its account) is closed as orphaned, with what its
+// call was metered at reported and logged as uncharged, in the same run as
+// the reservations around it; the run succeeds, and the next finds nothing
+// left to do.
+func TestJobClosesOrphanedReservations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := newSystem(t,
+		"INSERT INTO tenants (id, tenant_code, tenant_name, subdomain) VALUES (1, 'u001', 'u001', 'u001'), (2, 'u002', 'u002', 'u002')",
+		"INSERT INTO tenant_accounts (tenant_id, balance, credit_limit) VALUES (1, 10, 0), (2, 10, 0)",
+	)
+	// Reserved in this order, so the orphan is met first.
+	for _, r := range []struct {
+		tenant  int64
+		request string
+		cost    string
+	}{{2, "req-orphan", "0.5"}, {1, "req-ok", "0.25"}} {
+		if _, err := budget.Reserve(ctx, db, r.tenant, r.request, budget.MustParseAmount("1"), time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Exec(`INSERT INTO ai_service_call_logs (request_id, tenant_id, model_id, model_name, provider, cost, status)
+			VALUES (?, ?, 1, 'm', 'openai', ?, 'success')`, r.request, r.tenant, r.cost); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{"DELETE FROM tenant_accounts WHERE tenant_id = 2", "DELETE FROM tenants WHERE id = 2"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var logs bytes.Buffer
+	later := time.Now().Add(2 * time.Hour)
+	j := &job{db: db, log: slog.New(slog.NewJSONHandler(&logs, nil)), now: func() time.Time { return later }}
+
+	out, err := j.run(ctx)
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	b, _ := json.Marshal(out.(result).Reconcile)
+	if want := `{"settled":1,"expired":0,"orphaned":1,"skipped":0,"charged":"0.250000","uncharged":"0.500000"}`; string(b) != want {
+		t.Errorf("reconcile %s, want %s", b, want)
+	}
+	var warned bool
+	for line := range strings.Lines(logs.String()) {
+		var l map[string]any
+		if err := json.Unmarshal([]byte(line), &l); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if l["level"] == "WARN" && l["call_id"] == "req-orphan" && l["tenant_id"] == float64(2) && l["reserved"] == "1.000000" && l["uncharged"] == "0.500000" {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("no warning names the orphaned reservation; logs:\n%s", logs.String())
+	}
+	var status string
+	var settled sql.NullString
+	if err := db.QueryRow("SELECT status, settled_amount FROM ai_budget_reservations WHERE request_id = 'req-orphan'").Scan(&status, &settled); err != nil ||
+		status != "orphaned" || settled.Valid {
+		t.Errorf("orphan row: %s, %v (%v); want orphaned, nothing charged", status, settled, err)
+	}
+	a, err := budget.GetAccount(ctx, db, 1)
+	if err != nil || a.Balance != budget.MustParseAmount("9.75") || a.Reserved != 0 {
+		t.Errorf("the other tenant's account %+v (%v), want 0.25 charged", a, err)
+	}
+
+	again, err := j.run(ctx)
+	if err != nil {
+		t.Fatalf("second run: %v", err)
+	}
+	if b, _ := json.Marshal(again.(result).Reconcile); string(b) != `{"settled":0,"expired":0,"orphaned":0,"skipped":0,"charged":"0.000000","uncharged":"0.000000"}` {
+		t.Errorf("second run reconciled %s, want nothing", b)
+	}
+}
+
+// A call that costs the largest amount there is (budget.MaxAmount) is
+// logged, rolled up, billed and, its function killed before Settle,
+// settled by the run at that amount.
+func TestJobMaxAmount(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	most := budget.MaxAmount.String()
+	db := newSystem(t,
+		"INSERT INTO tenants (id, tenant_code, tenant_name, subdomain) VALUES (1, 'u001', 'u001', 'u001')",
+		"INSERT INTO tenant_accounts (tenant_id, balance, credit_limit) VALUES (1, "+most+", 0)",
+	)
+	if _, err := budget.Reserve(ctx, db, 1, "req-max", budget.MaxAmount, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	// As the bridge logs a call: the cost bound as CAST(? AS DECIMAL(20,6)).
+	if _, err := db.Exec(`INSERT INTO ai_service_call_logs (request_id, tenant_id, model_id, model_name, provider, input_tokens, output_tokens, total_tokens, cost, status)
+		VALUES ('req-max', 1, 1, 'm', 'openai', 10000000, 10000000, 20000000, CAST(? AS DECIMAL(20,6)), 'success')`, most); err != nil {
+		t.Fatalf("log the call: %v", err)
+	}
+	later := time.Now().Add(2 * time.Hour)
+	j := &job{db: db, log: logging.Discard(), now: func() time.Time { return later }}
+	out, err := j.run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := out.(result)
+	if cost := res.Days[0].Cost + res.Days[1].Cost; cost != budget.MaxAmount {
+		t.Errorf("rolled up %s, want %s", cost, most)
+	}
+	if res.Reconcile.Settled != 1 || res.Reconcile.Charged != most {
+		t.Errorf("reconcile %+v, want 1 settled at %s", res.Reconcile, most)
+	}
+	var billed string
+	if err := db.QueryRow("SELECT amount FROM billing_records WHERE tenant_id = 1").Scan(&billed); err != nil || billed != "9999999999.9999" {
+		t.Errorf("billed %s (%v), want 9999999999.9999", billed, err)
+	}
+	if a, err := budget.GetAccount(ctx, db, 1); err != nil || a.Balance != 0 || a.Reserved != 0 {
+		t.Errorf("account %+v (%v), want all of it charged", a, err)
+	}
+}
+
+// newSystem is a migrated system database of the test's own, holding what
+// the statements insert.
+func newSystem(t *testing.T, inserts ...string) *sql.DB {
+	t.Helper()
+	db, _ := sqldbtest.NewDatabase(t)
+	if _, err := provisioning.MigrateSystem(context.Background(), db, logging.Discard()); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range inserts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return db
 }

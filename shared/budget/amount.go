@@ -8,7 +8,7 @@ import (
 )
 
 // Amount is money in micro-units (10⁻⁶ of the currency): exact, because
-// token prices (DECIMAL(12,6)) and call-log costs (DECIMAL(14,6)) have six
+// token prices (DECIMAL(12,6)) and call-log costs (DECIMAL(20,6)) have six
 // decimals. Balances and reservations (DECIMAL(14,4)) hold multiples of
 // AccountStep. Amounts travel to and from MySQL as decimal strings, never as
 // float64.
@@ -21,7 +21,8 @@ const (
 	AccountStep Amount = 100 // the smallest amount tenant_accounts holds: DECIMAL(14,4)
 
 	// MaxAmount is the largest amount DECIMAL(14,4) holds; Estimate and Cost
-	// saturate at it instead of overflowing.
+	// saturate at it instead of overflowing. Every money column records it
+	// (infra/schema/system/0011): a call's cost, and sums of such costs.
 	MaxAmount Amount = 99_999_999_999_999 * AccountStep
 )
 

@@ -8,7 +8,8 @@
 // Settle at the real cost or Release when no call was made. A function killed
 // in between leaves a 'reserved' row that Reconcile (usage-cron) closes after
 // it expires: settled at the cost the call log recorded, or expired at no
-// charge when no attempt finished.
+// charge when no attempt finished, or orphaned, moving no money, when the
+// tenant's account is gone.
 //
 // It must never move money without a reservation row changing state in the
 // same transaction, never close a reservation twice, and never charge more
@@ -37,6 +38,9 @@ const (
 	StatusSettled  Status = "settled"  // charged at the real cost
 	StatusReleased Status = "released" // the call did not happen, nothing charged
 	StatusExpired  Status = "expired"  // abandoned, closed by Reconcile without a cost
+	// StatusOrphaned: abandoned with its tenant's account gone (deleted by
+	// the provisioning abort path), closed by Reconcile without moving money.
+	StatusOrphaned Status = "orphaned"
 )
 
 // Reservation is money held for one call, identified by its request id.

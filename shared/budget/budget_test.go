@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"math/rand/v2"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -220,6 +221,49 @@ func TestSettle(t *testing.T) {
 	})
 }
 
+// TestMaxAmount: the largest amount (budget.MaxAmount, where Estimate and
+// Cost saturate) goes through every step at full size: two calls each
+// reserve it on an account whose balance and credit are that large (the
+// account then holds twice it), each attempt's call log records it, one is
+// settled by its call and the other, its function killed, by Reconcile from
+// its call log.
+func TestMaxAmount(t *testing.T) {
+	t.Parallel()
+	db := mustOpenSystem(t)
+	ctx := context.Background()
+	most := budget.MaxAmount
+	tenant := newTenant(t, db, most.String(), most.String())
+	ids := []string{"max-settled", "max-killed"}
+	var expiry time.Time
+	for _, id := range ids {
+		r, err := budget.Reserve(ctx, db, tenant, id, most, time.Minute)
+		if err != nil {
+			t.Fatalf("reserve %s: %v", id, err)
+		}
+		expiry = r.ExpiresAt
+	}
+	if a := account(t, db, tenant); a.Reserved != 2*most || a.Available() != 0 {
+		t.Fatalf("account %+v, want twice the largest amount held, nothing available", a)
+	}
+	for _, id := range ids {
+		// As the bridge logs an attempt: the cost bound as CAST(? AS DECIMAL(20,6)).
+		if _, err := db.Exec("INSERT INTO ai_service_call_logs (request_id, tenant_id, model_name, provider, cost, status) VALUES (?, ?, 'm', 'openai', CAST(? AS DECIMAL(20,6)), 'success')",
+			id, tenant, most.String()); err != nil {
+			t.Fatalf("log %s: %v", id, err)
+		}
+	}
+	if s, err := budget.Settle(ctx, db, "max-settled", budget.Cost(1<<40, 1<<40, most, most)); err != nil || !s.Applied || s.Charged != most || s.Overrun != 0 {
+		t.Fatalf("settle: %+v, %v; want %s charged", s, err, most)
+	}
+	rep, err := budget.Reconcile(ctx, db, expiry.Add(time.Second))
+	if err != nil || rep.Settled != 1 || rep.Charged != most {
+		t.Fatalf("reconcile: %+v, %v; want 1 settled at %s", rep, err, most)
+	}
+	if a := account(t, db, tenant); a.Balance != -most || a.Reserved != 0 {
+		t.Fatalf("account %+v, want balance -%s, nothing held", a, most)
+	}
+}
+
 // TestConcurrentCalls makes 200 calls at once against an account whose
 // balance + credit covers 50 worst cases: the account never goes past its
 // credit, every refusal is 402 insufficient_balance, nothing stays
@@ -330,11 +374,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 	ctx := context.Background()
 	logCall := func(t *testing.T, tenant int64, requestID string, attempt int, status, cost string) {
 		t.Helper()
-		_, err := db.Exec("INSERT INTO ai_service_call_logs (request_id, attempt, tenant_id, model_name, provider, cost, status) VALUES (?, ?, ?, 'm', 'openai', ?, ?)",
-			requestID, attempt, tenant, cost, status)
-		if err != nil {
-			t.Fatal(err)
-		}
+		insertCallLog(t, db, tenant, requestID, attempt, status, cost)
 	}
 	// crash reserves for requestID and never settles.
 	crash := func(t *testing.T, tenant int64, requestID string) budget.Reservation {
@@ -360,7 +400,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 		tenant := newTenant(t, db, "2", "0")
 		r := crash(t, tenant, "crash-nolog")
 		logCall(t, tenant, "crash-nolog", 1, "pending", "0") // started, never finished
-		if rep := reconcile(t, time.Now()); rep != (budget.ReconcileReport{}) {
+		if rep := reconcile(t, time.Now()); !reflect.DeepEqual(rep, budget.ReconcileReport{}) {
 			t.Fatalf("before expiry: %+v, want nothing done", rep)
 		}
 		if rep := reconcile(t, r.ExpiresAt.Add(time.Second)); rep.Expired != 1 || rep.Settled != 0 {
@@ -386,7 +426,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 		if rep.Settled != 1 || rep.Charged != amt("0.1235") {
 			t.Fatalf("reconcile: %+v, want 1 settled at 0.1235", rep)
 		}
-		if again := reconcile(t, r.ExpiresAt.Add(time.Hour)); again != (budget.ReconcileReport{}) {
+		if again := reconcile(t, r.ExpiresAt.Add(time.Hour)); !reflect.DeepEqual(again, budget.ReconcileReport{}) {
 			t.Fatalf("second run: %+v, want nothing (idempotent)", again)
 		}
 		if s, err := budget.Settle(ctx, db, "crash-logged", amt("0.123456")); err != nil || s.Applied || s.Charged != amt("0.1235") {
@@ -470,5 +510,15 @@ func BenchmarkReserveSettle(b *testing.B) {
 			})
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "calls/s")
 		})
+	}
+}
+
+// insertCallLog writes the call-log row of one attempt, as the bridge does.
+func insertCallLog(t *testing.T, db *sql.DB, tenant int64, requestID string, attempt int, status, cost string) {
+	t.Helper()
+	_, err := db.Exec("INSERT INTO ai_service_call_logs (request_id, attempt, tenant_id, model_name, provider, cost, status) VALUES (?, ?, ?, 'm', 'openai', ?, ?)",
+		requestID, attempt, tenant, cost, status)
+	if err != nil {
+		t.Fatal(err)
 	}
 }

@@ -10,12 +10,25 @@ import (
 	"github.com/unitenant/unitenant/shared/sqldb"
 )
 
-// ReconcileReport counts what one Reconcile run closed.
+// ReconcileReport says what one Reconcile run closed.
 type ReconcileReport struct {
-	Settled int    // closed at the cost their call logs recorded
-	Expired int    // closed at no charge: no attempt of theirs finished
-	Skipped int    // closed by a concurrent Settle or Release first
-	Charged Amount // total charged by this run
+	Settled  int    // closed at the cost their call logs recorded
+	Expired  int    // closed at no charge: no attempt of theirs finished
+	Orphaned int    // closed at no charge: their tenant's account is gone
+	Skipped  int    // closed by a concurrent Settle or Release first
+	Charged  Amount // total charged by this run
+	// Uncharged is what the calls of the orphaned reservations were
+	// metered at (their call logs keep it): no account was left to charge.
+	Uncharged Amount
+	Orphans   []Orphan // the reservations orphaned by this run, to be logged
+}
+
+// Orphan is a reservation Reconcile closed as orphaned.
+type Orphan struct {
+	RequestID string
+	TenantID  int64
+	Reserved  Amount // what it held, on an account that no longer exists
+	Uncharged Amount // what its call logs recorded; 0 when no attempt finished
 }
 
 // reconcileBatch bounds how many expired reservations one query lists.
@@ -30,7 +43,14 @@ const reconcileBatch = 200
 // charge. Each reservation is closed in its own transaction under its row
 // lock, so Reconcile is idempotent, may run beside itself, and a concurrent
 // or late Settle of the same request id finds it closed and charges nothing.
-// It goes on past a failing reservation and returns the joined errors.
+//
+// A reservation whose tenant has no account any more (the provisioning abort
+// path deletes the tenant with its account) can be neither charged nor
+// released: it is closed as orphaned, moving no money, and reported in
+// Orphans with the cost its call logs recorded, for the caller to log.
+// Reconcile goes on past a reservation it fails to close (the next run
+// tries it again) and returns the joined errors with the report of the
+// others.
 func Reconcile(ctx context.Context, db *sql.DB, now time.Time) (ReconcileReport, error) {
 	var (
 		rep    ReconcileReport
@@ -86,8 +106,12 @@ func expiredReservations(ctx context.Context, db *sql.DB, now time.Time, afterID
 }
 
 func reconcileOne(ctx context.Context, db *sql.DB, requestID string, now time.Time, rep *ReconcileReport) error {
-	var s Settlement
+	var (
+		s      Settlement
+		orphan *Orphan
+	)
 	err := sqldb.InTxRetry(ctx, db, func(tx *sql.Tx) error {
+		s, orphan = Settlement{}, nil
 		r, charged, err := lockReservation(ctx, tx, requestID, " FOR UPDATE")
 		if err != nil {
 			return err
@@ -100,6 +124,13 @@ func reconcileOne(ctx context.Context, db *sql.DB, requestID string, now time.Ti
 		if err != nil {
 			return err
 		}
+		switch found, err := lockAccount(ctx, tx, r.TenantID); {
+		case err != nil:
+			return err
+		case !found:
+			orphan = &Orphan{RequestID: r.RequestID, TenantID: r.TenantID, Reserved: r.Amount, Uncharged: cost}
+			return orphanIn(ctx, tx, r)
+		}
 		to := StatusExpired
 		if metered {
 			to = StatusSettled
@@ -110,6 +141,10 @@ func reconcileOne(ctx context.Context, db *sql.DB, requestID string, now time.Ti
 	switch {
 	case err != nil:
 		return err
+	case orphan != nil:
+		rep.Orphaned++
+		rep.Uncharged += orphan.Uncharged
+		rep.Orphans = append(rep.Orphans, *orphan)
 	case !s.Applied:
 		rep.Skipped++
 	case s.Status == StatusSettled:
@@ -117,6 +152,36 @@ func reconcileOne(ctx context.Context, db *sql.DB, requestID string, now time.Ti
 		rep.Charged += s.Charged
 	default:
 		rep.Expired++
+	}
+	return nil
+}
+
+// lockAccount locks tenantID's account row for the rest of tx, or, when it
+// has none, the place where it would be, so that the answer holds until tx
+// ends. The reservation is locked first, as by every writer.
+func lockAccount(ctx context.Context, tx *sql.Tx, tenantID int64) (found bool, err error) {
+	var one int
+	err = tx.QueryRowContext(ctx, "SELECT 1 FROM tenant_accounts WHERE tenant_id = ? FOR UPDATE", tenantID).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("lock account of tenant %d: %w", tenantID, err)
+	}
+	return true, nil
+}
+
+// orphanIn closes the locked open reservation r, whose account is gone, as
+// orphaned: no money moves (there is no account to charge or to release the
+// hold from) and settled_amount stays NULL (nothing was charged).
+func orphanIn(ctx context.Context, tx *sql.Tx, r Reservation) error {
+	res, err := tx.ExecContext(ctx, "UPDATE ai_budget_reservations SET status = ?, settled_at = NOW(3) WHERE id = ? AND status = 'reserved'",
+		string(StatusOrphaned), r.ID)
+	if err != nil {
+		return fmt.Errorf("close orphaned reservation: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("close orphaned reservation %s of tenant %d: %d rows changed (%v)", r.RequestID, r.TenantID, n, err)
 	}
 	return nil
 }

@@ -75,7 +75,7 @@ func insertLogs(t *testing.T, db *sql.DB, logs ...callLog) {
 		}
 		_, err := db.Exec(`INSERT INTO ai_service_call_logs (request_id, tenant_id, model_id, model_name, provider,
 			input_tokens, output_tokens, total_tokens, cost, response_time_ms, status, created_at)
-			VALUES (?, ?, ?, ?, 'openai', ?, ?, ?, CAST(? AS DECIMAL(14,6)), ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, 'openai', ?, ?, ?, CAST(? AS DECIMAL(20,6)), ?, ?, ?)`, // as the bridge binds costs
 			fmt.Sprintf("req-%d", seq.Add(1)), l.tenant, l.model, fmt.Sprintf("model-%d", l.model),
 			l.in, l.out, l.in+l.out, l.cost, ms, l.status, l.at)
 		if err != nil {
@@ -266,6 +266,40 @@ func TestRollupEdges(t *testing.T) {
 	var name string
 	if err := db.QueryRow("SELECT model_name FROM tenant_ai_usage_summary WHERE tenant_id = 2 AND model_id = 0").Scan(&name); err != nil || name != "gone" {
 		t.Errorf("unknown model row: %q (%v)", name, err)
+	}
+}
+
+// The largest amount a call can cost (budget.MaxAmount: Estimate and Cost
+// saturate there, and an account holds no more) is recorded exactly at
+// every step: the call logs, the day's summary of several such calls, the
+// tenant's statistics and billing record, and the report.
+func TestRollupMaxAmount(t *testing.T) {
+	t.Parallel()
+	db := newDB(t)
+	most := budget.MaxAmount.String() // 9999999999.999900
+	insertLogs(t, db,
+		callLog{1, 1, 1, 1, most, 10, "success", "2024-03-10 01:00:00.000"},
+		callLog{1, 1, 1, 1, most, 10, "error", "2024-03-10 02:00:00.000"},
+		callLog{1, 2, 1, 1, most, 10, "success", "2024-03-10 03:00:00.000"},
+		callLog{2, 1, 1, 1, "0.000001", 10, "success", "2024-03-10 04:00:00.000"},
+	)
+	rep := rollup(t, db, day1)[0]
+	if want := 3*budget.MaxAmount + 1; rep.Cost != want || rep.CostDec != "29999999999.999701" {
+		t.Errorf("report cost %s (%q), want %s", rep.Cost, rep.CostDec, want)
+	}
+	got := readSummaries(t, db)
+	if len(got) != 3 || got[0].Cost != "19999999999.999800" || got[1].Cost != most || got[2].Cost != "0.000001" {
+		t.Fatalf("summaries %+v", got)
+	}
+	var cost string
+	if err := db.QueryRow("SELECT ai_cost FROM tenant_statistics WHERE tenant_id = 1 AND stat_date = '2024-03-10'").Scan(&cost); err != nil || cost != "29999999999.999700" {
+		t.Errorf("tenant statistics cost %s (%v), want 29999999999.999700", cost, err)
+	}
+	if got, want := billing(t, db), []string{
+		"1 2024-03-10 ai_usage 6.0000 29999999999.9997 pending 29999999999.999700",
+		"2 2024-03-10 ai_usage 2.0000 0.0000 pending 0.000001",
+	}; !reflect.DeepEqual(got, want) {
+		t.Errorf("billing\n got %q\nwant %q", got, want)
 	}
 }
 
