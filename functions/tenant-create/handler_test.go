@@ -331,4 +331,9 @@ func TestRetryAfterCrashAfterReserveGetsTheTenant(t *testing.T) {
 	if n := f.count(t, "SELECT COUNT(*) FROM tenants"); n != 2 {
 		t.Fatalf("%d tenants, want 2", n)
 	}
+	// Each became active once, announced once, however often it was asked for.
+	if n := f.count(t, `SELECT COUNT(*) FROM webhook_events e JOIN tenants t ON t.id = e.tenant_id
+		WHERE e.event_type = 'tenant.created' AND t.status = 'active'`); n != 2 {
+		t.Fatalf("%d tenant.created events, want one per tenant", n)
+	}
 }

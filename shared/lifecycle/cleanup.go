@@ -118,8 +118,9 @@ type Options struct {
 	PageSize int           // objects listed (and deleted) per page (default objectstore.MaxList)
 	TempAge  time.Duration // temp objects older than this are swept (default DefaultTempAge)
 	Log      *slog.Logger
-	// Crash, when set, is called at named points of a purge ("database:archived",
-	// "database:dropped", "db_user:dropped", "objects:page", "objects:removed");
+	// Crash, when set, is called at named points of a purge ("database:written",
+	// "database:archived", "database:dropped", "db_user:dropped", "objects:page",
+	// "objects:removed") and of a sweep ("archive:deleted");
 	// an error stops the run on the spot, leases held, as a crash would. Tests
 	// only.
 	Crash func(step string) error
@@ -547,10 +548,36 @@ func (p *purger) archive(ctx context.Context, server *sql.DB, r cleanupRow) erro
 	if err != nil {
 		return err
 	}
+	if err := p.crash("database:written"); err != nil {
+		return err
+	}
 	counts, _ := json.Marshal(a.RowCounts)
-	if _, err := p.o.Sys.ExecContext(ctx, `UPDATE tenant_archives SET status = 'completed', size_bytes = ?, checksum = ?, row_counts = ?,
-		schema_version = ? WHERE object_key = ?`, a.Size, a.Checksum, string(counts), version, key); err != nil {
+	abandoned := false
+	err = sqldb.InTxRetry(ctx, p.o.Sys, func(tx *sql.Tx) error {
+		// Locked against the sweep (abandonArchives), which may have taken
+		// the archive for no purge's while this run went on.
+		var status string
+		err := tx.QueryRowContext(ctx, "SELECT status FROM tenant_archives WHERE object_key = ? FOR UPDATE", key).Scan(&status)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if abandoned = status != "in_progress" && status != "completed"; abandoned {
+			return nil
+		}
+		_, err = tx.ExecContext(ctx, `UPDATE tenant_archives SET status = 'completed', size_bytes = ?, checksum = ?, row_counts = ?,
+			schema_version = ? WHERE object_key = ?`, a.Size, a.Checksum, string(counts), version, key)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("record archive %s: %w", key, err)
+	}
+	if abandoned {
+		// The object may have landed after the sweep deleted it: it is no
+		// one's, and nothing is dropped on the strength of it.
+		if err := p.o.Store.Store.Delete(ctx, key); err != nil {
+			return fmt.Errorf("archive %s was abandoned while it was written; delete it: %w", key, err)
+		}
+		return fmt.Errorf("archive %s was abandoned while it was written (its purge was cancelled)", key)
 	}
 	p.mu.Lock()
 	p.rep.Archives = append(p.rep.Archives, key)
@@ -749,14 +776,17 @@ func (p *purger) release(ctx context.Context, rows []cleanupRow) error {
 type SweepReport struct {
 	TempObjects       int  `json:"tempObjectsDeleted"`
 	ArchivesExpired   int  `json:"archivesExpired"`
+	ArchivesAbandoned int  `json:"archivesAbandoned"` // in_progress archives no purge needs any more, deleted
 	RequestsCancelled int  `json:"deletionRequestsCancelled"`
 	Stopped           bool `json:"stopped"` // the budget ran out before every tenant's temp/ was swept
 }
 
 // Sweep does the daily housekeeping besides purges: deletion requests not
 // confirmed in time are cancelled, archives past their retention are
-// deleted (their rows kept, marked expired), and objects under each
-// tenant's temp/ older than TempAge are deleted (folder markers kept).
+// deleted (their rows kept, marked expired), so are archives a purge left
+// unfinished that no purge needs any more (see abandonedArchive), and
+// objects under each tenant's temp/ older than TempAge are deleted (folder
+// markers kept).
 func Sweep(ctx context.Context, o Options) (SweepReport, error) {
 	if o.Sys == nil || o.Store == nil {
 		return SweepReport{}, errors.New("sweep: Sys and Store are required")
@@ -773,6 +803,9 @@ func Sweep(ctx context.Context, o Options) (SweepReport, error) {
 	n, _ := res.RowsAffected()
 	rep.RequestsCancelled = int(n)
 	if rep.ArchivesExpired, err = expireArchives(ctx, &o, now, deadline); err != nil {
+		return rep, err
+	}
+	if rep.ArchivesAbandoned, err = abandonArchives(ctx, &o, now, deadline); err != nil {
 		return rep, err
 	}
 	rep.TempObjects, rep.Stopped, err = sweepTemp(ctx, &o, now, deadline)
@@ -815,6 +848,82 @@ func expireArchives(ctx context.Context, o *Options, now, deadline time.Time) (i
 			return done, fmt.Errorf("expire archive %s: %w", a.key, err)
 		}
 		done++
+	}
+	return done, nil
+}
+
+// abandonedArchive holds for an archive (a) a purge began and never
+// completed that no purge needs any more: every cleanup row linked to it
+// (oss_path) is cancelled, or none is. Its tenant was restored (the purge
+// cancelled; deleted again later, its rows start over without the link and
+// make a new archive), so it is never completed, never restored from
+// (restores take completed archives only) and would never expire. An
+// archive is recorded and linked to its row in one transaction and the link
+// is only ever cleared or cancelled, never made again: once abandoned, an
+// archive stays so. A purge running, to be retried, or failed for good (an
+// operator may send it round again) keeps its archive.
+const abandonedArchive = `a.status = 'in_progress' AND NOT EXISTS (SELECT 1 FROM tenant_resource_cleanup c
+	WHERE c.tenant_id = a.tenant_id AND c.oss_path = a.object_key AND c.status <> 'cancelled')`
+
+// abandonArchives deletes the abandoned archives' objects and marks them
+// expired. Each is deleted and marked holding its row, checked again, in one
+// transaction: a sweep that dies in between leaves it in_progress, and the
+// next one deletes it again (deleting is idempotent) and marks it.
+func abandonArchives(ctx context.Context, o *Options, now, deadline time.Time) (int, error) {
+	rows, err := o.Sys.QueryContext(ctx, "SELECT a.id FROM tenant_archives a WHERE "+abandonedArchive+" ORDER BY a.id")
+	if err != nil {
+		return 0, fmt.Errorf("abandoned archives: %w", err)
+	}
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return 0, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
+	done := 0
+	for _, id := range ids {
+		if time.Now().After(deadline) {
+			break
+		}
+		deleted := false
+		err := sqldb.InTxRetry(ctx, o.Sys, func(tx *sql.Tx) error {
+			deleted = false
+			var key string
+			err := tx.QueryRowContext(ctx, "SELECT a.object_key FROM tenant_archives a WHERE a.id = ? AND "+abandonedArchive+" FOR UPDATE", id).Scan(&key)
+			if errors.Is(err, sql.ErrNoRows) {
+				return nil // completed by a run that was still writing it
+			}
+			if err != nil {
+				return err
+			}
+			if err := o.Store.Store.Delete(ctx, key); err != nil {
+				return fmt.Errorf("delete archive %s: %w", key, err)
+			}
+			if o.Crash != nil {
+				if err := o.Crash("archive:deleted"); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.ExecContext(ctx, "UPDATE tenant_archives SET status = 'expired', deleted_at = ? WHERE id = ?", now, id); err != nil {
+				return fmt.Errorf("expire archive %s: %w", key, err)
+			}
+			deleted = true
+			return nil
+		})
+		if err != nil {
+			return done, fmt.Errorf("abandoned archive %d: %w", id, err)
+		}
+		if deleted {
+			done++
+			o.Log.InfoContext(ctx, "abandoned archive deleted", "archive_id", id)
+		}
 	}
 	return done, nil
 }

@@ -717,3 +717,181 @@ func TestPurgeAlertsOnAResourceThatKeepsCrashing(t *testing.T) {
 		t.Fatal("the database was dropped")
 	}
 }
+
+// crashAfterWriting runs a purge at at that dies once d's archive object is
+// written, before the archive is recorded complete (a function killed at its
+// timeout), and returns the archive's key.
+func (e *purgeEnv) crashAfterWriting(d *deletedTenant, owner string, at time.Time) string {
+	e.t.Helper()
+	o := e.options(owner, at)
+	o.Crash = func(s string) error {
+		if s == "database:written" {
+			return errCrash
+		}
+		return nil
+	}
+	if _, err := lifecycle.Purge(context.Background(), o); !errors.Is(err, errCrash) {
+		e.t.Fatalf("purge of %s: err = %v, want the crash", d.code, err)
+	}
+	var key string
+	if err := e.sys.DB.QueryRow("SELECT a.object_key FROM tenant_archives a WHERE a.tenant_id = ? AND a.status = 'in_progress'", d.id).Scan(&key); err != nil {
+		e.t.Fatalf("archive of %s: %v", d.code, err)
+	}
+	if len(e.objectKeys(key)) != 1 {
+		e.t.Fatalf("archive %s was not written", key)
+	}
+	return key
+}
+
+// restoreByHand brings d back as a restore did before a started purge
+// refused it (and as an operator still can): its cleanup rows cancelled, the
+// tenant active again.
+func (e *purgeEnv) restoreByHand(d *deletedTenant) {
+	e.t.Helper()
+	err := sqldb.InTx(context.Background(), e.sys.DB, func(tx *sql.Tx) error {
+		if _, err := tx.Exec(`UPDATE tenant_resource_cleanup SET status = 'cancelled', lease_owner = NULL, lease_expires_at = NULL
+			WHERE tenant_id = ? AND status <> 'completed'`, d.id); err != nil {
+			return err
+		}
+		_, err := tx.Exec("UPDATE tenants SET status = 'active', previous_status = 'deleted', deleted_at = NULL, scheduled_deletion_at = NULL WHERE id = ?", d.id)
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *purgeEnv) archiveStatus(key string) string {
+	e.t.Helper()
+	var status string
+	if err := e.sys.DB.QueryRow("SELECT status FROM tenant_archives WHERE object_key = ?", key).Scan(&status); err != nil {
+		e.t.Fatalf("archive %s: %v", key, err)
+	}
+	return status
+}
+
+// An archive a purge left in_progress whose tenant was then restored is no
+// purge's any more: the sweep deletes its object and marks it expired, once,
+// even when a sweep died half way through it. An archive a purge still needs
+// (running, to be retried, or given up on and waiting for an operator) is
+// never touched, and that purge then finishes with it.
+func TestSweepDeletesArchivesAbandonedByARestore(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newPurgeEnv(t)
+	t0 := e.now
+	later := func(n int) time.Time { return t0.Add(time.Duration(n) * (lifecycle.DefaultLeaseTTL + time.Minute)) }
+
+	// k004's purge died after writing three times and was given up on.
+	failed := e.createDeleted("k004", "")
+	failedKey := e.crashAfterWriting(failed, "run-1", later(0))
+	e.crashAfterWriting(failed, "run-2", later(1))
+	e.crashAfterWriting(failed, "run-3", later(2))
+	if rep, err := lifecycle.Purge(ctx, e.options("run-4", later(3))); err != nil || rep.Failed != 1 {
+		t.Fatalf("fourth run: %+v, %v; want k004 given up on", rep, err)
+	}
+	// k001's purge died after writing, then the tenant was restored.
+	restored := e.createDeleted("k001", "")
+	restoredKey := e.crashAfterWriting(restored, "run-k001", t0)
+	e.restoreByHand(restored)
+	// k002's purge died after writing and holds its lease: it is running.
+	live := e.createDeleted("k002", "")
+	liveKey := e.crashAfterWriting(live, "run-k002", t0)
+	// k003 the same as k001, then deleted again: due for a purge of its own,
+	// which makes a new archive.
+	again := e.createDeleted("k003", "")
+	againKey := e.crashAfterWriting(again, "run-k003", t0)
+	e.restoreByHand(again)
+	e.softDelete(again.id, t0.Add(-time.Hour))
+
+	// A sweep dies after deleting the first abandoned archive's object.
+	o := e.options("sweep", t0)
+	o.Crash = func(s string) error {
+		if s == "archive:deleted" {
+			return errCrash
+		}
+		return nil
+	}
+	if _, err := lifecycle.Sweep(ctx, o); !errors.Is(err, errCrash) {
+		t.Fatalf("sweep: err = %v, want the crash", err)
+	}
+	rep, err := lifecycle.Sweep(ctx, e.options("sweep", t0))
+	if err != nil || rep.ArchivesAbandoned != 2 || rep.ArchivesExpired != 0 {
+		t.Fatalf("sweep: %+v, %v; want the two abandoned archives deleted", rep, err)
+	}
+	for _, key := range []string{restoredKey, againKey} {
+		if s := e.archiveStatus(key); s != "expired" || len(e.objectKeys(key)) != 0 {
+			t.Errorf("abandoned archive %s is %s, objects %v: want expired, deleted", key, s, e.objectKeys(key))
+		}
+	}
+	if n := e.count("SELECT COUNT(*) FROM tenant_archives WHERE status = 'expired' AND deleted_at IS NULL"); n != 0 {
+		t.Errorf("%d expired archives without deleted_at", n)
+	}
+	for _, key := range []string{failedKey, liveKey} {
+		if s := e.archiveStatus(key); s != "in_progress" || len(e.objectKeys(key)) != 1 {
+			t.Errorf("archive %s a purge still needs is %s, objects %v: want untouched", key, s, e.objectKeys(key))
+		}
+	}
+	if !e.databaseExists(restored.database) || e.count("SELECT COUNT(*) FROM tenants WHERE id = ? AND status = 'active'", restored.id) != 1 {
+		t.Error("the restored tenant lost its database or its status")
+	}
+	if rep, err := lifecycle.Sweep(ctx, e.options("sweep", t0.Add(time.Hour))); err != nil || rep.ArchivesAbandoned != 0 {
+		t.Fatalf("second sweep: %+v, %v; want nothing done", rep, err)
+	}
+
+	// Once k002's lease has expired its purge finishes with its archive, and
+	// k003's purge makes its own.
+	prep, err := lifecycle.Purge(ctx, e.options("rerun", later(1)))
+	slices.Sort(prep.Purged)
+	if err != nil || !slices.Equal(prep.Purged, []string{"k002", "k003"}) {
+		t.Fatalf("purge: %+v, %v", prep, err)
+	}
+	if key := e.checkPurged(live); key != liveKey {
+		t.Errorf("k002 purged with archive %s, want %s", key, liveKey)
+	}
+	var newKey string
+	if err := e.sys.DB.QueryRow("SELECT object_key FROM tenant_archives WHERE tenant_id = ? AND status = 'completed'", again.id).Scan(&newKey); err != nil {
+		t.Fatal(err)
+	}
+	if keys := e.objectKeys("archives/k003/"); !slices.Equal(keys, []string{newKey}) || newKey == againKey {
+		t.Errorf("k003's archives %v, want only the new %s", keys, newKey)
+	}
+	if s := e.archiveStatus(failedKey); s != "in_progress" || len(e.objectKeys(failedKey)) != 1 {
+		t.Errorf("k004's archive is %s: want untouched", s)
+	}
+}
+
+// A run still writing an archive when its tenant was restored and the sweep
+// took the archive for abandoned neither records it complete nor drops the
+// restored tenant's database on the strength of it, and leaves no object.
+func TestPurgeStillWritingAnAbandonedArchiveKeepsNothing(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newPurgeEnv(t)
+	d := e.createDeleted("k001", "")
+	var key string
+	o := e.options("slow", e.now)
+	o.Crash = func(s string) error {
+		if s != "database:written" {
+			return nil
+		}
+		if err := e.sys.DB.QueryRow("SELECT object_key FROM tenant_archives WHERE tenant_id = ?", d.id).Scan(&key); err != nil {
+			t.Error(err)
+		}
+		e.restoreByHand(d)
+		if rep, err := lifecycle.Sweep(ctx, e.options("sweep", e.now)); err != nil || rep.ArchivesAbandoned != 1 {
+			t.Errorf("sweep while the archive is written: %+v, %v", rep, err)
+		}
+		return nil
+	}
+	rep, err := lifecycle.Purge(ctx, o)
+	if err != nil || rep.Completed != 0 || len(rep.Archives) != 0 {
+		t.Fatalf("purge: %+v, %v; want nothing done", rep, err)
+	}
+	if s := e.archiveStatus(key); s != "expired" || len(e.objectKeys("archives/")) != 0 {
+		t.Errorf("archive %s is %s, objects %v: want expired and none", key, s, e.objectKeys("archives/"))
+	}
+	if !e.databaseExists(d.database) || len(e.objectKeys(e.store.Prefix(d.code))) == 0 {
+		t.Error("the restored tenant lost its database or objects")
+	}
+}

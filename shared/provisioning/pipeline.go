@@ -89,7 +89,9 @@ type Pipeline struct {
 	Now                       func() time.Time
 	Log                       *slog.Logger
 	// Crash, when set, runs after each step's work and before the step is
-	// recorded; an error simulates the process dying right there (tests).
+	// recorded, and at points inside a step named step:point
+	// ("database:claim": about to take a warm database); an error simulates
+	// the process dying right there (tests).
 	Crash func(step string) error
 
 	once sync.Once // fills the defaults once: a pipeline is shared by requests
@@ -263,12 +265,36 @@ func percent(done int) int { return done * 100 / len(Steps) }
 // ErrBusy is returned when another process holds the tenant's lease.
 var ErrBusy = fault.New(fault.Conflict, "provisioning_in_progress", "another process is provisioning this tenant; retry shortly")
 
+// ErrLeaseLost stops a run whose lease another run (or Abort) has taken
+// since: its lease expired while it was slow, or the same process started
+// a second run. The other run carries on; this one records nothing more.
+var ErrLeaseLost = fault.New(fault.Conflict, "provisioning_lease_lost", "another run took this tenant's provisioning over")
+
 // state is what the steps of one run share.
 type state struct {
 	tenantID int64
 	code     string
 	req      Request
 	outputs  map[string]json.RawMessage
+	// gen is the run's generation: tenant_init_progress.attempts as its
+	// lease set it. Every lease adds one, so a run is the tenant's current
+	// one exactly while the row still holds its generation and owner.
+	gen int64
+}
+
+// crashed is an error of the Crash hook inside a step: Run stops as if the
+// process died there.
+type crashed struct{ error }
+
+// crash calls the Crash hook at point.
+func (p *Pipeline) crash(point string) error {
+	if p.Crash == nil {
+		return nil
+	}
+	if err := p.Crash(point); err != nil {
+		return crashed{err}
+	}
+	return nil
 }
 
 func (s *state) output(step string, v any) bool {
@@ -279,6 +305,12 @@ func (s *state) output(step string, v any) bool {
 // Run does the steps of tenant code that are not done yet, under a lease so
 // two processes never run one tenant at once. A failed step marks the
 // progress failed with its error; provision-cron retries it.
+//
+// A lease can still end under a run that goes on (it expired while the run
+// was slow; the same owner leased again). So what a run records, and the
+// warm database it takes, goes through fenced: once another run has leased
+// the tenant, the earlier one stops with ErrLeaseLost and changes nothing
+// more (its steps' own work is idempotent and the same as the new run's).
 func (p *Pipeline) Run(ctx context.Context, code string) error {
 	p.defaults()
 	st, err := p.lease(ctx, code)
@@ -301,8 +333,14 @@ func (p *Pipeline) Run(ctx context.Context, code string) error {
 			return err
 		}
 		out, err := steps[name](ctx, st)
+		var died crashed
+		if errors.As(err, &died) {
+			return died.error // the process "dies": nothing recorded, lease kept
+		}
 		if err != nil {
-			p.failStep(context.WithoutCancel(ctx), st, name, err)
+			if !errors.Is(err, ErrLeaseLost) {
+				p.failStep(context.WithoutCancel(ctx), st, name, err)
+			}
 			return fmt.Errorf("provision %s: %s: %w", code, name, err)
 		}
 		if p.Crash != nil {
@@ -316,10 +354,13 @@ func (p *Pipeline) Run(ctx context.Context, code string) error {
 			return err
 		}
 	}
-	_, err = p.Sys.ExecContext(ctx, `
-		UPDATE tenant_init_progress SET status = 'completed', current_step = ?, current_step_name = 'activate',
-		  progress_percent = 100, error_message = NULL, completed_at = ?, lease_owner = NULL, lease_expires_at = NULL
-		WHERE tenant_id = ?`, len(Steps), p.now(), st.tenantID)
+	err = p.fenced(ctx, st, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `
+			UPDATE tenant_init_progress SET status = 'completed', current_step = ?, current_step_name = 'activate',
+			  progress_percent = 100, error_message = NULL, completed_at = ?, lease_owner = NULL, lease_expires_at = NULL
+			WHERE tenant_id = ?`, len(Steps), p.now(), st.tenantID)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("provision %s: finish: %w", code, err)
 	}
@@ -327,30 +368,37 @@ func (p *Pipeline) Run(ctx context.Context, code string) error {
 	return nil
 }
 
-// lease takes the tenant's progress for this process; nil state when it is
-// already completed.
+// lease takes the tenant's progress for this process, as a new generation
+// (see state.gen); nil state when it is already completed.
 func (p *Pipeline) lease(ctx context.Context, code string) (*state, error) {
-	now := p.now()
-	res, err := p.Sys.ExecContext(ctx, `
-		UPDATE tenant_init_progress SET lease_owner = ?, lease_expires_at = ?, status = 'running', attempts = attempts + 1
-		WHERE tenant_code = ? AND status IN ('pending', 'running', 'failed')
-		  AND (lease_owner IS NULL OR lease_expires_at < ? OR lease_owner = ?)`,
-		p.Owner, now.Add(p.LeaseTTL), code, now, p.Owner)
-	if err != nil {
-		return nil, fmt.Errorf("lease %s: %w", code, err)
-	}
 	st := &state{code: code, outputs: map[string]json.RawMessage{}}
 	var status string
 	var params []byte
-	err = p.Sys.QueryRowContext(ctx, `SELECT tenant_id, status, params FROM tenant_init_progress WHERE tenant_code = ?`, code).
-		Scan(&st.tenantID, &status, &params)
+	var leased bool
+	err := sqldb.InTxRetry(ctx, p.Sys, func(tx *sql.Tx) error {
+		now := p.now()
+		res, err := tx.ExecContext(ctx, `
+			UPDATE tenant_init_progress SET lease_owner = ?, lease_expires_at = ?, status = 'running', attempts = attempts + 1
+			WHERE tenant_code = ? AND status IN ('pending', 'running', 'failed')
+			  AND (lease_owner IS NULL OR lease_expires_at < ? OR lease_owner = ?)`,
+			p.Owner, now.Add(p.LeaseTTL), code, now, p.Owner)
+		if err != nil {
+			return err
+		}
+		n, _ := res.RowsAffected()
+		leased = n > 0
+		// Read in the transaction of the lease: the generation is this
+		// run's, not that of a run leasing just after.
+		return tx.QueryRowContext(ctx, `SELECT tenant_id, status, params, attempts FROM tenant_init_progress WHERE tenant_code = ?`, code).
+			Scan(&st.tenantID, &status, &params, &st.gen)
+	})
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fault.New(fault.NotFound, "tenant_not_found", "no tenant %q is being provisioned", code)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("lease %s: %w", code, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
+	if !leased {
 		if status == "completed" {
 			return nil, nil
 		}
@@ -382,29 +430,72 @@ func (p *Pipeline) stepStatuses(ctx context.Context, tenantID int64) (map[string
 	return out, rows.Err()
 }
 
+// fenced runs fn in a transaction holding the tenant's progress row, if this
+// run still holds the lease it took (its generation and owner, status
+// running); else it is ErrLeaseLost and fn does not run. A lease taken by
+// another run waits for the transaction, so fn's changes are either made
+// before the other run leased (and found by it) or not at all. fn may be
+// nil: a check alone.
+func (p *Pipeline) fenced(ctx context.Context, st *state, fn func(*sql.Tx) error) error {
+	return sqldb.InTxRetry(ctx, p.Sys, func(tx *sql.Tx) error {
+		var gen int64
+		var owner sql.NullString
+		var status string
+		err := tx.QueryRowContext(ctx, "SELECT attempts, lease_owner, status FROM tenant_init_progress WHERE tenant_id = ? FOR UPDATE", st.tenantID).
+			Scan(&gen, &owner, &status)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrLeaseLost // aborted
+		}
+		if err != nil {
+			return fmt.Errorf("check lease: %w", err)
+		}
+		if gen != st.gen || owner.String != p.Owner || status != "running" {
+			return ErrLeaseLost
+		}
+		if fn == nil {
+			return nil
+		}
+		return fn(tx)
+	})
+}
+
 func (p *Pipeline) beginStep(ctx context.Context, st *state, i int, name string) error {
-	now := p.now()
-	if _, err := p.Sys.ExecContext(ctx, `
-		UPDATE tenant_init_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?), error_message = NULL
-		WHERE tenant_id = ? AND step_name = ?`, now, st.tenantID, name); err != nil {
-		return fmt.Errorf("step %s: %w", name, err)
+	err := p.fenced(ctx, st, func(tx *sql.Tx) error {
+		now := p.now()
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE tenant_init_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?), error_message = NULL
+			WHERE tenant_id = ? AND step_name = ?`, now, st.tenantID, name); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `
+			UPDATE tenant_init_progress SET current_step = ?, current_step_name = ?, lease_expires_at = ?, error_message = NULL
+			WHERE tenant_id = ?`, i+1, name, now.Add(p.LeaseTTL), st.tenantID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("provision %s: step %s: %w", st.code, name, err)
 	}
-	_, err := p.Sys.ExecContext(ctx, `
-		UPDATE tenant_init_progress SET current_step = ?, current_step_name = ?, lease_expires_at = ?, error_message = NULL
-		WHERE tenant_id = ?`, i+1, name, now.Add(p.LeaseTTL), st.tenantID)
-	return err
+	return nil
 }
 
 func (p *Pipeline) completeStep(ctx context.Context, st *state, i int, name string, out []byte) error {
-	if _, err := p.Sys.ExecContext(ctx, `
-		UPDATE tenant_init_steps SET status = 'completed', output = ?, completed_at = ? WHERE tenant_id = ? AND step_name = ?`,
-		string(out), p.now(), st.tenantID, name); err != nil {
-		return fmt.Errorf("step %s: record: %w", name, err)
+	err := p.fenced(ctx, st, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `
+			UPDATE tenant_init_steps SET status = 'completed', output = ?, completed_at = ? WHERE tenant_id = ? AND step_name = ?`,
+			string(out), p.now(), st.tenantID, name); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, "UPDATE tenant_init_progress SET progress_percent = ? WHERE tenant_id = ?", percent(i+1), st.tenantID)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("provision %s: step %s: record: %w", st.code, name, err)
 	}
-	_, err := p.Sys.ExecContext(ctx, "UPDATE tenant_init_progress SET progress_percent = ? WHERE tenant_id = ?", percent(i+1), st.tenantID)
-	return err
+	return nil
 }
 
+// failStep records the failure of step name, unless the run has lost its
+// lease: the run now holding it must not be marked failed by this one.
 func (p *Pipeline) failStep(ctx context.Context, st *state, name string, cause error) {
 	msg := cause.Error()
 	if fe, ok := fault.As(cause); ok && fe.Kind != fault.Internal {
@@ -413,11 +504,16 @@ func (p *Pipeline) failStep(ctx context.Context, st *state, name string, cause e
 	if len(msg) > 2000 {
 		msg = msg[:2000]
 	}
-	_, _ = p.Sys.ExecContext(ctx, "UPDATE tenant_init_steps SET status = 'failed', error_message = ? WHERE tenant_id = ? AND step_name = ?",
-		msg, st.tenantID, name)
-	_, _ = p.Sys.ExecContext(ctx, `
-		UPDATE tenant_init_progress SET status = 'failed', error_message = ?, lease_owner = NULL, lease_expires_at = NULL
-		WHERE tenant_id = ?`, name+": "+msg, st.tenantID)
+	_ = p.fenced(ctx, st, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, "UPDATE tenant_init_steps SET status = 'failed', error_message = ? WHERE tenant_id = ? AND step_name = ?",
+			msg, st.tenantID, name); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `
+			UPDATE tenant_init_progress SET status = 'failed', error_message = ?, lease_owner = NULL, lease_expires_at = NULL
+			WHERE tenant_id = ?`, name+": "+msg, st.tenantID)
+		return err
+	})
 	p.Log.WarnContext(ctx, "provisioning step failed", "tenant", st.code, "step", name, "err", cause)
 }
 
@@ -449,7 +545,7 @@ func (p *Pipeline) Resume(ctx context.Context, limit int) ([]string, error) {
 	var errs []error
 	for _, c := range codes {
 		if err := p.Run(ctx, c); err != nil {
-			if !errors.Is(err, ErrBusy) {
+			if !errors.Is(err, ErrBusy) && !errors.Is(err, ErrLeaseLost) { // another run has it
 				errs = append(errs, err)
 			}
 			continue

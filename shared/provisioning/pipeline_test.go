@@ -114,6 +114,8 @@ type snapshot struct {
 	Account                       bool
 	TenantName, ContactInTemplate string
 	Campuses                      int
+	// CreatedEvents are the tenant.created events in the outbox.
+	CreatedEvents []string
 }
 
 func (h *harness) snapshot(t *testing.T, code string) snapshot {
@@ -145,6 +147,17 @@ func (h *harness) snapshot(t *testing.T, code string) snapshot {
 	var acct int
 	_ = h.sys.QueryRow("SELECT COUNT(*) FROM tenant_accounts WHERE tenant_id = ?", id).Scan(&acct)
 	s.Account = acct == 1
+	rows, err = h.sys.Query(`SELECT CONCAT(tenant_code, ' ', JSON_VALUE(payload, '$.type'), ' ', JSON_VALUE(payload, '$.tenantCode'))
+		FROM webhook_events WHERE tenant_id = ? AND event_type = 'tenant.created' ORDER BY id`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var v string
+		_ = rows.Scan(&v)
+		s.CreatedEvents = append(s.CreatedEvents, strings.ReplaceAll(v, code, "CODE"))
+	}
+	rows.Close()
 	q := func(query string, dst any) {
 		if err := h.server.QueryRow(strings.ReplaceAll(query, "DB.", "`"+dbName+"`."), h.userID).Scan(dst); err != nil {
 			t.Fatalf("%s: %v", query, err)
@@ -183,6 +196,11 @@ func TestCreateTenant(t *testing.T) {
 	}
 	if s.Relation != "admin/active" || !slices.Contains(s.AdminRoles, "admin") || s.Models != 1 || !s.Account || s.Campuses != 1 {
 		t.Fatalf("snapshot %+v", s)
+	}
+	// The outbox has tenant.created, once (TestCrashAtEachStepIsResumed
+	// checks that a resumed pipeline neither loses it nor emits it twice).
+	if !slices.Equal(s.CreatedEvents, []string{"CODE tenant.created CODE"}) {
+		t.Fatalf("tenant.created events %q, want one", s.CreatedEvents)
 	}
 	if len(s.Objects) < 10 {
 		t.Fatalf("storage layout has %d objects: %v", len(s.Objects), s.Objects)

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-sql-driver/mysql"
-
 	"github.com/unitenant/unitenant/infra/schema"
 	"github.com/unitenant/unitenant/shared/migration"
 	"github.com/unitenant/unitenant/shared/secretbox"
@@ -303,51 +301,55 @@ func (p *pool) discard(ctx context.Context, r poolRow, why string) (bool, error)
 
 // ClaimWarm hands a ready warm database of cluster clusterID at schema
 // version to tenant tenantID, and returns its name; ok is false when the
-// pool has none (the caller clones one). The claim is one atomic UPDATE, so
-// concurrent claims never share a database; claiming again for the same
-// tenant returns the database it already holds.
+// pool has none (the caller clones one). Claiming again for the same tenant
+// returns the database it already holds. The provisioning pipeline claims
+// through its lease instead (Pipeline.database), so that a run that lost
+// its lease takes nothing.
 func ClaimWarm(ctx context.Context, sys *sql.DB, clusterID int64, version int, tenantID int64) (database string, ok bool, err error) {
-	if _, name, ok, err := claimedBy(ctx, sys, clusterID, tenantID); err != nil || ok {
+	err = sqldb.InTxRetry(ctx, sys, func(tx *sql.Tx) error {
+		database, ok, err = claimWarm(ctx, tx, clusterID, version, tenantID)
+		return err
+	})
+	return database, ok, err
+}
+
+// claimWarm is ClaimWarm in tx. The tenant's row is locked first, so the
+// claims of one tenant go one at a time: the second finds the first's
+// database. A tenant therefore never holds two, and no claim ever hands a
+// database back to the pool: the one it would hand back could be in use
+// (seeded, recorded) by another run of the tenant's provisioning. Concurrent
+// claims of different tenants never share a database: each takes its row
+// with one UPDATE.
+func claimWarm(ctx context.Context, tx *sql.Tx, clusterID int64, version int, tenantID int64) (string, bool, error) {
+	var id int64
+	err := tx.QueryRowContext(ctx, "SELECT id FROM tenants WHERE id = ? FOR UPDATE", tenantID).Scan(&id)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) { // no tenant: nothing to lock, and no claim can reference it
+		return "", false, fmt.Errorf("claim warm database: lock tenant %d: %w", tenantID, err)
+	}
+	if _, name, ok, err := claimedBy(ctx, tx, clusterID, tenantID); err != nil || ok {
 		return name, ok, err
 	}
-	var res sql.Result
-	for attempt := 0; ; attempt++ {
-		res, err = sys.ExecContext(ctx, `UPDATE warm_pool_databases
-			SET status = 'claimed', claimed_by_tenant_id = ?, claimed_at = CURRENT_TIMESTAMP(3)
-			WHERE status = 'ready' AND cluster_id = ? AND schema_version = ? ORDER BY id LIMIT 1`, tenantID, clusterID, version)
-		if err == nil || !retryable(err) || attempt == 4 {
-			break
-		}
-	}
+	res, err := tx.ExecContext(ctx, `UPDATE warm_pool_databases
+		SET status = 'claimed', claimed_by_tenant_id = ?, claimed_at = CURRENT_TIMESTAMP(3)
+		WHERE status = 'ready' AND cluster_id = ? AND schema_version = ? ORDER BY id LIMIT 1`, tenantID, clusterID, version)
 	if err != nil {
 		return "", false, fmt.Errorf("claim warm database: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		// The pool is empty, unless a concurrent claim of this tenant won.
-		_, name, ok, err := claimedBy(ctx, sys, clusterID, tenantID)
-		return name, ok, err
+		return "", false, nil // the pool is empty
 	}
-	id, name, ok, err := claimedBy(ctx, sys, clusterID, tenantID)
-	if err != nil {
-		return "", false, err
+	_, name, ok, err := claimedBy(ctx, tx, clusterID, tenantID)
+	if err == nil && !ok {
+		err = fmt.Errorf("claim warm database of tenant %d: the claimed row is gone", tenantID)
 	}
-	if !ok {
-		return "", false, fmt.Errorf("claim warm database of tenant %d: the claimed row is gone", tenantID)
-	}
-	// Two concurrent claims of one tenant may each have taken a database:
-	// the tenant keeps the first, the others go back to the pool.
-	if _, err := sys.ExecContext(ctx, `UPDATE warm_pool_databases SET status = 'ready', claimed_by_tenant_id = NULL, claimed_at = NULL
-		WHERE claimed_by_tenant_id = ? AND cluster_id = ? AND status = 'claimed' AND id > ?`, tenantID, clusterID, id); err != nil {
-		return "", false, fmt.Errorf("claim warm database: return extra: %w", err)
-	}
-	return name, true, nil
+	return name, ok, err
 }
 
 // claimedBy returns the warm database tenantID holds on the cluster.
-func claimedBy(ctx context.Context, sys *sql.DB, clusterID, tenantID int64) (int64, string, bool, error) {
+func claimedBy(ctx context.Context, tx *sql.Tx, clusterID, tenantID int64) (int64, string, bool, error) {
 	var id int64
 	var name string
-	err := sys.QueryRowContext(ctx, `SELECT id, database_name FROM warm_pool_databases
+	err := tx.QueryRowContext(ctx, `SELECT id, database_name FROM warm_pool_databases
 		WHERE claimed_by_tenant_id = ? AND cluster_id = ? AND status = 'claimed' ORDER BY id LIMIT 1`, tenantID, clusterID).Scan(&id, &name)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, "", false, nil
@@ -356,13 +358,6 @@ func claimedBy(ctx context.Context, sys *sql.DB, clusterID, tenantID int64) (int
 		return 0, "", false, fmt.Errorf("read claimed warm database: %w", err)
 	}
 	return id, name, true, nil
-}
-
-// retryable reports a deadlock or lock wait timeout, which a single-statement
-// claim may meet under contention and simply retries.
-func retryable(err error) bool {
-	var me *mysql.MySQLError
-	return errors.As(err, &me) && (me.Number == 1213 || me.Number == 1205)
 }
 
 // lockPool takes the named lock serializing refills of one cluster of this

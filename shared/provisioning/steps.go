@@ -9,10 +9,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/unitenant/unitenant/infra/schema"
 	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/migration"
+	"github.com/unitenant/unitenant/shared/notify"
 	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/tenancy"
 	"github.com/unitenant/unitenant/shared/tenantapp"
@@ -66,6 +68,11 @@ type database struct {
 // database claims a warm database of the current template version or clones
 // one, makes the siloed user when the tier asks for it, and records the
 // placement. Rerun after a crash it finds its own earlier work.
+//
+// The claim and the record go through the run's lease (fenced): a run that
+// lost it (see Run) takes no warm database and records nothing, and since a
+// tenant's claims go one at a time and find the database it holds, two runs
+// of one tenant end up with one database, never handing it back to the pool.
 func (p *Pipeline) database(ctx context.Context, st *state) (any, error) {
 	var pl placement
 	if !st.output("place", &pl) {
@@ -90,14 +97,27 @@ func (p *Pipeline) database(ctx context.Context, st *state) (any, error) {
 	if out.Version, err = p.templateVersion(ctx, server, pl.ClusterID); err != nil {
 		return nil, err
 	}
-	name, ok, err := ClaimWarm(ctx, p.Sys, pl.ClusterID, out.Version, st.tenantID)
+	if err := p.crash("database:claim"); err != nil {
+		return nil, err
+	}
+	var ok bool
+	err = p.fenced(ctx, st, func(tx *sql.Tx) error {
+		var err error
+		out.Name, ok, err = claimWarm(ctx, tx, pl.ClusterID, out.Version, st.tenantID)
+		return err
+	})
 	if err != nil {
 		return nil, fmt.Errorf("claim warm database: %w", err)
 	}
 	if ok {
-		out.Name, out.Warm = name, true
+		out.Warm = true
 	} else {
 		if out.Name, err = DatabaseName(p.Prefix, st.code); err != nil {
+			return nil, err
+		}
+		// Checked again just before the drop: a run that has lost its
+		// lease leaves the tenant's database to the run that holds it.
+		if err := p.fenced(ctx, st, nil); err != nil {
 			return nil, err
 		}
 		// A clone a crash interrupted is not recorded anywhere: start over.
@@ -108,20 +128,29 @@ func (p *Pipeline) database(ctx context.Context, st *state) (any, error) {
 			return nil, fmt.Errorf("clone: %w", err)
 		}
 	}
-	var sealed []byte
-	if pl.Tier == tenancy.TierSiloed {
-		var pw string
-		if out.DBUser, pw, err = p.siloUser(ctx, server, out.Name); err != nil {
-			return nil, err
+	err = p.fenced(ctx, st, func(tx *sql.Tx) error {
+		// The siloed user is (re)keyed here, holding the lease, so a run
+		// that lost it cannot change the password the holder records.
+		var sealed []byte
+		if pl.Tier == tenancy.TierSiloed {
+			var pw string
+			var err error
+			if out.DBUser, pw, err = p.siloUser(ctx, server, out.Name); err != nil {
+				return err
+			}
+			sealed = p.Box.Seal([]byte(pw), tenancy.SiloSecretAAD(st.tenantID))
 		}
-		sealed = p.Box.Seal([]byte(pw), tenancy.SiloSecretAAD(st.tenantID))
-	}
-	_, err = p.Sys.ExecContext(ctx, `
-		INSERT INTO tenant_databases (tenant_id, cluster_id, database_name, tier, db_user, db_password_encrypted, schema_version, status, last_migrated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, 'ready', ?)`,
-		st.tenantID, pl.ClusterID, out.Name, pl.Tier, nullString(out.DBUser), sealed, out.Version, p.now())
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO tenant_databases (tenant_id, cluster_id, database_name, tier, db_user, db_password_encrypted, schema_version, status, last_migrated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, 'ready', ?)`,
+			st.tenantID, pl.ClusterID, out.Name, pl.Tier, nullString(out.DBUser), sealed, out.Version, p.now())
+		if err != nil {
+			return fmt.Errorf("record placement: %w", err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("record placement: %w", err)
+		return nil, err
 	}
 	return out, nil
 }
@@ -270,14 +299,33 @@ func (p *Pipeline) aiModels(ctx context.Context, st *state) (any, error) {
 	return map[string]int{"models": n}, nil
 }
 
-// activate opens the tenant: its account, then status active.
+// activate opens the tenant: its account, then status active, and
+// tenant.created in the outbox, all in one transaction holding the lease.
+// The event goes with the one change from provisioning to active, so a
+// rerun (after a crash before the step was recorded, or by another run)
+// finds the tenant active and emits nothing: the event is written exactly
+// once, or not at all with the activation.
 func (p *Pipeline) activate(ctx context.Context, st *state) (any, error) {
-	err := sqldb.InTx(ctx, p.Sys, func(tx *sql.Tx) error {
+	err := p.fenced(ctx, st, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO tenant_accounts (tenant_id) VALUES (?)", st.tenantID); err != nil {
 			return fmt.Errorf("account: %w", err)
 		}
-		_, err := tx.ExecContext(ctx, `UPDATE tenants SET status = 'active', activated_at = COALESCE(activated_at, ?)
-			WHERE id = ? AND status = 'provisioning'`, p.now(), st.tenantID)
+		now := p.now()
+		res, err := tx.ExecContext(ctx, `UPDATE tenants SET status = 'active', activated_at = COALESCE(activated_at, ?)
+			WHERE id = ? AND status = 'provisioning'`, now, st.tenantID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return nil // activated before
+		}
+		var name, subdomain, plan string
+		if err := tx.QueryRowContext(ctx, "SELECT tenant_name, subdomain, plan_type FROM tenants WHERE id = ?", st.tenantID).
+			Scan(&name, &subdomain, &plan); err != nil {
+			return err
+		}
+		_, err = notify.Emit(ctx, tx, notify.Event{Type: notify.TenantCreated, TenantID: st.tenantID, TenantCode: st.code,
+			Data: map[string]any{"name": name, "subdomain": subdomain, "planType": plan, "activatedAt": now.Truncate(time.Millisecond)}})
 		return err
 	})
 	if err != nil {
