@@ -15,11 +15,12 @@ import (
 var ErrPrivateAddress = errors.New("webhook URL resolves to a non-public address")
 
 // NewHTTPClient returns the client webhooks are posted with: no redirects
-// (a 3xx is a failed delivery, never a detour to another host) and, unless
-// allowPrivate, no connections to non-public addresses, checked on the
-// address actually dialled so DNS cannot be used to sneak past it. A
-// tenant's admin chooses its endpoint URLs: they must not reach into our
-// network. Development allows private addresses (receivers on localhost).
+// (a 3xx is a failed delivery, never a detour to another host), response
+// headers bounded (64 KiB) and, unless allowPrivate, no connections to
+// non-public addresses, checked on the address actually dialled so DNS
+// cannot be used to sneak past it. A tenant's admin chooses its endpoint
+// URLs: they must not reach into our network. Development allows private
+// addresses (receivers on localhost).
 func NewHTTPClient(allowPrivate bool) *http.Client {
 	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 	if !allowPrivate {
@@ -35,11 +36,19 @@ func NewHTTPClient(allowPrivate bool) *http.Client {
 	transport.DialContext = dialer.DialContext
 	transport.Proxy = nil // a proxy would dial in our place, unchecked
 	transport.MaxIdleConnsPerHost = 4
+	// Receivers are other people's servers: a response's headers are read
+	// whole, in memory, several deliveries at a time (the default allows
+	// 10 MB each).
+	transport.MaxResponseHeaderBytes = maxResponseHeaderBytes
 	return &http.Client{
 		Transport:     transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 }
+
+// maxResponseHeaderBytes bounds a receiver's response headers; a real
+// receiver sends a few hundred bytes.
+const maxResponseHeaderBytes = 64 << 10
 
 func isPublic(a netip.Addr) bool {
 	a = a.Unmap()
@@ -66,16 +75,17 @@ var cgnat = netip.MustParsePrefix("100.64.0.0/10")
 // notPublic are the special-purpose ranges (RFC 6890 and its updates) that
 // IsGlobalUnicast lets through and no webhook receiver lives in.
 var notPublic = []netip.Prefix{
-	netip.MustParsePrefix("0.0.0.0/8"),      // "this network"
-	netip.MustParsePrefix("192.0.0.0/24"),   // IETF protocol assignments
-	netip.MustParsePrefix("198.18.0.0/15"),  // benchmarking, used as internal space
-	netip.MustParsePrefix("240.0.0.0/4"),    // reserved
-	netip.MustParsePrefix("::/96"),          // IPv4-compatible (deprecated)
-	netip.MustParsePrefix("100::/64"),       // discard-only
-	netip.MustParsePrefix("64:ff9b:1::/48"), // local-use NAT64 (RFC 8215): the operator's own mapping, unknowable here
-	netip.MustParsePrefix("2001::/32"),      // Teredo: a tunnel to an IPv4 host
-	netip.MustParsePrefix("2001:db8::/32"),  // documentation
-	netip.MustParsePrefix("fec0::/10"),      // site-local (deprecated)
+	netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
+	netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
+	netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking, used as internal space
+	netip.MustParsePrefix("240.0.0.0/4"),     // reserved
+	netip.MustParsePrefix("::/96"),           // IPv4-compatible (deprecated)
+	netip.MustParsePrefix("::ffff:0:0:0/96"), // IPv4-translated (RFC 2765 SIIT): a stateless translator's way to an IPv4 host
+	netip.MustParsePrefix("100::/64"),        // discard-only
+	netip.MustParsePrefix("64:ff9b:1::/48"),  // local-use NAT64 (RFC 8215): the operator's own mapping, unknowable here
+	netip.MustParsePrefix("2001::/32"),       // Teredo: a tunnel to an IPv4 host
+	netip.MustParsePrefix("2001:db8::/32"),   // documentation
+	netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated)
 }
 
 var (

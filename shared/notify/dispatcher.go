@@ -372,7 +372,7 @@ func (d *Dispatcher) targets(ctx context.Context, ev leased) ([]target, error) {
 				continue
 			}
 		}
-		out = append(out, target{channel: "webhook", endpoint: ep, to: redactURL(ep.url)})
+		out = append(out, target{channel: "webhook", endpoint: ep, to: RedactURL(ep.url)})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("list endpoints: %w", err)
@@ -563,14 +563,14 @@ func (d *Dispatcher) disableFailing(ctx context.Context, a attempt) error {
 		}
 		disabled = true
 		_, err = Emit(ctx, tx, Event{Type: WebhookDisabled, TenantID: tenantID.Int64, TenantCode: code.String, Data: map[string]any{
-			"endpointId": ep.id, "url": redactURL(ep.url), "consecutiveFailures": failures, "lastError": truncate(a.err, 500)}})
+			"endpointId": ep.id, "url": RedactURL(ep.url), "consecutiveFailures": failures, "lastError": truncate(a.err, 500)}})
 		return err
 	})
 	if err != nil {
 		return fmt.Errorf("endpoint %d: disable after failures: %w", ep.id, err)
 	}
 	if disabled {
-		d.logger().WarnContext(ctx, "webhook endpoint disabled after failing in a row", "endpoint", ep.id, "url", redactURL(ep.url), "failures", after)
+		d.logger().WarnContext(ctx, "webhook endpoint disabled after failing in a row", "endpoint", ep.id, "url", RedactURL(ep.url), "failures", after)
 	}
 	return nil
 }
@@ -590,19 +590,6 @@ func eventBody(ev leased) string {
 		}
 	}
 	return string(ev.payload)
-}
-
-// redactURL keeps scheme, host and path: a query string may carry a token.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid url)"
-	}
-	out := u.Scheme + "://" + u.Host + u.EscapedPath()
-	if u.RawQuery != "" {
-		out += "?…"
-	}
-	return out
 }
 
 func truncate(s string, n int) string {

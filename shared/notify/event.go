@@ -11,8 +11,9 @@
 // other languages) and dedupe on the id in the verified body, never on the
 // unsigned Unitenant-Event-Id header (a delivery replayed within the
 // timestamp tolerance with another header would pass): delivery is at least
-// once. This package never logs or stores an endpoint secret in clear,
-// nor the body of a direct message (it may hold a token).
+// once. This package never logs or stores an endpoint secret in clear, nor
+// an endpoint URL's query string outside webhook_endpoints (see RedactURL),
+// nor the body of a direct message (they may hold tokens).
 package notify
 
 import (

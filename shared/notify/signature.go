@@ -29,6 +29,10 @@ var (
 	ErrBadTimestamp = errors.New("webhook timestamp missing, malformed or outside the tolerance")
 )
 
+// errNoSecret is a receiver that lost its secret (an unset variable): what
+// anyone signs with an empty key must not pass.
+var errNoSecret = fmt.Errorf("%w: the receiver's secret is empty", ErrBadSignature)
+
 // Sign returns the Unitenant-Signature header value for body signed at
 // timestamp (unix seconds, as sent in Unitenant-Timestamp).
 func Sign(secret []byte, timestamp string, body []byte) string {
@@ -48,7 +52,8 @@ func mac(secret []byte, timestamp string, body []byte) []byte {
 // the raw request body (before any JSON decoding). It refuses a timestamp
 // further than tolerance from now (a replay), then compares the HMAC in
 // constant time. The signature header may carry several comma-separated
-// values (say while a secret is rotated); one match is enough.
+// values (say while a secret is rotated); one match is enough. An empty
+// secret verifies nothing (ErrBadSignature).
 //
 // A receiver in Go:
 //
@@ -56,13 +61,18 @@ func mac(secret []byte, timestamp string, body []byte) []byte {
 //	err := notify.VerifySignature(secret, r.Header.Get(notify.HeaderTimestamp),
 //		r.Header.Get(notify.HeaderSignature), body, time.Now(), notify.DefaultTolerance)
 //
-// In any other language: compute HMAC-SHA256 with the endpoint's secret over
+// In any other language: compute HMAC-SHA256 keyed with the endpoint's secret
+// (the whole string shown at creation, "whsec_" included, as its UTF-8
+// bytes: it is not base64-decoded, unlike the Standard Webhooks scheme) over
 // the timestamp header, a ".", and the raw body; hex-encode it; compare it with
-// the value after "v1=" in constant time; reject old timestamps. Answer 2xx
-// quickly once the event is stored; anything else is retried, so dedupe on the
-// "id" of the verified body. Only the timestamp and the body are signed: trust
+// the value after "v1=" in constant time; reject old timestamps and an empty
+// secret. Answer 2xx quickly once the event is stored; anything else is
+// retried, so dedupe on the "id" of the verified body. Only the timestamp and the body are signed: trust
 // no other header (Unitenant-Event, Unitenant-Event-Id) over the body.
 func VerifySignature(secret []byte, timestamp, signature string, body []byte, now time.Time, tolerance time.Duration) error {
+	if len(secret) == 0 {
+		return errNoSecret
+	}
 	ts, err := strconv.ParseInt(strings.TrimSpace(timestamp), 10, 64)
 	if err != nil {
 		return ErrBadTimestamp

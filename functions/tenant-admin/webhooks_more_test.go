@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/notify"
+	"github.com/unitenant/unitenant/shared/serverless"
+)
+
+// createdWebhook is the answer to POST /api/admin/webhooks.
+type createdWebhook struct {
+	Endpoint notify.Endpoint `json:"endpoint"`
+	Secret   string          `json:"secret"`
+}
+
+func (f *fixture) addWebhook(t *testing.T, body map[string]any) createdWebhook {
+	t.Helper()
+	r := f.do(t, "admin", "POST", "/api/admin/webhooks", body)
+	want(t, r, 201, "")
+	var c createdWebhook
+	if err := json.Unmarshal(r.Data, &c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// syncBuffer is a log sink the handler's goroutines write to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// logTo serves the fixture's handler again, logging everything to a buffer.
+func (f *fixture) logTo(t *testing.T) *syncBuffer {
+	t.Helper()
+	buf := &syncBuffer{}
+	f.h.log = logging.New(buf, "tenant-admin", slog.LevelDebug)
+	srv := httptest.NewServer(serverless.Handler(newHandler(f.h), f.h.log, 0))
+	t.Cleanup(srv.Close)
+	f.srv = srv
+	return buf
+}
+
+// TestWebhookDisabledEventSubscribableAlone: the admin API takes
+// webhook.endpoint_disabled as the only event of an endpoint.
+func TestWebhookDisabledEventSubscribableAlone(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.addWebhook(t, map[string]any{"url": "https://pager.example.com/hooks", "tenantCode": "k001", "events": []string{notify.WebhookDisabled}})
+	if len(c.Endpoint.Events) != 1 || c.Endpoint.Events[0] != notify.WebhookDisabled {
+		t.Fatalf("endpoint events %q", c.Endpoint.Events)
+	}
+}
+
+// TestWebhookURLQueryNeverAudited: a query string often carries the
+// receiver's token. The admin API shows the URL as entered to the admins
+// who manage it (as GitHub and Stripe do), but audit rows and logs keep only
+// scheme, host and path, and say that a query was there.
+func TestWebhookURLQueryNeverAudited(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	logs := f.logTo(t)
+	const token = "tok_9f8e7d6c5b4a"
+	url := "https://hooks.example.com/unitenant/in?token=" + token + "&v=2"
+	c := f.addWebhook(t, map[string]any{"url": url, "tenantCode": "k001", "name": "billing"})
+	if c.Endpoint.URL != url {
+		t.Errorf("created endpoint shows %q, want the URL as entered", c.Endpoint.URL)
+	}
+	r := f.do(t, "operator", "GET", "/api/admin/webhooks?tenantCode=k001", nil)
+	want(t, r, 200, "")
+	if !bytes.Contains(r.Data, []byte(token)) {
+		t.Errorf("list %s: want the URL as entered", r.Data)
+	}
+	id := itoa(c.Endpoint.ID)
+	want(t, f.do(t, "admin", "PATCH", "/api/admin/webhooks/"+id, map[string]string{"status": "disabled"}), 200, "")
+	want(t, f.do(t, "admin", "DELETE", "/api/admin/webhooks/"+id, nil), 200, "")
+
+	rows, err := f.sys.DB.Query(`SELECT action, COALESCE(target_id, ''), COALESCE(tenant_id, 0), CONCAT(COALESCE(before_state, ''), ' ', COALESCE(after_state, ''))
+		FROM audit_logs WHERE action LIKE '%webhook%' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var actions []string
+	var k001 int64
+	if err := f.sys.DB.QueryRow("SELECT id FROM tenants WHERE tenant_code = 'k001'").Scan(&k001); err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var action, target, state string
+		var tenant int64
+		if err := rows.Scan(&action, &target, &tenant, &state); err != nil {
+			t.Fatal(err)
+		}
+		actions = append(actions, action)
+		if strings.Contains(state, token) {
+			t.Errorf("%s audit row keeps the query: %s", action, state)
+		}
+		if !strings.Contains(state, "https://hooks.example.com/unitenant/in?…") {
+			t.Errorf("%s audit row %s: want the redacted URL (scheme, host, path, ?…)", action, state)
+		}
+		if target != "k001" || tenant != k001 {
+			t.Errorf("%s audit row is for tenant %q (%d), want k001 (%d)", action, target, tenant, k001)
+		}
+	}
+	if len(actions) != 3 {
+		t.Errorf("webhook audit rows %q, want add, status, delete", actions)
+	}
+	if strings.Contains(logs.String(), token) {
+		t.Errorf("logs keep the query: %s", logs.String())
+	}
+}
+
+// TestRefusedWebhookChangeChangesNothing: when a webhook change cannot be
+// audited the request fails and nothing changed — no endpoint whose secret
+// nobody was shown, no status flipped, no endpoint gone unaudited.
+func TestRefusedWebhookChangeChangesNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	c := f.addWebhook(t, map[string]any{"url": "https://hooks.example.com/a", "tenantCode": "k001"})
+	if _, err := f.sys.DB.Exec(`CREATE TRIGGER audit_down BEFORE INSERT ON audit_logs FOR EACH ROW
+		SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'audit store unavailable'`); err != nil {
+		t.Fatal(err)
+	}
+	id := itoa(c.Endpoint.ID)
+	want(t, f.do(t, "admin", "POST", "/api/admin/webhooks", map[string]any{"url": "https://hooks.example.com/b"}), 500, "internal")
+	want(t, f.do(t, "admin", "PATCH", "/api/admin/webhooks/"+id, map[string]string{"status": "disabled"}), 500, "internal")
+	want(t, f.do(t, "admin", "DELETE", "/api/admin/webhooks/"+id, nil), 500, "internal")
+	eps, err := notify.ListEndpoints(context.Background(), f.sys.DB, notify.AllTenants)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(eps) != 1 || eps[0].ID != c.Endpoint.ID || eps[0].Status != notify.EndpointActive {
+		t.Fatalf("endpoints after refused changes %+v; want only endpoint %d, active", eps, c.Endpoint.ID)
+	}
+}
+
+// TestWebhookInputNamesEveryBadField: the admin learns every mistake of a
+// request at once, a tenant that does not exist is named as the field it
+// came in, and nothing is stored.
+func TestWebhookInputNamesEveryBadField(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	r := f.do(t, "admin", "POST", "/api/admin/webhooks", map[string]any{"url": "ftp://x", "events": []string{"tenant.exploded"}, "tenantCode": "k001"})
+	if r.Status != 400 || r.Error.Fields["url"] == "" || r.Error.Fields["events"] == "" {
+		t.Errorf("bad url and events: %d %q %v, want 400 naming both", r.Status, r.Error.Code, r.Error.Fields)
+	}
+	r = f.do(t, "admin", "POST", "/api/admin/webhooks", map[string]any{"url": "https://hooks.example.com/x", "tenantCode": "k404"})
+	if r.Status != 404 || r.Error.Code != "tenant_not_found" || r.Error.Fields["tenantCode"] == "" {
+		t.Errorf("unknown tenant: %d %q %v, want 404 tenant_not_found naming tenantCode", r.Status, r.Error.Code, r.Error.Fields)
+	}
+	var n int
+	if err := f.sys.DB.QueryRow("SELECT (SELECT COUNT(*) FROM webhook_endpoints) + (SELECT COUNT(*) FROM audit_logs)").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d endpoints and audit rows after refused requests (%v)", n, err)
+	}
+}
