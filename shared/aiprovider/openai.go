@@ -11,8 +11,9 @@ import (
 // OpenAICompatible speaks OpenAI's API: {base}/chat/completions,
 // /completions and /embeddings with a Bearer key. OpenAI, Doubao
 // (Volcengine Ark), DeepSeek, Qwen's compatible mode and local servers all
-// do. Requests and answers pass through unchanged but for the model id and
-// stream_options.include_usage, which a stream always sets.
+// do. Requests and answers pass through unchanged but for the model id,
+// stream_options.include_usage, which a stream always sets, and the
+// completion cap, sent in the member the kind reads (see capField).
 type OpenAICompatible struct {
 	// Kind names the provider in errors and picks the default base URL.
 	Kind string
@@ -42,6 +43,7 @@ func (p *OpenAICompatible) exchange(t Target, path string) exchange {
 func (p *OpenAICompatible) Chat(ctx context.Context, t Target, req ChatRequest) (*ChatResponse, error) {
 	req.Model = upstreamModel(t, req.Model)
 	req.Stream, req.StreamOptions = false, nil
+	p.capField(&req)
 	var out ChatResponse
 	if err := p.exchange(t, "/chat/completions").call(ctx, t.Timeout, req, &out); err != nil {
 		return nil, err
@@ -56,6 +58,7 @@ func (p *OpenAICompatible) ChatStream(ctx context.Context, t Target, req ChatReq
 	req.Model = upstreamModel(t, req.Model)
 	req.Stream = true
 	req.StreamOptions = &StreamOptions{IncludeUsage: true}
+	p.capField(&req)
 	s, err := p.exchange(t, "/chat/completions").openStream(ctx, t.IdleTimeout, req)
 	if err != nil {
 		return nil, err
@@ -82,6 +85,26 @@ func (p *OpenAICompatible) Embed(ctx context.Context, t Target, req EmbeddingReq
 		return nil, err
 	}
 	return &out, nil
+}
+
+// capField sends the request's completion cap (MaxOutputTokens, what the
+// bridge reserved for) in the one member the kind reads. OpenAI reads
+// max_completion_tokens on every chat model and refuses max_tokens on its
+// reasoning models; DeepSeek, Qwen's compatible mode and local servers read
+// only max_tokens and ignore the other, so a cap given as
+// max_completion_tokens alone would not bind; Ark (Doubao) reads max_tokens
+// on every model and refuses the two together. A request without a cap is
+// left without one.
+func (p *OpenAICompatible) capField(req *ChatRequest) {
+	if req.MaxTokens == nil && req.MaxCompletionTokens == nil {
+		return
+	}
+	n := req.MaxOutputTokens()
+	if p.name() == KindOpenAI {
+		req.MaxTokens, req.MaxCompletionTokens = nil, &n
+		return
+	}
+	req.MaxTokens, req.MaxCompletionTokens = &n, nil
 }
 
 // upstreamModel is the model id the provider knows.

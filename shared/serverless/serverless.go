@@ -11,8 +11,9 @@
 //   - locally: an HTTP server on 127.0.0.1:$PORT, jobs also on demand with
 //     POST /invoke or once with -once.
 //
-// Whatever the platform, a handler sees the same request (Host returns the
-// real host) and the client gets the same response (a handler that writes
+// Whatever the platform, a handler sees the same request (r.Host and
+// RequestHost are the host the platform served it for, never a header the
+// client added) and the client gets the same response (a handler that writes
 // nothing answers 200 everywhere, not 504 under the Lambda adapter).
 package serverless
 
@@ -31,13 +32,16 @@ import (
 	"strings"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-lambda-go/lambdaurl"
+	"github.com/awslabs/aws-lambda-go-api-proxy/core"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 
 	"github.com/unitenant/unitenant/shared/config"
+	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/httpapi"
 	"github.com/unitenant/unitenant/shared/logging"
 )
@@ -168,8 +172,29 @@ func Run(ctx context.Context, mode Mode, svc Service, log *slog.Logger, getenv f
 
 // Handler wraps h in the standard middleware (maxBody 0: the default limit)
 // and guarantees a status is written, so every platform answers the same.
+// It also makes every platform's request look like net/http's: r.Host is
+// the host the request was served for (see RequestHost) and r.Header holds
+// no "Host"; a request whose host RequestHost refuses is answered 400.
 func Handler(h http.Handler, log *slog.Logger, maxBody int64) http.Handler {
-	return ensureStatus(httpapi.StandardLimit(h, log, maxBody))
+	return ensureStatus(httpapi.StandardLimit(servedHost(h, log), log, maxBody))
+}
+
+// servedHost sets r.Host to the authority the platform served r for and
+// drops any literal Host header, so that nothing downstream can read the
+// client's claim instead.
+func servedHost(next http.Handler, log *slog.Logger) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := RequestHost(r); err != nil {
+			httpapi.Fail(w, r, log, err)
+			return
+		}
+		if served := servedAuthority(r); served != r.Host || r.Header["Host"] != nil {
+			r = r.Clone(r.Context())
+			r.Host = served
+			delete(r.Header, "Host")
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // HTTPLambdaHandler returns the function lambda.Start runs for an HTTP
@@ -309,19 +334,92 @@ func Serve(ctx context.Context, ln net.Listener, h http.Handler, log *slog.Logge
 	return nil
 }
 
-// Host returns the host the client asked for, lower-cased, without port or
-// trailing dot, on every platform. Under the Lambda adapter r.Host is the API
-// Gateway's domainName while the client's Host header is kept in r.Header; on
-// FC and locally (the local gateway preserves it) r.Host is the client's.
+// Errors of RequestHost, answered by Handler with 400 before any handler
+// runs.
+var (
+	ErrHostNotASCII = fault.New(fault.Invalid, "invalid_host",
+		"the host name must be ASCII: send an internationalized domain name in its punycode form (xn--...)")
+	ErrHostInvalid = fault.New(fault.Invalid, "invalid_host", "the host is not a valid host name")
+)
+
+// RequestHost returns the host the request was served for, lower-cased,
+// without port or trailing dot, on every platform. It is the authority the
+// platform itself routed the request by, never a header a client can add
+// beside it:
+//
+//   - under API Gateway (httpadapter) and a Function URL (lambdaurl), the
+//     event's requestContext.domainName: the custom domain (a wildcard
+//     one's actual name) or the gateway's own, on which the gateway
+//     accepted the request. The event's "host" header is the client's
+//     word, and the adapter's r.Host may be overridden (GO_API_HOST);
+//   - under FC, the local gateway and any net/http server, r.Host: the
+//     authority the server saw (the Host line in HTTP/1, its absolute-form
+//     request target if it sent one, :authority in HTTP/2). Go's HTTP/2
+//     server keeps a literal "host" header in r.Header next to
+//     :authority; it is never read.
+//
+// A host that is not ASCII is refused (ErrHostNotASCII) before anything is
+// lower-cased: Unicode case mapping would turn the Kelvin sign into "k",
+// U+0130 into "i", and so make a name no DNS or certificate served look
+// like a tenant's. So are control characters, a port that is not a number
+// and a bracketed name that is no IP address (ErrHostInvalid).
+func RequestHost(r *http.Request) (string, error) {
+	return NormalizeHost(servedAuthority(r))
+}
+
+// Host is RequestHost without the error: "" for a host RequestHost refuses
+// (Handler has already answered such a request 400).
 func Host(r *http.Request) string {
-	h := r.Header.Get("Host")
-	if h == "" {
-		h = r.Host
+	h, err := RequestHost(r)
+	if err != nil {
+		return ""
 	}
-	if host, _, err := net.SplitHostPort(h); err == nil {
+	return h
+}
+
+// servedAuthority is the raw authority the platform served r for.
+func servedAuthority(r *http.Request) string {
+	if gw, ok := core.GetAPIGatewayV2ContextFromContext(r.Context()); ok && gw.DomainName != "" {
+		return gw.DomainName
+	}
+	if ev, ok := lambdaurl.RequestFromContext(r.Context()); ok && ev.RequestContext.DomainName != "" {
+		return ev.RequestContext.DomainName
+	}
+	return r.Host
+}
+
+// NormalizeHost turns an authority (host[:port]) into the host name routing
+// compares: ASCII only, lower-cased, without port or one trailing dot.
+func NormalizeHost(authority string) (string, error) {
+	for i := 0; i < len(authority); i++ {
+		switch c := authority[i]; {
+		case c >= utf8.RuneSelf:
+			return "", ErrHostNotASCII
+		case c <= ' ' || c == 0x7f:
+			return "", ErrHostInvalid
+		}
+	}
+	h := authority
+	if host, port, err := net.SplitHostPort(authority); err == nil {
+		if strings.Trim(port, "0123456789") != "" ||
+			strings.HasPrefix(authority, "[") && net.ParseIP(host) == nil {
+			return "", ErrHostInvalid
+		}
 		h = host
 	}
-	return strings.TrimSuffix(strings.ToLower(h), ".")
+	return strings.TrimSuffix(asciiLower(h), "."), nil
+}
+
+// asciiLower lower-cases A-Z only: s is ASCII, and no other mapping may
+// apply.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }
 
 // ClientIP returns the caller's address on every platform. Under the Lambda

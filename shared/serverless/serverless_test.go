@@ -27,7 +27,8 @@ import (
 func app() http.Handler {
 	rt := httpapi.NewRouter()
 	rt.HandleFunc("GET /host", func(w http.ResponseWriter, r *http.Request) {
-		httpapi.OK(w, r, map[string]any{"host": serverless.Host(r), "requestId": logging.RequestID(r.Context())})
+		httpapi.OK(w, r, map[string]any{"host": serverless.Host(r), "requestId": logging.RequestID(r.Context()),
+			"rHost": r.Host, "hostHeader": r.Header.Get("Host")})
 	})
 	rt.HandleFunc("GET /silent", func(http.ResponseWriter, *http.Request) {}) // writes nothing
 	rt.HandleFunc("GET /panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
@@ -38,12 +39,18 @@ func app() http.Handler {
 	return rt
 }
 
-func apiEvent(path, host string) []byte {
+// gatewayDomain is the HTTP API's own domain name.
+const gatewayDomain = "abc123.execute-api.us-east-1.amazonaws.com"
+
+// apiEvent is an HTTP API event for path, served on domain (the custom
+// domain the gateway matched, or its own), whose client sent a Host header
+// host.
+func apiEvent(path, domain, host string) []byte {
 	ev := events.APIGatewayV2HTTPRequest{
 		Version: "2.0", RouteKey: "GET " + path, RawPath: path,
 		Headers: map[string]string{"host": host, "accept": "application/json", "x-forwarded-for": "203.0.113.1, 10.0.0.1"},
 		RequestContext: events.APIGatewayV2HTTPRequestContext{
-			DomainName: "abc123.execute-api.us-east-1.amazonaws.com", RequestID: "gw-req-1",
+			DomainName: domain, RequestID: "gw-req-1",
 			HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "GET", Path: path, SourceIP: "203.0.113.1"},
 		},
 	}
@@ -53,8 +60,13 @@ func apiEvent(path, host string) []byte {
 
 func invokeLambda(t *testing.T, path, host string) events.APIGatewayV2HTTPResponse {
 	t.Helper()
+	return invokeLambdaOn(t, path, gatewayDomain, host)
+}
+
+func invokeLambdaOn(t *testing.T, path, domain, host string) events.APIGatewayV2HTTPResponse {
+	t.Helper()
 	h := lambda.NewHandler(serverless.HTTPLambdaHandler(app(), logging.Discard(), 0))
-	out, err := h.Invoke(context.Background(), apiEvent(path, host))
+	out, err := h.Invoke(context.Background(), apiEvent(path, domain, host))
 	if err != nil {
 		t.Fatalf("invoke %s: %v", path, err)
 	}
@@ -67,8 +79,9 @@ func invokeLambda(t *testing.T, path, host string) events.APIGatewayV2HTTPRespon
 
 func TestLambdaHTTPAPI(t *testing.T) {
 	t.Parallel()
-	t.Run("HostIsTheClientsNotTheGateways", func(t *testing.T) {
-		resp := invokeLambda(t, "/host", "K001.Example.com:443")
+	t.Run("HostIsTheCustomDomainServed", func(t *testing.T) {
+		// A wildcard custom domain: domainName is the name the client used.
+		resp := invokeLambdaOn(t, "/host", "K001.Example.com", "K001.Example.com:443")
 		if resp.StatusCode != 200 || !strings.Contains(resp.Body, `"host":"k001.example.com"`) {
 			t.Fatalf("got %d %s", resp.StatusCode, resp.Body)
 		}
@@ -100,7 +113,7 @@ func TestLambdaFunctionURLStreaming(t *testing.T) {
 		status int
 	}{{"/silent", 200}, {"/host", 200}, {"/panic", 500}} {
 		req := &events.LambdaFunctionURLRequest{
-			RawPath: tc.path, Headers: map[string]string{"host": "k002.example.com"},
+			RawPath: tc.path, Headers: map[string]string{"host": "fn.lambda-url.us-east-1.on.aws"},
 			RequestContext: events.LambdaFunctionURLRequestContext{
 				DomainName: "fn.lambda-url.us-east-1.on.aws",
 				HTTP:       events.LambdaFunctionURLRequestContextHTTPDescription{Method: "GET", Path: tc.path},
@@ -114,7 +127,7 @@ func TestLambdaFunctionURLStreaming(t *testing.T) {
 		if resp.StatusCode != tc.status {
 			t.Errorf("%s: status %d, want %d (%s)", tc.path, resp.StatusCode, tc.status, body)
 		}
-		if tc.path == "/host" && !strings.Contains(string(body), `"host":"k002.example.com"`) {
+		if tc.path == "/host" && !strings.Contains(string(body), `"host":"fn.lambda-url.us-east-1.on.aws"`) {
 			t.Errorf("host under lambdaurl: %s", body)
 		}
 	}
@@ -295,7 +308,10 @@ func TestHost(t *testing.T) {
 	for _, tc := range []struct{ hostField, header, want string }{
 		{"k001.example.com", "", "k001.example.com"},
 		{"K001.Example.COM:8080", "", "k001.example.com"},
-		{"gateway.amazonaws.com", "tenant.example.com.", "tenant.example.com"},
+		{"tenant.example.com.", "", "tenant.example.com"},
+		// A literal Host header (Go's HTTP/2 server keeps one beside
+		// :authority) is the client's claim, not what was served.
+		{"k001.example.com", "k002.example.com", "k001.example.com"},
 		{"[::1]:8080", "", "::1"},
 	} {
 		r, _ := http.NewRequest("GET", "http://placeholder/", nil)

@@ -12,8 +12,10 @@ import (
 	"net"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/serverless"
 )
 
 // codePattern is what a tenant code may look like anywhere it is read from a
@@ -39,6 +41,12 @@ var (
 	errProvisioning = fault.New(fault.Unavailable, "tenant_provisioning", "the tenant is being set up; retry shortly")
 )
 
+// ErrHeaderNotASCII refuses an X-Tenant-Code that is not ASCII before it
+// is lower-cased: Unicode case mapping would turn the Kelvin sign into "k"
+// (and U+0130 into "i"), naming a tenant the client never spelled.
+var ErrHeaderNotASCII = fault.New(fault.Invalid, "invalid_tenant_code",
+	"X-Tenant-Code must be ASCII: a tenant code is lower-case letters, digits and hyphens")
+
 // Hosts says which host names are the platform's own and where tenants live.
 type Hosts struct {
 	// BaseDomain: tenant k001 is served at k001.<BaseDomain>.
@@ -63,14 +71,18 @@ const (
 )
 
 // classify reads a host (already lower-cased, port stripped by
-// serverless.Host). Hosts under the base domain must be exactly one valid,
-// non-reserved label deep; any other host may be a custom domain.
+// serverless.RequestHost). Hosts under the base domain must be exactly one
+// valid, non-reserved label deep; any other host may be a custom domain. A
+// host that is not ASCII is refused, whoever forgot to.
 //
 // A platform suffix that covers the whole base domain (".example.com" for
 // tenants under schools.example.com) does not make tenants' hosts platform
 // ones: that would drop the tenant the host names instead of checking the
 // other sources against it.
 func (h Hosts) classify(host string) (hostKind, string, error) {
+	if !isASCII(host) {
+		return 0, "", serverless.ErrHostNotASCII
+	}
 	if host == "" || net.ParseIP(strings.Trim(host, "[]")) != nil {
 		return hostPlatform, "", nil
 	}
@@ -119,9 +131,9 @@ type Sources struct {
 func Decide(s Sources) (string, error) {
 	code := s.HostCode
 	for _, h := range s.Header {
-		h = strings.ToLower(strings.TrimSpace(h))
-		if !ValidCode(h) {
-			return "", ErrInvalidCode
+		h, err := headerCode(h)
+		if err != nil {
+			return "", err
 		}
 		if code != "" && h != code {
 			return "", ErrMismatch
@@ -144,4 +156,26 @@ func Decide(s Sources) (string, error) {
 		return "", ErrInvalidCode
 	}
 	return code, nil
+}
+
+// headerCode reads one X-Tenant-Code value: ASCII (checked before any case
+// mapping), trimmed, lower-cased, a valid code.
+func headerCode(v string) (string, error) {
+	if !isASCII(v) {
+		return "", ErrHeaderNotASCII
+	}
+	v = strings.ToLower(strings.TrimSpace(v)) // ASCII in, ASCII mappings only
+	if !ValidCode(v) {
+		return "", ErrInvalidCode
+	}
+	return v, nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/serverless"
 )
 
 var testHosts = ParseHosts("unitenant.test", "", DefaultPlatformHosts)
@@ -31,8 +32,9 @@ func TestClassifyHosts(t *testing.T) {
 		{"../k001", 0, "", "tenant_not_found"},
 		{strings.Repeat("k", 300) + ".unitenant.test", 0, "", "tenant_not_found"},
 		{strings.Repeat("k", 300), 0, "", "tenant_not_found"},
-		{"k\u00f61.unitenant.test", 0, "", "tenant_not_found"},
-		{"\u043a001.unitenant.test", 0, "", "tenant_not_found"}, // Cyrillic k
+		{"k\u00f61.unitenant.test", 0, "", "invalid_host"},
+		{"\u043a001.unitenant.test", 0, "", "invalid_host"}, // Cyrillic k
+		{"\u212a001.unitenant.test", 0, "", "invalid_host"}, // Kelvin sign, were it not refused before
 		{"-k001.unitenant.test", 0, "", "tenant_not_found"},
 	}
 	checkClassify(t, testHosts, tests)
@@ -61,6 +63,13 @@ func TestDecide(t *testing.T) {
 		{"BadHeader", Sources{Header: []string{"k0`1"}}, "", "tenant_not_found"},
 		{"DotDotHeader", Sources{Header: []string{"../k001"}}, "", "tenant_not_found"},
 		{"BadTokenTenant", Sources{HasToken: true, TokenTenant: "K0 1"}, "", "tenant_not_found"},
+		// Unicode case mapping must never make a code: refused before it.
+		{"HeaderKelvinSign", Sources{Header: []string{"\u212a001"}}, "", "invalid_tenant_code"},
+		{"HeaderKelvinSignAgreeing", Sources{HostCode: "k001", Header: []string{"\u212a001"}, HasToken: true, TokenTenant: "k001"}, "", "invalid_tenant_code"},
+		{"HeaderDottedCapitalI", Sources{Header: []string{"\u0130k01"}}, "", "invalid_tenant_code"},
+		{"HeaderFullwidth", Sources{Header: []string{"\uff4b001"}}, "", "invalid_tenant_code"},
+		{"HeaderSharpS", Sources{Header: []string{"stra\u00dfe"}}, "", "invalid_tenant_code"},
+		{"HeaderNoBreakSpace", Sources{Header: []string{"k001\u00a0"}}, "", "invalid_tenant_code"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -90,6 +99,9 @@ func FuzzIdentify(f *testing.F) {
 		{"k0`1.unitenant.test", "k0`1", "k0`1", "1"},
 		{"../k001", "../k001", "", "0"},
 		{strings.Repeat("x", 300), "", "", "0"},
+		{"\u212a001.unitenant.test", "", "k001", "1"},
+		{"api.unitenant.test", "\u212a001", "k001", "1"},
+		{"\u0130k01.unitenant.test", "\uff4b001", "", "0"},
 	} {
 		f.Add(s[0], s[1], s[2], s[3] == "1")
 	}
@@ -98,7 +110,11 @@ func FuzzIdentify(f *testing.F) {
 		if header != "" {
 			src.Header = strings.Split(header, ",") // as the Lambda adapter splits it
 		}
-		kind, v, err := testHosts.classify(strings.ToLower(host))
+		normal, err := serverless.NormalizeHost(host) // as identify reads it
+		if err != nil {
+			return // refused before any lookup
+		}
+		kind, v, err := testHosts.classify(normal)
 		if err != nil {
 			return // refused before any lookup
 		}
@@ -127,6 +143,9 @@ func FuzzIdentify(f *testing.F) {
 			t.Fatalf("host named %q but %q was identified", src.HostCode, code)
 		}
 		for _, h := range src.Header {
+			if !isASCII(h) {
+				t.Fatalf("identified %q from a header that is not ASCII: %q", code, h)
+			}
 			if strings.ToLower(strings.TrimSpace(h)) != code {
 				t.Fatalf("header named %q but %q was identified", h, code)
 			}

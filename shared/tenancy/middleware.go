@@ -44,14 +44,25 @@ func (s *Service) IdentifyAs(r *http.Request, credTenant string) (*Tenant, error
 
 func (s *Service) identify(r *http.Request, src Sources) (*Tenant, error) {
 	ctx := r.Context()
-	// The Lambda adapter splits header values on commas and net/http does
-	// not: split here too, so "k001,k002" is two values on every platform.
-	for _, v := range r.Header.Values("X-Tenant-Code") {
-		src.Header = append(src.Header, strings.Split(v, ",")...)
-	}
-	kind, v, err := s.Hosts.classify(serverless.Host(r))
+	// Everything the request says is read and checked before the first
+	// lookup: a refused request touches no database and fills no cache.
+	host, err := serverless.RequestHost(r)
 	if err != nil {
 		return nil, err
+	}
+	kind, v, err := s.Hosts.classify(host)
+	if err != nil {
+		return nil, err
+	}
+	// The Lambda adapter splits header values on commas and net/http does
+	// not: split here too, so "k001,k002" is two values on every platform.
+	for _, hv := range r.Header.Values("X-Tenant-Code") {
+		for _, c := range strings.Split(hv, ",") {
+			if _, err := headerCode(c); err != nil {
+				return nil, err
+			}
+			src.Header = append(src.Header, c)
+		}
 	}
 	switch kind {
 	case hostTenant:

@@ -131,7 +131,7 @@ func TestAttacksAreRefusedBeforeAnyTenantDatabase(t *testing.T) {
 		{"DotDot", "../k001", k001, nil, 404, "tenant_not_found"},
 		{"DotDotHeader", "api.unitenant.test", k001, map[string]string{"X-Tenant-Code": "../k001"}, 404, "tenant_not_found"},
 		{"LongHost", strings.Repeat("k", 300) + ".unitenant.test", k001, nil, 404, "tenant_not_found"},
-		{"NonASCII", "k\u00f601.unitenant.test", k001, nil, 404, "tenant_not_found"},
+		{"NonASCII", "k\u00f601.unitenant.test", k001, nil, 400, "invalid_host"},
 		{"Suspended", "k003.unitenant.test", tenantToken(t, "k003"), nil, 403, "tenant_suspended"},
 		{"Deleted", "k004.unitenant.test", tenantToken(t, "k004"), nil, 410, "tenant_deleted"},
 		{"Provisioning", "k005.unitenant.test", tenantToken(t, "k005"), nil, 503, "tenant_provisioning"},

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/singleflight"
+
+	"github.com/unitenant/unitenant/shared/serverless"
 )
 
 // Tenant statuses.
@@ -167,6 +169,15 @@ func (r *Registry) ByCode(ctx context.Context, code string) (*Tenant, error) {
 // CodeForDomain returns the code of the tenant that registered host as its
 // custom domain, or "" when none did.
 func (r *Registry) CodeForDomain(ctx context.Context, host string) (string, error) {
+	// The column's collation folds case, width and more (ſ, ß, fullwidth
+	// letters, trailing spaces all equal an ASCII domain): only a valid
+	// ASCII host name may reach the query, or the cache.
+	if !isASCII(host) {
+		return "", serverless.ErrHostNotASCII
+	}
+	if !ValidHostname(host) {
+		return "", ErrUnknownHost
+	}
 	return r.codeFor(ctx, "h:"+host, "look up domain",
 		`SELECT t.tenant_code FROM tenant_domains d JOIN tenants t ON t.id = d.tenant_id WHERE d.domain = ?`, host)
 }

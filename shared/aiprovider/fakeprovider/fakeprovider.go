@@ -48,6 +48,15 @@ type Options struct {
 	Default Model
 	// NoRecord keeps no requests (for long benchmarks).
 	NoRecord bool
+	// Kind, when set (an aiprovider kind other than anthropic), makes the
+	// OpenAI fake read a chat request's completion cap as that provider
+	// does, refuse what it refuses, and write no more completion tokens
+	// than the cap it read (finish_reason "length" when it cut): openai
+	// reads max_completion_tokens, else max_tokens, and refuses max_tokens
+	// on its reasoning models (o1, o3, o4-mini, gpt-5...); doubao (Ark)
+	// reads max_tokens and refuses both members together; deepseek, qwen
+	// and local read max_tokens only. Empty: no cap is read or enforced.
+	Kind string
 }
 
 // Model is how one model behaves.
@@ -117,6 +126,7 @@ type Server struct {
 	protocol protocol
 	quit     chan struct{}
 	noRecord bool
+	kind     string
 	stopOnce sync.Once
 
 	mu       sync.Mutex
@@ -149,6 +159,7 @@ func build(opts Options, p protocol, basePath string, l net.Listener) *Server {
 		protocol: p,
 		quit:     make(chan struct{}),
 		noRecord: opts.NoRecord,
+		kind:     opts.Kind,
 		def:      opts.Default,
 		models:   map[string]Model{},
 		failLeft: map[string]int{},

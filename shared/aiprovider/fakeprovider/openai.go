@@ -102,16 +102,24 @@ func (s *Server) openAIChat(w http.ResponseWriter, c *call) {
 		openAI{}.writeError(w, http.StatusBadRequest, "messages: must not be empty")
 		return
 	}
+	limit, refusal := chatCap(s.kind, c.name, req)
+	if refusal != "" {
+		openAI{}.writeError(w, http.StatusBadRequest, refusal)
+		return
+	}
 	var prompt []string
 	for _, m := range req.Messages {
 		prompt = append(prompt, m.Content.Text())
 	}
 	in, out := c.usage(strings.Join(prompt, " "))
-	usage := map[string]int{"prompt_tokens": in, "completion_tokens": out, "total_tokens": in + out}
 	finish := c.model.StopReason
 	if finish == "" {
 		finish = "stop"
 	}
+	if limit > 0 && out > limit {
+		out, finish = limit, "length"
+	}
+	usage := map[string]int{"prompt_tokens": in, "completion_tokens": out, "total_tokens": in + out}
 	id, created := s.id("chatcmpl-fake"), time.Now().Unix()
 	if !req.Stream {
 		writeJSON(w, http.StatusOK, map[string]any{
@@ -210,4 +218,33 @@ func (s *Server) openAIEmbeddings(w http.ResponseWriter, c *call) {
 		"object": "list", "data": data, "model": c.name,
 		"usage": map[string]int{"prompt_tokens": in, "total_tokens": in},
 	})
+}
+
+// chatCap is the completion cap a provider of kind reads from req (0:
+// none), or the message it refuses req with (see Options.Kind).
+func chatCap(kind, model string, req aiprovider.ChatRequest) (int, string) {
+	val := func(p *int) int {
+		if p == nil {
+			return 0
+		}
+		return *p
+	}
+	switch kind {
+	case "":
+		return 0, ""
+	case aiprovider.KindOpenAI:
+		reasoning := len(model) > 1 && model[0] == 'o' && '1' <= model[1] && model[1] <= '9' || strings.HasPrefix(model, "gpt-5")
+		if req.MaxTokens != nil && reasoning {
+			return 0, "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead."
+		}
+		if req.MaxCompletionTokens != nil {
+			return val(req.MaxCompletionTokens), ""
+		}
+		return val(req.MaxTokens), ""
+	case aiprovider.KindDoubao:
+		if req.MaxTokens != nil && req.MaxCompletionTokens != nil {
+			return 0, "max_tokens and max_completion_tokens cannot be set at the same time"
+		}
+	}
+	return val(req.MaxTokens), "" // deepseek, qwen, local, doubao: max_tokens only
 }
