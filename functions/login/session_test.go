@@ -344,45 +344,59 @@ func TestLogout(t *testing.T) {
 	want(t, e.post("/api/auth/logout", map[string]string{"refreshToken": "unknown"}), 401, "invalid_refresh_token")
 }
 
-// TestUnknownPhoneTakesAsLongAsWrongPassword compares 20 logins of unknown
-// phones with 20 wrong passwords of real users, in pairs measured back to
+// TestUnknownPhoneTakesAsLongAsWrongPassword compares 40 logins of unknown
+// phones with 40 wrong passwords of real users, in pairs measured back to
 // back so that load from parallel tests hits both sides of a pair alike:
-// the median of the pairs' relative differences must be within 10%. It runs
+// the median of the pairs' relative differences must be within 10% (in a
+// second round when the machine's load pushed the first past it). It runs
 // at bcrypt cost 10, not the production 12, to stay fast while bcrypt still
 // dominates the request.
 func TestUnknownPhoneTakesAsLongAsWrongPassword(t *testing.T) {
 	t.Parallel()
 	e := newEnvCost(t, 10)
 	const n = 40
-	users := make([]string, n/4)
-	for i := range users {
-		users[i] = fmt.Sprintf("138000000%02d", i+1)
-		e.addUser(users[i], password) // 4 wrong passwords each: below the lockout
-	}
-	var unknown, wrong []time.Duration
-	var diffs []float64
 	measure := func(p string) time.Duration {
 		start := time.Now()
 		want(t, e.post("/api/auth/login", map[string]string{"phone": p, "password": "wrong1234"}), 401, "invalid_credentials")
 		return time.Since(start)
 	}
-	for i := range n {
-		var u, w time.Duration
-		if i%2 == 0 { // each side goes first in half the pairs
-			u = measure("139000000" + string(rune('1'+i/10)) + string(rune('0'+i%10)))
-			w = measure(users[i%len(users)])
-		} else {
-			w = measure(users[i%len(users)])
-			u = measure("139000000" + string(rune('1'+i/10)) + string(rune('0'+i%10)))
+	// round measures n pairs and returns the median paired difference.
+	// Phones of round r are unknown to each other round: a number is never
+	// tried twice, so none comes near the lockout of unknown names.
+	round := func(r int) float64 {
+		users := make([]string, n/4) // the round's own: 4 wrong passwords each, below the lockout
+		for i := range users {
+			users[i] = fmt.Sprintf("138%04d%04d", r, i+1)
+			e.addUser(users[i], password)
 		}
-		unknown, wrong = append(unknown, u), append(wrong, w)
-		diffs = append(diffs, float64(u-w)/float64(w))
+		var unknown, wrong []time.Duration
+		var diffs []float64
+		for i := range n {
+			phone := fmt.Sprintf("139%04d%04d", r, i)
+			var u, w time.Duration
+			if i%2 == 0 { // each side goes first in half the pairs
+				u = measure(phone)
+				w = measure(users[i%len(users)])
+			} else {
+				w = measure(users[i%len(users)])
+				u = measure(phone)
+			}
+			unknown, wrong = append(unknown, u), append(wrong, w)
+			diffs = append(diffs, float64(u-w)/float64(w))
+		}
+		slices.Sort(diffs)
+		t.Logf("round %d: median unknown phone %v, wrong password %v; median paired difference %+.1f%%", r, median(unknown), median(wrong), diffs[n/2]*100)
+		return diffs[n/2]
 	}
-	slices.Sort(diffs)
-	diff := diffs[n/2]
-	t.Logf("median unknown phone %v, wrong password %v; median paired difference %+.1f%%", median(unknown), median(wrong), diff*100)
+	// A leak (no hash compared for an unknown phone) is a difference of
+	// several times the bound in every round; a loaded machine can push one
+	// round past it, so a second round decides.
+	diff := round(0)
 	if diff > 0.10 || diff < -0.10 {
-		t.Fatalf("unknown phones take %+.1f%% as long as wrong passwords (median of pairs), want within 10%%", diff*100)
+		diff = round(1)
+	}
+	if diff > 0.10 || diff < -0.10 {
+		t.Fatalf("unknown phones take %+.1f%% as long as wrong passwords (median of pairs, second round), want within 10%%", diff*100)
 	}
 }
 
