@@ -119,7 +119,8 @@ type Options struct {
 	TempAge  time.Duration // temp objects older than this are swept (default DefaultTempAge)
 	Log      *slog.Logger
 	// Crash, when set, is called at named points of a purge ("database:written",
-	// "database:archived", "database:dropped", "db_user:dropped", "objects:page",
+	// "database:archived", "database:authorized" (the drop authorized, not yet
+	// made), "database:dropped", "db_user:dropped", "objects:page",
 	// "objects:removed") and of a sweep ("archive:deleted");
 	// an error stops the run on the spot, leases held, as a crash would. Tests
 	// only.
@@ -181,6 +182,13 @@ type cleanupRow struct {
 	ArchiveKey sql.NullString // oss_path: the database row's archive, once begun
 	Retries    int
 	MaxRetries int
+	// Lease is lease_expires_at as this run set (or renewed) it. With the
+	// owner it names this run's lease, as a generation would: a row is only
+	// taken from a run once its lease has expired (or the purge was
+	// cancelled and scheduled again), and the new lease ends later, so a
+	// run that lost r, even to its own owner (the same host and process
+	// leasing again), never finds its pair in the row again (see holds).
+	Lease time.Time
 }
 
 // crashError is an injected crash: it stops the run as it is.
@@ -361,9 +369,10 @@ func (p *purger) lease(ctx context.Context, tenantID int64) ([]cleanupRow, error
 					break // what follows waits, as after any failure
 				}
 			}
+			r.Lease = now.Add(p.o.LeaseTTL)
 			if _, err := tx.ExecContext(ctx, `UPDATE tenant_resource_cleanup SET status = 'in_progress', lease_owner = ?, lease_expires_at = ?,
 				retry_count = ?, deletion_started_at = COALESCE(deletion_started_at, ?) WHERE id = ?`,
-				p.o.Owner, now.Add(p.o.LeaseTTL), r.Retries, now, r.ID); err != nil {
+				p.o.Owner, r.Lease, r.Retries, now, r.ID); err != nil {
 				return err
 			}
 			leased = append(leased, r)
@@ -399,7 +408,8 @@ func (p *purger) tenant(ctx context.Context, tenantID int64) error {
 	if err != nil || len(rows) == 0 {
 		return err
 	}
-	for i, r := range rows {
+	for i := range rows {
+		r := &rows[i]
 		if i > 0 && p.outOfTime() {
 			return p.release(ctx, rows[i:])
 		}
@@ -408,14 +418,21 @@ func (p *purger) tenant(ctx context.Context, tenantID int64) error {
 		if errors.As(err, &crash) {
 			return crash.error
 		}
+		if errors.Is(err, errLeaseLost) {
+			// Taken over (its lease expired) or cancelled (the tenant was
+			// restored): the row is no longer this run's, nor are the rows
+			// after it.
+			p.o.Log.WarnContext(ctx, "cleanup lease lost", "tenant", r.TenantCode, "resource", r.Type)
+			return p.release(ctx, rows[i+1:])
+		}
 		if err != nil {
 			p.o.Log.WarnContext(ctx, "cleanup failed", "tenant", r.TenantCode, "resource", r.Type, "name", r.Name, "err", err)
-			if ferr := p.fail(ctx, r, err); ferr != nil {
+			if ferr := p.fail(ctx, *r, err); ferr != nil {
 				return ferr
 			}
 			return p.release(ctx, rows[i+1:])
 		}
-		purged, ok, err := p.complete(ctx, r)
+		purged, ok, err := p.complete(ctx, *r)
 		if err != nil {
 			return err
 		}
@@ -445,14 +462,14 @@ func (p *purger) crash(step string) error {
 }
 
 // resource purges one resource.
-func (p *purger) resource(ctx context.Context, r cleanupRow) error {
+func (p *purger) resource(ctx context.Context, r *cleanupRow) error {
 	switch r.Type {
 	case ResourceDatabase:
 		return p.database(ctx, r)
 	case ResourceDBUser:
-		return p.dbUser(ctx, r)
+		return p.dbUser(ctx, *r)
 	case ResourceObjects:
-		return p.objects(ctx, r)
+		return p.objects(ctx, *r)
 	}
 	return fmt.Errorf("unknown resource type %q", r.Type)
 }
@@ -482,9 +499,15 @@ func (p *purger) closeServers() {
 }
 
 // database archives the tenant database (unless this row's archive is
-// already complete: a rerun after a crash) and drops it.
-func (p *purger) database(ctx context.Context, r cleanupRow) error {
-	server, err := p.server(ctx, r)
+// already complete: a rerun after a crash) and drops it, once authorizeDrop
+// has said, just before, that this run still may.
+//
+// The archive can take long, and the run's lease may end meanwhile: taken
+// over by a run now dumping the same database, or cancelled by a restore
+// that made the tenant live again. Neither run nor tenant may lose the
+// database to this one, so nothing it decided before counts at the drop.
+func (p *purger) database(ctx context.Context, r *cleanupRow) error {
+	server, err := p.server(ctx, *r)
 	if err != nil {
 		return err
 	}
@@ -494,17 +517,81 @@ func (p *purger) database(ctx context.Context, r cleanupRow) error {
 	if err := p.crash("database:archived"); err != nil {
 		return err
 	}
+	if err := p.authorizeDrop(ctx, r); err != nil {
+		return err
+	}
+	if err := p.crash("database:authorized"); err != nil {
+		return err
+	}
 	if err := sqldb.DropDatabase(ctx, server, r.Name); err != nil {
 		return err
 	}
 	return p.crash("database:dropped")
 }
 
+// authorizeDrop is the last word before r's database is dropped: in one
+// transaction holding the tenant, r's row and its archive, it checks that
+// the tenant is still deleted, that r is still this run's lease, and that
+// r's archive is complete, and renews the lease, so that no other run takes
+// r over while the DROP is on its way. Else it is errLeaseLost (the lease
+// is gone) or an error (the tenant is no longer deleted), and nothing is
+// dropped.
+//
+// A restore (Restore: tenant row locked, refused while a row is in_progress)
+// and a takeover (lease: tenant row locked, SKIP LOCKED) are therefore
+// either before it, and refuse the drop, or after it and see a purge begun
+// that they leave alone. A crash between it and the DROP leaves just that:
+// a row in_progress whose archive is complete. The run that takes it over
+// once the lease has expired skips the archive, authorizes again and drops
+// (IF EXISTS: idempotent), and completes the row.
+func (p *purger) authorizeDrop(ctx context.Context, r *cleanupRow) error {
+	var renewed time.Time
+	err := sqldb.InTxRetry(ctx, p.o.Sys, func(tx *sql.Tx) error {
+		var tenant string
+		err := tx.QueryRowContext(ctx, "SELECT status FROM tenants WHERE id = ? FOR UPDATE", r.TenantID).Scan(&tenant)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		var mine bool
+		var archive sql.NullString
+		err = tx.QueryRowContext(ctx, `SELECT c.status = 'in_progress' AND c.lease_owner <=> ? AND c.lease_expires_at <=> ?, a.status
+			FROM tenant_resource_cleanup c LEFT JOIN tenant_archives a ON a.object_key = c.oss_path WHERE c.id = ? FOR UPDATE`,
+			p.o.Owner, r.Lease, r.ID).Scan(&mine, &archive)
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+		if !mine {
+			return errLeaseLost
+		}
+		if tenant != "deleted" {
+			return fmt.Errorf("tenant %s is %s, not deleted: database %s is not dropped", r.TenantCode, tenant, r.Name)
+		}
+		if archive.String != "completed" {
+			return fmt.Errorf("database %s: its archive is %q, not completed: not dropped", r.Name, archive.String)
+		}
+		if renewed = p.o.now().Add(p.o.LeaseTTL); renewed.Before(r.Lease) {
+			renewed = r.Lease // a lease never ends earlier than it did
+		}
+		// The row is locked and this run's: no need to count the rows
+		// changed (none, when the lease already ended as late).
+		_, err = tx.ExecContext(ctx, "UPDATE tenant_resource_cleanup SET lease_expires_at = ? WHERE id = ?", renewed, r.ID)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, errLeaseLost) {
+			return fmt.Errorf("drop database %s: %w", r.Name, err)
+		}
+		return fmt.Errorf("authorize dropping database %s: %w", r.Name, err)
+	}
+	r.Lease = renewed
+	return nil
+}
+
 // archive makes sure this row's archive exists. The archive is recorded
 // (in_progress) and linked to the row (oss_path) before it is written, so a
 // crash at any point leads the rerun back to the same key: written again if
 // unfinished, kept if complete, never a second one.
-func (p *purger) archive(ctx context.Context, server *sql.DB, r cleanupRow) error {
+func (p *purger) archive(ctx context.Context, server *sql.DB, r *cleanupRow) error {
 	key := r.ArchiveKey.String
 	if key != "" {
 		var status string
@@ -538,11 +625,12 @@ func (p *purger) archive(ctx context.Context, server *sql.DB, r cleanupRow) erro
 				r.TenantID, r.TenantCode, r.Name, version, key, ArchiveFormat, now, now.Add(ArchiveRetention)); err != nil {
 				return err
 			}
-			return p.leased(ctx, tx, r, "UPDATE tenant_resource_cleanup SET oss_path = ? WHERE id = ? AND lease_owner = ? AND status = 'in_progress'", key)
+			return p.leased(ctx, tx, *r, "oss_path = ?", key)
 		})
 		if err != nil {
 			return fmt.Errorf("record archive %s: %w", key, err)
 		}
+		r.ArchiveKey = sql.NullString{String: key, Valid: true}
 	}
 	a, err := WriteArchive(ctx, server, p.o.Store.Store, key, r.Name)
 	if err != nil {
@@ -555,14 +643,25 @@ func (p *purger) archive(ctx context.Context, server *sql.DB, r cleanupRow) erro
 	abandoned := false
 	err = sqldb.InTxRetry(ctx, p.o.Sys, func(tx *sql.Tx) error {
 		// Locked against the sweep (abandonArchives), which may have taken
-		// the archive for no purge's while this run went on.
+		// the archive for no purge's while this run went on, and against
+		// the run that took the row over, which is writing it again: only
+		// the lease's holder records it (and then drops what it holds).
+		mine, err := p.holds(ctx, tx, *r)
+		if err != nil {
+			return err
+		}
 		var status string
-		err := tx.QueryRowContext(ctx, "SELECT status FROM tenant_archives WHERE object_key = ? FOR UPDATE", key).Scan(&status)
+		err = tx.QueryRowContext(ctx, "SELECT status FROM tenant_archives WHERE object_key = ? FOR UPDATE", key).Scan(&status)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
 		if abandoned = status != "in_progress" && status != "completed"; abandoned {
 			return nil
+		}
+		if !mine {
+			// Its new holder writes it again, or the purge was cancelled
+			// and the sweep will delete it: either way not this run's.
+			return errLeaseLost
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE tenant_archives SET status = 'completed', size_bytes = ?, checksum = ?, row_counts = ?,
 			schema_version = ? WHERE object_key = ?`, a.Size, a.Checksum, string(counts), version, key)
@@ -588,11 +687,11 @@ func (p *purger) archive(ctx context.Context, server *sql.DB, r cleanupRow) erro
 // errLeaseLost is returned when a row is no longer leased by this run.
 var errLeaseLost = errors.New("cleanup lease lost")
 
-// leased runs query, an UPDATE of row r ending in "WHERE id = ? AND
-// lease_owner = ? ...", with args then r.ID and this run as the owner; it
-// is errLeaseLost when the row is no longer this run's.
-func (p *purger) leased(ctx context.Context, tx *sql.Tx, r cleanupRow, query string, args ...any) error {
-	res, err := tx.ExecContext(ctx, query, append(args, r.ID, p.o.Owner)...)
+// leased updates row r with set (args are set's), if the row is still this
+// run's lease (see cleanupRow.Lease); else it is errLeaseLost.
+func (p *purger) leased(ctx context.Context, tx *sql.Tx, r cleanupRow, set string, args ...any) error {
+	res, err := tx.ExecContext(ctx, "UPDATE tenant_resource_cleanup SET "+set+
+		" WHERE id = ? AND lease_owner = ? AND lease_expires_at = ? AND status = 'in_progress'", append(args, r.ID, p.o.Owner, r.Lease)...)
 	if err != nil {
 		return err
 	}
@@ -600,6 +699,17 @@ func (p *purger) leased(ctx context.Context, tx *sql.Tx, r cleanupRow, query str
 		return errLeaseLost
 	}
 	return nil
+}
+
+// holds locks row r in tx and reports whether it is still this run's lease.
+func (p *purger) holds(ctx context.Context, tx *sql.Tx, r cleanupRow) (bool, error) {
+	var mine bool
+	err := tx.QueryRowContext(ctx, `SELECT status = 'in_progress' AND lease_owner <=> ? AND lease_expires_at <=> ?
+		FROM tenant_resource_cleanup WHERE id = ? FOR UPDATE`, p.o.Owner, r.Lease, r.ID).Scan(&mine)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return mine, err
 }
 
 // dbUser drops the siloed user of the tenant database, on every host it
@@ -669,8 +779,8 @@ func (p *purger) complete(ctx context.Context, r cleanupRow) (purged, ok bool, e
 	err = sqldb.InTxRetry(ctx, p.o.Sys, func(tx *sql.Tx) error {
 		purged = false
 		now := p.o.now()
-		err := p.leased(ctx, tx, r, `UPDATE tenant_resource_cleanup SET status = 'completed', deletion_completed_at = ?,
-			lease_owner = NULL, lease_expires_at = NULL, error_message = NULL WHERE id = ? AND lease_owner = ? AND status = 'in_progress'`, now)
+		err := p.leased(ctx, tx, r, `status = 'completed', deletion_completed_at = ?,
+			lease_owner = NULL, lease_expires_at = NULL, error_message = NULL`, now)
 		if err != nil {
 			return err
 		}
@@ -733,12 +843,12 @@ func (p *purger) fail(ctx context.Context, r cleanupRow, cause error) error {
 	err := sqldb.InTxRetry(ctx, p.o.Sys, func(tx *sql.Tx) error {
 		now := p.o.now()
 		if !final {
-			return p.leased(ctx, tx, r, `UPDATE tenant_resource_cleanup SET status = 'pending', retry_count = ?, next_attempt_at = ?,
-				error_message = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ? AND status = 'in_progress'`,
+			return p.leased(ctx, tx, r, `status = 'pending', retry_count = ?, next_attempt_at = ?,
+				error_message = ?, lease_owner = NULL, lease_expires_at = NULL`,
 				attempts, now.Add(p.o.Backoff<<(attempts-1)), msg)
 		}
-		if err := p.leased(ctx, tx, r, `UPDATE tenant_resource_cleanup SET status = 'failed', retry_count = ?, error_message = ?, alerted_at = ?,
-			lease_owner = NULL, lease_expires_at = NULL WHERE id = ? AND lease_owner = ? AND status = 'in_progress'`, attempts, msg, now); err != nil {
+		if err := p.leased(ctx, tx, r, `status = 'failed', retry_count = ?, error_message = ?, alerted_at = ?,
+			lease_owner = NULL, lease_expires_at = NULL`, attempts, msg, now); err != nil {
 			return err
 		}
 		_, err := notify.Emit(ctx, tx, notify.Event{Type: notify.TenantCleanupFailed, TenantID: r.TenantID, TenantCode: r.TenantCode,
@@ -765,7 +875,7 @@ func (p *purger) fail(ctx context.Context, r cleanupRow, cause error) error {
 func (p *purger) release(ctx context.Context, rows []cleanupRow) error {
 	for _, r := range rows {
 		if _, err := p.o.Sys.ExecContext(ctx, `UPDATE tenant_resource_cleanup SET status = 'pending', lease_owner = NULL, lease_expires_at = NULL
-			WHERE id = ? AND lease_owner = ? AND status = 'in_progress'`, r.ID, p.o.Owner); err != nil {
+			WHERE id = ? AND lease_owner = ? AND lease_expires_at = ? AND status = 'in_progress'`, r.ID, p.o.Owner, r.Lease); err != nil {
 			return fmt.Errorf("release cleanup of %s %s: %w", r.Type, r.Name, err)
 		}
 	}

@@ -62,7 +62,8 @@ func (p *Pipeline) Abort(ctx context.Context, code string) error {
 	if !dbName.Valid {
 		// A claim or a clone may have happened before the crash that kept it
 		// from being recorded: find it by its owner or its name.
-		if err := p.Sys.QueryRowContext(ctx, `SELECT cluster_id, database_name FROM warm_pool_databases WHERE claimed_by_tenant_id = ?`, tenantID).
+		if err := p.Sys.QueryRowContext(ctx, `SELECT cluster_id, database_name FROM warm_pool_databases
+			WHERE claimed_by_tenant_id = ? AND status = 'claimed'`, tenantID).
 			Scan(&clusterID, &dbName); err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("abort %s: %w", code, err)
 		}
@@ -97,6 +98,9 @@ func (p *Pipeline) Abort(ctx context.Context, code string) error {
 		if _, err := p.Sys.ExecContext(ctx, "UPDATE warm_pool_databases SET status = 'discarded' WHERE database_name = ?", dbName.String); err != nil {
 			return fmt.Errorf("abort %s: %w", code, err)
 		}
+	}
+	if err := p.abortClones(ctx, tenantID); err != nil {
+		return fmt.Errorf("abort %s: %w", code, err)
 	}
 	if p.Storage != nil {
 		// Allocation may have run without being recorded: remove what lives
@@ -220,4 +224,31 @@ func Progress(ctx context.Context, sys *sql.DB, code string) (*ProgressView, err
 		v.Steps = append(v.Steps, s)
 	}
 	return v, rows.Err()
+}
+
+// abortClones drops the clones provisioning runs of tenantID reserved and
+// never installed (see reserveClone): a run still cloning has lost its
+// lease to Abort and drops its own when it finds out.
+func (p *Pipeline) abortClones(ctx context.Context, tenantID int64) error {
+	var clusters []int64
+	var id int64
+	err := scanRows(ctx, p.Sys, `SELECT DISTINCT cluster_id FROM warm_pool_databases
+		WHERE claimed_by_tenant_id = ? AND status IN ('creating', 'failed')`, []any{tenantID}, []any{&id}, func() { clusters = append(clusters, id) })
+	if err != nil {
+		return fmt.Errorf("clones: %w", err)
+	}
+	for _, c := range clusters {
+		server, _, err := OpenCluster(ctx, p.Sys, p.Box, c, "")
+		if err != nil {
+			return err
+		}
+		err = sqldb.InTx(ctx, p.Sys, func(tx *sql.Tx) error {
+			return dropClones(ctx, tx, server, c, tenantID, "its tenant's provisioning was aborted")
+		})
+		server.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }

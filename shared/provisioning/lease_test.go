@@ -2,7 +2,9 @@ package provisioning_test
 
 import (
 	"context"
+	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +106,121 @@ func TestStaleRunNeitherTakesNorReturnsAWarmDatabase(t *testing.T) {
 	var name string
 	if err := h.server.QueryRow("SELECT config_value FROM `" + inUse + "`.tenant_config WHERE config_key = 'tenant.name'").Scan(&name); err != nil || name != "Kindergarten k001" {
 		t.Errorf("k001's tenant.name is %q (%v)", name, err)
+	}
+}
+
+// databases lists the server's databases named with h's prefix.
+func (h *harness) databases(t *testing.T) []string {
+	t.Helper()
+	rows, err := h.server.Query("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA ORDER BY SCHEMA_NAME")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(n, h.prefix) {
+			out = append(out, strings.TrimPrefix(n, h.prefix))
+		}
+	}
+	return out
+}
+
+// A run of k001's provisioning finds no warm database and stalls about to
+// clone one, or with its clone made and not yet recorded, until its lease
+// has expired. Meanwhile:
+//
+//   - taken over: provision-cron's run took k001 over and finished it, on a
+//     clone of its own, seeded and recorded as k001's database;
+//   - aborted: an operator aborted k001's provisioning;
+//   - died: the stalled run was killed there instead, and provision-cron's
+//     run finished k001 later.
+//
+// The stalled run, going on, must neither drop nor replace k001's database
+// (a new clone in place of the seeded one would lose the tenant's data),
+// nor leave a clone it can no longer record: in the end the server holds
+// the template and, unless aborted, k001's database, whole and seeded.
+//
+// The runs are driven through the pipeline's hook points: what happens
+// meanwhile happens in the stalled run's hook.
+func TestStaleCloneLeavesTheTenantsDatabaseAlone(t *testing.T) {
+	t.Parallel()
+	for _, stall := range []string{"database:clone", "database:cloned"} {
+		for _, meanwhile := range []string{"taken_over", "aborted", "died"} {
+			t.Run(strings.ReplaceAll(stall, ":", "_")+"/"+meanwhile, func(t *testing.T) {
+				t.Parallel()
+				ctx := context.Background()
+				h := newHarness(t)
+				if _, err := provisioning.EnsureClusterTemplate(ctx, h.sys, h.box, h.clusterID, h.template, logging.Discard()); err != nil {
+					t.Fatal(err)
+				}
+				later := h.pipeline("provision-cron") // after the stalled run's lease
+				later.Now = func() time.Time { return h.now.Add(2 * time.Minute) }
+				a := h.pipeline("api")
+				stalled := false
+				a.Crash = func(step string) error {
+					if step != stall || stalled {
+						return nil
+					}
+					stalled = true
+					switch meanwhile {
+					case "taken_over":
+						if done, err := later.Resume(ctx, 10); err != nil || !slices.Equal(done, []string{"k001"}) {
+							t.Errorf("run B: resumed %v, %v; want k001 finished", done, err)
+						}
+					case "aborted":
+						if err := later.Abort(ctx, "k001"); err != nil {
+							t.Errorf("abort: %v", err)
+						}
+					case "died":
+						return errors.New("killed")
+					}
+					return nil
+				}
+				if _, err := a.Start(ctx, request("k001", "basic", h.userID)); err != nil {
+					t.Fatal(err)
+				}
+				err := a.Run(ctx, "k001")
+				if !stalled {
+					t.Fatalf("run A never reached %s", stall)
+				}
+				if meanwhile == "died" {
+					if done, err := later.Resume(ctx, 10); err != nil || !slices.Equal(done, []string{"k001"}) {
+						t.Fatalf("run B: resumed %v, %v; want k001 finished", done, err)
+					}
+				} else if fault.CodeOf(err) != "provisioning_lease_lost" {
+					t.Errorf("run A: err = %v, want provisioning_lease_lost", err)
+				}
+
+				want := []string{"k001", "template"}
+				if meanwhile == "aborted" {
+					want = []string{"template"}
+				}
+				if got := h.databases(t); !slices.Equal(got, want) {
+					t.Errorf("databases %v, want %v: a clone was left behind or k001's was lost", got, want)
+				}
+				if n := count(t, h.sys, "SELECT COUNT(*) FROM warm_pool_databases WHERE status NOT IN ('discarded')"); n != 0 {
+					t.Errorf("%d clones still recorded as to be dropped", n)
+				}
+				if meanwhile == "aborted" {
+					if n := count(t, h.sys, "SELECT COUNT(*) FROM tenants WHERE tenant_code = 'k001'"); n != 0 {
+						t.Error("k001 is still there after the abort")
+					}
+					return
+				}
+				var name string
+				if err := h.server.QueryRow("SELECT config_value FROM `" + h.prefix + "k001`.tenant_config WHERE config_key = 'tenant.name'").Scan(&name); err != nil || name != "Kindergarten k001" {
+					t.Fatalf("k001's tenant.name is %q (%v): its seeded database was replaced", name, err)
+				}
+				s := h.snapshot(t, "k001")
+				if s.Status != "active" || s.Progress != "completed" || s.Differences != 0 || s.Campuses != 1 || len(s.AdminRoles) == 0 {
+					t.Errorf("k001: %+v; want active, completed, equal to the template, seeded", s)
+				}
+			})
+		}
 	}
 }

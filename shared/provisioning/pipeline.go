@@ -90,8 +90,10 @@ type Pipeline struct {
 	Log                       *slog.Logger
 	// Crash, when set, runs after each step's work and before the step is
 	// recorded, and at points inside a step named step:point
-	// ("database:claim": about to take a warm database); an error simulates
-	// the process dying right there (tests).
+	// ("database:claim": about to take a warm database; "database:clone":
+	// about to clone, none claimed; "database:cloned": the clone made, not
+	// yet installed); an error simulates the process dying right there
+	// (tests).
 	Crash func(step string) error
 
 	once sync.Once // fills the defaults once: a pipeline is shared by requests

@@ -48,7 +48,8 @@ func (r PoolReport) MarshalJSON() ([]byte, error) {
 // <prefix>w<12 hex digits>. In order it
 //
 //   - drops and discards what a crash left behind: rows "creating" for longer
-//     than StaleCreating, and rows "failed";
+//     than StaleCreating (the pool's own, and the clones of provisioning
+//     runs that died: see reserveClone), and rows "failed";
 //   - upgrades ready databases of an older version (pending tenant
 //     migrations, then CheckDatabase against the template) or, when that
 //     fails, drops and discards them: they are never handed out;
@@ -259,9 +260,7 @@ func (p *pool) ready(ctx context.Context) (ready, vanished int, err error) {
 // clone makes one new warm database. Its row is written "creating" first,
 // so a crash at any point leaves a row the next refill sweeps.
 func (p *pool) clone(ctx context.Context, prefix string) error {
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	r := poolRow{name: prefix + "w" + hex.EncodeToString(b[:]), version: p.version}
+	r := poolRow{name: warmDatabaseName(prefix), version: p.version}
 	res, err := p.sys.ExecContext(ctx, "INSERT INTO warm_pool_databases (cluster_id, database_name, schema_version, status) VALUES (?, ?, ?, 'creating')",
 		p.cluster, r.name, r.version)
 	if err != nil {
@@ -275,6 +274,14 @@ func (p *pool) clone(ctx context.Context, prefix string) error {
 		return errors.Join(fmt.Errorf("warm database: %w", err), derr)
 	}
 	return p.markReady(ctx, r.id)
+}
+
+// warmDatabaseName is a new name for a warm database (or a provisioning
+// run's clone): prefix, "w" and 12 random hex digits (warmName).
+func warmDatabaseName(prefix string) string {
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return prefix + "w" + hex.EncodeToString(b[:])
 }
 
 func (p *pool) markReady(ctx context.Context, id int64) error {

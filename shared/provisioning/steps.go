@@ -9,6 +9,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/unitenant/unitenant/infra/schema"
@@ -73,6 +75,15 @@ type database struct {
 // lost it (see Run) takes no warm database and records nothing, and since a
 // tenant's claims go one at a time and find the database it holds, two runs
 // of one tenant end up with one database, never handing it back to the pool.
+//
+// A clone is made under a name of the run's own (see reserveClone), never
+// under the tenant's: a run that lost its lease while cloning, however long
+// it stalled, can neither drop nor overwrite the database the run holding
+// the lease made, seeded and recorded. The clone becomes the tenant's
+// database (prefix + code) only under the lease, in the transaction that
+// records it (see install); a clone that is not installed is dropped by its
+// run, or, when that run died, by the next run of the tenant (or a refill's
+// sweep, or Abort).
 func (p *Pipeline) database(ctx context.Context, st *state) (any, error) {
 	var pl placement
 	if !st.output("place", &pl) {
@@ -97,35 +108,43 @@ func (p *Pipeline) database(ctx context.Context, st *state) (any, error) {
 	if out.Version, err = p.templateVersion(ctx, server, pl.ClusterID); err != nil {
 		return nil, err
 	}
+	name, err := DatabaseName(p.Prefix, st.code)
+	if err != nil {
+		return nil, err
+	}
 	if err := p.crash("database:claim"); err != nil {
 		return nil, err
 	}
 	var ok bool
+	var clone poolRow
 	err = p.fenced(ctx, st, func(tx *sql.Tx) error {
+		// Clones of earlier runs were never installed (this run holds the
+		// lease, so they never will be): they are no one's.
+		if err := dropClones(ctx, tx, server, pl.ClusterID, st.tenantID, "made by an earlier run of its tenant's provisioning"); err != nil {
+			return err
+		}
 		var err error
-		out.Name, ok, err = claimWarm(ctx, tx, pl.ClusterID, out.Version, st.tenantID)
+		if out.Name, ok, err = claimWarm(ctx, tx, pl.ClusterID, out.Version, st.tenantID); err != nil || ok {
+			return err
+		}
+		clone, err = reserveClone(ctx, tx, p.Prefix, pl.ClusterID, out.Version, st.tenantID)
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("claim warm database: %w", err)
+		return nil, fmt.Errorf("claim warm database or reserve a clone: %w", err)
 	}
 	if ok {
 		out.Warm = true
 	} else {
-		if out.Name, err = DatabaseName(p.Prefix, st.code); err != nil {
+		out.Name = name
+		if err := p.crash("database:clone"); err != nil {
 			return nil, err
 		}
-		// Checked again just before the drop: a run that has lost its
-		// lease leaves the tenant's database to the run that holds it.
-		if err := p.fenced(ctx, st, nil); err != nil {
-			return nil, err
+		if err := CloneDatabase(ctx, server, p.Template, clone.name, p.Parallel); err != nil {
+			return nil, p.dropClone(ctx, server, clone, fmt.Errorf("clone: %w", err))
 		}
-		// A clone a crash interrupted is not recorded anywhere: start over.
-		if err := sqldb.DropDatabase(ctx, server, out.Name); err != nil {
+		if err := p.crash("database:cloned"); err != nil {
 			return nil, err
-		}
-		if err := CloneDatabase(ctx, server, p.Template, out.Name, p.Parallel); err != nil {
-			return nil, fmt.Errorf("clone: %w", err)
 		}
 	}
 	err = p.fenced(ctx, st, func(tx *sql.Tx) error {
@@ -147,12 +166,150 @@ func (p *Pipeline) database(ctx context.Context, st *state) (any, error) {
 		if err != nil {
 			return fmt.Errorf("record placement: %w", err)
 		}
-		return nil
+		if ok {
+			return nil
+		}
+		return p.install(ctx, tx, server, clone, out.Name)
 	})
 	if err != nil {
+		if !ok {
+			// Not installed (the lease lost, or the install failed): the
+			// clone is this run's alone, and no one else will drop it now.
+			err = p.dropClone(ctx, server, clone, err)
+		}
 		return nil, err
 	}
 	return out, nil
+}
+
+// reserveClone records, in tx, the database a run is about to clone for
+// tenantID: a warm pool row "creating" that the tenant holds (never claimed:
+// no claim takes a row that is not ready), named as warm databases are, so
+// no tenant's database can have its name (Validate). Should the run die,
+// the row leads the tenant's next run (dropClones), Abort and a refill's
+// sweep (RefillPool) to what it left.
+func reserveClone(ctx context.Context, tx *sql.Tx, prefix string, clusterID int64, version int, tenantID int64) (poolRow, error) {
+	r := poolRow{name: warmDatabaseName(prefix), version: version}
+	if err := sqldb.ValidateIdent(r.name); err != nil {
+		return r, fmt.Errorf("clone name (database prefix %q): %w", prefix, err)
+	}
+	res, err := tx.ExecContext(ctx, `INSERT INTO warm_pool_databases (cluster_id, database_name, schema_version, status, claimed_by_tenant_id)
+		VALUES (?, ?, ?, 'creating', ?)`, clusterID, r.name, version, tenantID)
+	if err == nil {
+		r.id, err = res.LastInsertId()
+	}
+	if err != nil {
+		return r, fmt.Errorf("record the clone %s: %w", r.name, err)
+	}
+	return r, nil
+}
+
+// install makes clone the tenant's database name, in tx (the run's fenced
+// transaction, which records the placement and holds the tenant's
+// progress: no other run of the tenant can be installing): the clone's row
+// is taken out of the pool table, whatever a failed install left under
+// name is dropped (name is never recorded without its tables: see below),
+// and the clone's tables are moved into name in one RENAME TABLE, which is
+// atomic. A clone whose tables are not the template's is refused: one a
+// sweep took for a leftover and began to drop, or one the template has
+// since outgrown by a table (the next run clones again).
+//
+// The statements on the cluster come last and fail without retry, so the
+// transaction either commits after all of them or rolls back, and a name
+// left without its record is just a failed install's leftover.
+func (p *Pipeline) install(ctx context.Context, tx *sql.Tx, server *sql.DB, clone poolRow, name string) error {
+	var status string
+	err := tx.QueryRowContext(ctx, "SELECT status FROM warm_pool_databases WHERE id = ? FOR UPDATE", clone.id).Scan(&status)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("install %s: %w", clone.name, err)
+	}
+	if status != "creating" {
+		return fmt.Errorf("install %s: the clone was discarded (%q) before it was installed", clone.name, status)
+	}
+	if _, err := tx.ExecContext(ctx, "DELETE FROM warm_pool_databases WHERE id = ?", clone.id); err != nil {
+		return fmt.Errorf("install %s: %w", clone.name, err)
+	}
+	charset, collation, tables, err := templateTables(ctx, server, p.Template)
+	if err != nil {
+		return fmt.Errorf("install %s: %v", clone.name, err)
+	}
+	cloned, err := queryStrings(ctx, server, `SELECT TABLE_NAME FROM information_schema.TABLES
+		WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME`, clone.name)
+	if err != nil {
+		return fmt.Errorf("install %s: list tables: %v", clone.name, err)
+	}
+	if !slices.Equal(cloned, tables) {
+		return fmt.Errorf("install %s: its %d tables are not the template's %d", clone.name, len(cloned), len(tables))
+	}
+	qClone, err := sqldb.QuoteIdent(clone.name)
+	if err != nil {
+		return err
+	}
+	qName, err := sqldb.QuoteIdent(name)
+	if err != nil {
+		return err
+	}
+	moves := make([]string, len(tables))
+	for i, t := range tables {
+		moves[i] = qClone + ".`" + t + "` TO " + qName + ".`" + t + "`"
+	}
+	for _, s := range []struct{ what, stmt string }{
+		{"drop a failed install's leftover", "DROP DATABASE IF EXISTS " + qName},
+		{"create", "CREATE DATABASE " + qName + " CHARACTER SET " + charset + " COLLATE " + collation},
+		{"move the tables", "RENAME TABLE " + strings.Join(moves, ", ")},
+		{"drop the emptied clone", "DROP DATABASE " + qClone},
+	} {
+		if _, err := server.ExecContext(ctx, s.stmt); err != nil {
+			// %v: not a lock error InTxRetry would run all this again for.
+			return fmt.Errorf("install %s as %s: %s: %v", clone.name, name, s.what, err)
+		}
+	}
+	return nil
+}
+
+// dropClone drops a clone of this run that was not installed, because of
+// cause, and marks its row discarded (failed, for the next sweep, when the
+// drop fails). It returns cause, with the error of the discard if any.
+func (p *Pipeline) dropClone(ctx context.Context, server *sql.DB, clone poolRow, cause error) error {
+	pl := &pool{sys: p.Sys, server: server}
+	if _, err := pl.discard(context.WithoutCancel(ctx), clone, "not installed: "+cause.Error()); err != nil {
+		return errors.Join(cause, err)
+	}
+	return cause
+}
+
+// dropClones drops the clones tenantID's earlier provisioning runs reserved
+// on cluster clusterID and never installed, and marks their rows discarded
+// (or failed, for a refill's sweep, when a drop fails), in tx.
+func dropClones(ctx context.Context, tx *sql.Tx, server *sql.DB, clusterID, tenantID int64, why string) error {
+	rows, err := tx.QueryContext(ctx, `SELECT id, database_name FROM warm_pool_databases
+		WHERE claimed_by_tenant_id = ? AND cluster_id = ? AND status IN ('creating', 'failed') ORDER BY id FOR UPDATE`, tenantID, clusterID)
+	if err != nil {
+		return fmt.Errorf("clones of tenant %d: %w", tenantID, err)
+	}
+	var left []poolRow
+	for rows.Next() {
+		var r poolRow
+		if err := rows.Scan(&r.id, &r.name); err != nil {
+			rows.Close()
+			return err
+		}
+		left = append(left, r)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, r := range left {
+		status, msg := "discarded", why
+		if err := sqldb.DropDatabase(ctx, server, r.name); err != nil && !errors.Is(err, sqldb.ErrBadIdent) {
+			status, msg = "failed", why+"; drop: "+err.Error()
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE warm_pool_databases SET status = ?, last_error = ? WHERE id = ?", status, msg, r.id); err != nil {
+			return fmt.Errorf("discard clone %s: %w", r.name, err)
+		}
+	}
+	return nil
 }
 
 // templateVersion returns the cluster's template version, bringing the
