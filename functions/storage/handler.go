@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,7 +127,7 @@ func (h *handler) presign(r *http.Request, store *objectstore.Tenant) (any, erro
 	if err != nil {
 		return nil, err
 	}
-	if err := checkContentType(in.Op, in.ContentType); err != nil {
+	if err := checkContentType(in.Op, key, in.ContentType); err != nil {
 		return nil, err
 	}
 	secs := defaultExpiresIn
@@ -161,22 +162,64 @@ func (h *handler) presign(r *http.Request, store *objectstore.Tenant) (any, erro
 }
 
 // checkContentType accepts a media type for uploads ("" lets the store
-// choose one).
-func checkContentType(op, ct string) error {
+// choose one) that a browser will not run as a page: see activeType. key is
+// the full key: an upload without a type whose key ends like a page
+// (.html, .svg, ...) must declare a type, since a store may choose the type
+// from the extension.
+func checkContentType(op, key, ct string) error {
 	if ct == "" {
+		if op == "put" && activeExtensions[strings.ToLower(path.Ext(key))] {
+			return fault.Field("invalid_content_type", "contentType", fmt.Sprintf(
+				"is required for a key ending in %s: pages and scripts are not stored as such; "+
+					"application/octet-stream stores the file as a download", path.Ext(key)))
+		}
 		return nil
 	}
 	if op != "put" {
 		return fault.Field("invalid_content_type", "contentType", "applies to put only")
 	}
-	if _, _, err := mime.ParseMediaType(ct); err != nil || len(ct) > 255 || strings.ContainsFunc(ct, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || len(ct) > 255 || strings.ContainsFunc(ct, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
 		return fault.Field("invalid_content_type", "contentType", "must be a media type such as image/png")
+	}
+	if activeType(mt) {
+		return fault.Field("invalid_content_type", "contentType", fmt.Sprintf(
+			"%s is a type browsers run as a page or script, which uploads must not be; "+
+				"application/octet-stream stores the file as a download", mt))
 	}
 	return nil
 }
 
+// activeType reports whether browsers run content of media type mt (lower
+// case, no parameters) as a document or script of the origin serving it:
+// HTML, SVG, XML (which XSLT turns into HTML) and JavaScript. OSS serves an
+// object with the type it was uploaded with, from the bucket's origin, which
+// every tenant's URLs share: an uploaded page would run there for whoever
+// opens its link.
+func activeType(mt string) bool {
+	switch mt {
+	case "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml", "text/xsl",
+		"text/javascript", "application/javascript", "application/x-javascript", "application/ecmascript",
+		"text/ecmascript", "text/jscript", "application/x-shockwave-flash", "multipart/x-mixed-replace":
+		return true
+	}
+	return strings.HasSuffix(mt, "+xml")
+}
+
+// activeExtensions are the extensions that make a store choosing a type by
+// extension (mime.TypeByExtension, a browser's file picker) pick an active
+// one.
+var activeExtensions = map[string]bool{
+	".html": true, ".htm": true, ".shtml": true, ".xhtml": true, ".xht": true, ".svg": true, ".svgz": true,
+	".xml": true, ".xsl": true, ".xslt": true, ".js": true, ".mjs": true, ".swf": true,
+}
+
 // base is where the local store's relative URLs are served: the configured
-// public URL, else the scheme, host and port the client called.
+// public URL, else the scheme the client called and the host and port the
+// request was served for. serverless.Handler makes r.Host that authority on
+// every platform (requestContext.domainName under Lambda, the Host line or
+// :authority elsewhere) and drops any Host header a client added beside it,
+// so host and port come from the one place routing trusts too.
 func (h *handler) base(r *http.Request) *url.URL {
 	if h.opts.publicURL != nil {
 		return h.opts.publicURL
@@ -189,11 +232,7 @@ func (h *handler) base(r *http.Request) *url.URL {
 		scheme = p
 	}
 	host := serverless.Host(r)
-	raw := r.Header.Get("Host")
-	if raw == "" {
-		raw = r.Host
-	}
-	if _, port, err := net.SplitHostPort(raw); err == nil && port != "" {
+	if _, port, err := net.SplitHostPort(r.Host); err == nil && port != "" {
 		host = net.JoinHostPort(host, port)
 	}
 	return &url.URL{Scheme: scheme, Host: host}

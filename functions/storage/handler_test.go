@@ -37,6 +37,7 @@ type fixture struct {
 	port    string
 	signer  *auth.Signer
 	objects *objectstore.Service
+	handler http.Handler // the function's routes, without serverless.Handler around them
 }
 
 // newFixture starts the function with the object storage of vars (the local
@@ -99,7 +100,7 @@ func newFixture(t *testing.T, vars map[string]string) *fixture {
 	srv := httptest.NewServer(serverless.Handler(h, log, 0)) // the stack every platform runs
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
-	return &fixture{srv: srv, port: u.Port(), signer: auth.NewSigner(key, nil), objects: objects}
+	return &fixture{srv: srv, port: u.Port(), signer: auth.NewSigner(key, nil), objects: objects, handler: h}
 }
 
 // token is a tenant-scoped token for tenant ("" = a platform token).

@@ -85,6 +85,10 @@ type handler struct {
 	verifier *auth.Verifier
 	log      *slog.Logger
 	now      func() time.Time
+	// allowPrivateURLs lets webhook URLs name private and loopback
+	// addresses: NOTIFY_ALLOW_PRIVATE_URLS, the setting the dispatcher
+	// delivers by (on in development only, by default).
+	allowPrivateURLs bool
 }
 
 // endpoint is a route's logic: its result, or an error for the envelope.

@@ -27,13 +27,15 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 	if err != nil {
 		return serverless.Service{}, err
 	}
-	notifier, err := notify.LoadConfig(d.Env, d.Dev()).Notifier(f.DB, d.Log)
+	notifyCfg := notify.LoadConfig(d.Env, d.Dev())
+	notifier, err := notifyCfg.Notifier(f.DB, d.Log)
 	if err != nil {
 		f.Close()
 		return serverless.Service{}, err
 	}
 	h := &handler{
 		db: f.DB, tenants: f.Tenancy, notifier: notifier, box: box, verifier: f.Verifier, log: d.Log, now: time.Now,
+		allowPrivateURLs: notifyCfg.AllowPrivate,
 		life: &lifecycle.Service{DB: f.DB,
 			Grace:        d.Env.Duration("DELETION_GRACE", lifecycle.DefaultGrace),
 			Confirmation: d.Env.Duration("DELETION_CONFIRMATION_TTL", lifecycle.DefaultConfirmation)},

@@ -17,7 +17,9 @@ import (
 // Webhook routes (see newHandler):
 //
 //	GET    /api/admin/webhooks          endpoints (?tenantCode= for one tenant's)
-//	POST   /api/admin/webhooks          {url, events?, tenantCode?, name?} → the endpoint and its secret, shown once
+//	POST   /api/admin/webhooks          {url, events?, tenantCode?, name?} → the endpoint and its secret, shown once;
+//	                                    a URL whose host is a non-public address or localhost is 400 (unless
+//	                                    NOTIFY_ALLOW_PRIVATE_URLS), names are checked on delivery
 //	PATCH  /api/admin/webhooks/{id}     {status: active|disabled}
 //	DELETE /api/admin/webhooks/{id}
 //
@@ -58,8 +60,10 @@ func (h *handler) addWebhook(r *http.Request, c *auth.Claims) (int, any, error) 
 		return 0, nil, err
 	}
 	ep := notify.Endpoint{URL: in.URL, Events: in.Events, Name: in.Name, Secret: notify.NewSecret(), CreatedBy: c.SubjectID()}
-	// Every bad field at once, before anything is looked up.
-	if err := notify.ValidateEndpoint(&ep); err != nil {
+	// Every bad field at once, before anything is looked up. A URL the
+	// dispatcher would never deliver to (an address that is not public) is
+	// refused now, not on every delivery.
+	if err := notify.ValidateNewEndpoint(&ep, h.allowPrivateURLs); err != nil {
 		return 0, nil, err
 	}
 	code := ""

@@ -174,3 +174,73 @@ func TestWebhookInputNamesEveryBadField(t *testing.T) {
 		t.Fatalf("%d endpoints and audit rows after refused requests (%v)", n, err)
 	}
 }
+
+// TestWebhookPrivateURLRefused: an endpoint whose host is a loopback,
+// private, link-local or metadata address — in whatever form a URL parser or
+// a resolver reads as one — or localhost is refused when added, naming the
+// url field, with nothing stored or audited: the dispatcher would refuse
+// every delivery to it. Names are not resolved here (they are checked on the
+// address each delivery dials). With NOTIFY_ALLOW_PRIVATE_URLS on, as in
+// development, such URLs are taken.
+func TestWebhookPrivateURLRefused(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, u := range []string{
+		"http://169.254.169.254/latest/meta-data/",
+		"http://100.100.100.200/latest/meta-data/", // Aliyun's metadata service
+		"http://127.0.0.1:8080/",
+		"http://[::1]/",
+		"http://[::ffff:127.0.0.1]/",
+		"http://[64:ff9b::a9fe:a9fe]/", // NAT64 of 169.254.169.254
+		"http://[fe80::1%25eth0]/",
+		"http://[64:ff9b::7f00:1%25lo]/", // a zone does not make it another host
+		"http://10.0.0.5/",
+		"https://192.168.1.1:8443/hook",
+		"http://172.16.0.1/",
+		"http://0.0.0.0/",
+		"http://0/",
+		"http://2130706433/", // 127.0.0.1 as one number
+		"http://0x7f.1/",     // hex and a short form
+		"http://0177.0.0.1/", // octal
+		"http://127.1/",
+		"http://0xa9fea9fe/", // 169.254.169.254
+		"http://127.0.0.1./", // trailing dot
+		"http://１２７.０.０.１/",  // full-width digits: IDNA maps them to ASCII before dialling
+		"http://localhost/",
+		"http://LocalHost.:9000/",
+		"http://api.localhost/",
+		"http://ｌｏｃａｌｈｏｓｔ/",
+		"http://1.2.3.4.5/", // ends in a number, no address
+		"http://999.1.1.1/",
+	} {
+		r := f.do(t, "admin", "POST", "/api/admin/webhooks", map[string]any{"url": u, "tenantCode": "k001"})
+		if r.Status != 400 || r.Error.Fields["url"] == "" {
+			t.Errorf("%s: %d %q %v, want 400 naming url", u, r.Status, r.Error.Code, r.Error.Fields)
+		}
+	}
+	// Every bad field at once still.
+	r := f.do(t, "admin", "POST", "/api/admin/webhooks", map[string]any{"url": "http://10.0.0.5/", "events": []string{"tenant.exploded"}})
+	if r.Status != 400 || r.Error.Fields["url"] == "" || r.Error.Fields["events"] == "" {
+		t.Errorf("private url and bad events: %d %q %v, want 400 naming both", r.Status, r.Error.Code, r.Error.Fields)
+	}
+	var n int
+	if err := f.sys.DB.QueryRow("SELECT (SELECT COUNT(*) FROM webhook_endpoints) + (SELECT COUNT(*) FROM audit_logs)").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("%d endpoints and audit rows after refused requests (%v)", n, err)
+	}
+
+	// Public addresses and names (unresolved, whatever they resolve to) are
+	// taken.
+	for _, u := range []string{"https://8.8.8.8/hook", "http://[2606:4700::1111]/", "https://hooks.example.com/x",
+		"https://localhost.example.com/x", "https://10.0.0.5.nip.io/x", "https://v1.example/x"} {
+		f.addWebhook(t, map[string]any{"url": u})
+	}
+
+	// Development: the dispatcher may reach private addresses, so may the
+	// admin API.
+	f.h.allowPrivateURLs = true
+	f.srv = httptest.NewServer(serverless.Handler(newHandler(f.h), logging.Discard(), 0))
+	t.Cleanup(f.srv.Close)
+	for _, u := range []string{"http://127.0.0.1:8080/", "http://localhost:9000/hook", "http://[::1]/"} {
+		f.addWebhook(t, map[string]any{"url": u, "tenantCode": "k001"})
+	}
+}

@@ -51,7 +51,10 @@ func NewHTTPClient(allowPrivate bool) *http.Client {
 const maxResponseHeaderBytes = 64 << 10
 
 func isPublic(a netip.Addr) bool {
-	a = a.Unmap()
+	// A zone names the interface to dial from, not another host; a zoned
+	// address never lies inside a netip.Prefix, so with its zone the
+	// ranges below would all let it through.
+	a = a.Unmap().WithZone("")
 	if !a.IsGlobalUnicast() || a.IsPrivate() || a.IsLoopback() || a.IsLinkLocalUnicast() || cgnat.Contains(a) {
 		return false
 	}

@@ -138,10 +138,24 @@ const maxNameLen = 100
 // normalizes it (URL trimmed, each event type once). The error is a
 // *fault.Error naming every bad field, so that a caller can check an input
 // before looking anything up and report all its mistakes at once.
-func ValidateEndpoint(ep *Endpoint) error {
+func ValidateEndpoint(ep *Endpoint) error { return validateEndpoint(ep, true) }
+
+// ValidateNewEndpoint is ValidateEndpoint for an endpoint someone is adding:
+// unless allowPrivate (Config.AllowPrivate, which the dispatcher's client
+// follows too), its URL must also pass CheckPublicURL, so that an address
+// every delivery would be refused is refused when it is entered.
+func ValidateNewEndpoint(ep *Endpoint, allowPrivate bool) error {
+	return validateEndpoint(ep, allowPrivate)
+}
+
+func validateEndpoint(ep *Endpoint, allowPrivate bool) error {
 	problems := map[string]*fault.Error{}
 	ep.URL = strings.TrimSpace(ep.URL)
-	if err := ValidateURL(ep.URL); err != nil {
+	err := ValidateURL(ep.URL)
+	if err == nil && !allowPrivate {
+		err = CheckPublicURL(ep.URL)
+	}
+	if err != nil {
 		fe, _ := fault.As(err)
 		problems["url"] = fe
 	}
@@ -180,7 +194,8 @@ func ValidateEndpoint(ep *Endpoint) error {
 // ValidateURL accepts an absolute http or https URL with a host, a port (if
 // any) a TCP port can be, and no user credentials (a password in a URL would
 // be stored and shown in clear). Whether the host is a public address is
-// checked on every delivery, on the address dialled (see NewHTTPClient).
+// checked on every delivery, on the address dialled (see NewHTTPClient), and
+// by ValidateNewEndpoint when the host is an address (CheckPublicURL).
 func ValidateURL(raw string) error {
 	u, err := url.Parse(raw)
 	switch {
