@@ -413,6 +413,9 @@ func NormalizeHost(authority string) (string, error) {
 // asciiLower lower-cases A-Z only: s is ASCII, and no other mapping may
 // apply.
 func asciiLower(s string) string {
+	if !strings.ContainsFunc(s, func(r rune) bool { return 'A' <= r && r <= 'Z' }) {
+		return s // the usual case: no copy
+	}
 	b := []byte(s)
 	for i, c := range b {
 		if 'A' <= c && c <= 'Z' {
