@@ -372,10 +372,6 @@ func TestReconcileAfterCrash(t *testing.T) {
 	t.Parallel()
 	db := mustOpenSystem(t)
 	ctx := context.Background()
-	logCall := func(t *testing.T, tenant int64, requestID string, attempt int, status, cost string) {
-		t.Helper()
-		insertCallLog(t, db, tenant, requestID, attempt, status, cost)
-	}
 	// crash reserves for requestID and never settles.
 	crash := func(t *testing.T, tenant int64, requestID string) budget.Reservation {
 		t.Helper()
@@ -399,7 +395,7 @@ func TestReconcileAfterCrash(t *testing.T) {
 	t.Run("NoLogExpires", func(t *testing.T) {
 		tenant := newTenant(t, db, "2", "0")
 		r := crash(t, tenant, "crash-nolog")
-		logCall(t, tenant, "crash-nolog", 1, "pending", "0") // started, never finished
+		insertCallLog(t, db, tenant, "crash-nolog", 1, "pending", "0") // started, never finished
 		if rep := reconcile(t, time.Now()); !reflect.DeepEqual(rep, budget.ReconcileReport{}) {
 			t.Fatalf("before expiry: %+v, want nothing done", rep)
 		}
@@ -420,8 +416,8 @@ func TestReconcileAfterCrash(t *testing.T) {
 	t.Run("LoggedCostSettles", func(t *testing.T) {
 		tenant := newTenant(t, db, "2", "0")
 		r := crash(t, tenant, "crash-logged")
-		logCall(t, tenant, "crash-logged", 1, "error", "0")          // provider A: 503
-		logCall(t, tenant, "crash-logged", 2, "success", "0.123456") // provider B answered
+		insertCallLog(t, db, tenant, "crash-logged", 1, "error", "0")          // provider A: 503
+		insertCallLog(t, db, tenant, "crash-logged", 2, "success", "0.123456") // provider B answered
 		rep := reconcile(t, r.ExpiresAt.Add(time.Second))
 		if rep.Settled != 1 || rep.Charged != amt("0.1235") {
 			t.Fatalf("reconcile: %+v, want 1 settled at 0.1235", rep)

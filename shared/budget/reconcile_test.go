@@ -22,10 +22,6 @@ func TestReconcileOrphaned(t *testing.T) {
 	t.Parallel()
 	db := mustOpenSystem(t)
 	ctx := context.Background()
-	logCall := func(t *testing.T, tenant int64, requestID string, attempt int, status, cost string) {
-		t.Helper()
-		insertCallLog(t, db, tenant, requestID, attempt, status, cost)
-	}
 	abort := func(t *testing.T, tenant int64) {
 		t.Helper()
 		for _, q := range []string{"DELETE FROM tenant_accounts WHERE tenant_id = ?", "DELETE FROM tenants WHERE id = ?"} {
@@ -50,12 +46,12 @@ func TestReconcileOrphaned(t *testing.T) {
 		// The orphans come first in id order: the healthy one after them
 		// must still be reconciled in the same run.
 		reserve(t, gone, "orphan-logged", amt("1"))
-		logCall(t, gone, "orphan-logged", 1, "error", "0")
-		logCall(t, gone, "orphan-logged", 2, "success", "0.4")
+		insertCallLog(t, db, gone, "orphan-logged", 1, "error", "0")
+		insertCallLog(t, db, gone, "orphan-logged", 2, "success", "0.4")
 		reserve(t, gone, "orphan-nolog", amt("0.5"))
-		logCall(t, gone, "orphan-nolog", 1, "pending", "0")
+		insertCallLog(t, db, gone, "orphan-nolog", 1, "pending", "0")
 		r := reserve(t, kept, "kept", amt("1"))
-		logCall(t, kept, "kept", 1, "success", "0.25")
+		insertCallLog(t, db, kept, "kept", 1, "success", "0.25")
 		abort(t, gone)
 
 		rep, err := budget.Reconcile(ctx, db, r.ExpiresAt.Add(time.Second))
