@@ -19,16 +19,16 @@
 package aibridge
 
 import (
+	"database/sql"
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/unitenant/unitenant/shared/aiprovider"
+	"github.com/unitenant/unitenant/shared/ratelimit"
 	"github.com/unitenant/unitenant/shared/secretbox"
-
-	"database/sql"
-	"sync"
 )
 
 // Defaults of a Bridge's settings.
@@ -90,7 +90,8 @@ type Bridge struct {
 	once      sync.Once
 	providers map[string]aiprovider.Provider
 	cache     cache
-	pending   sync.WaitGroup // settlements the server is still making
+	windows   ratelimit.Windows // rate-limit windows whose rows exist
+	pending   sync.WaitGroup    // settlements the server is still making
 }
 
 // Wait returns once the settlements of the calls answered so far are made

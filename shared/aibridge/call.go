@@ -253,7 +253,7 @@ func (cl *call) limit(batch *sqldb.Tx) ([]limit, error) {
 		if c.what != "" && int64(c.n) > c.limit {
 			return nil, fault.Field("too_many_tokens", "max_tokens", fmt.Sprintf("this call may use %d tokens, over "+c.what, c.n, c.limit))
 		}
-		s, err := ratelimit.Stage(batch, c.key, c.n, int(c.limit), c.window, now)
+		s, err := b.windows.Stage(batch, c.key, c.n, int(c.limit), c.window, now)
 		if err != nil {
 			return nil, err
 		}

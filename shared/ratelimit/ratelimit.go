@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"math"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/unitenant/unitenant/shared/fault"
@@ -153,6 +154,8 @@ type Staged struct {
 	i      int
 	window time.Duration
 	now    time.Time
+	seen   *Windows // remembers the window's row once its ensure ran (nil: none)
+	key    string
 }
 
 // Stage adds counting n units for key to the transaction b, like Consume:
@@ -160,6 +163,46 @@ type Staged struct {
 // The window's row is made beforehand, committed on its own, so the
 // transaction only locks it (see sqldb.Tx.Prepare).
 func Stage(b *sqldb.Tx, key string, n, limit int, window time.Duration, now time.Time) (Staged, error) {
+	return (*Windows)(nil).Stage(b, key, n, limit, window, now)
+}
+
+// Windows remembers, for each key, the latest window whose row this
+// process has seen made, so that counting in it again needs no statement
+// making it. A row lives until an hour after its window ended (housekeeping
+// deletes it then), so what is remembered holds for the window's life; and
+// were the row gone all the same, the count makes it, only locking the gap
+// it goes into. Nothing of a count lives here: only that a row exists. The
+// zero value is ready; it is safe for concurrent use.
+type Windows struct {
+	mu   sync.Mutex
+	rows map[string]time.Time // key → the start of its window whose row exists
+}
+
+// maxWindows bounds what Windows remembers: past it, it starts afresh.
+const maxWindows = 1 << 14
+
+func (w *Windows) made(key string, start time.Time) bool {
+	if w == nil {
+		return false
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s, ok := w.rows[key]
+	return ok && s.Equal(start)
+}
+
+func (w *Windows) remember(key string, start time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.rows == nil || len(w.rows) >= maxWindows {
+		w.rows = make(map[string]time.Time)
+	}
+	w.rows[key] = start
+}
+
+// Stage is the package's Stage, making the window's row only when w does
+// not know it made.
+func (w *Windows) Stage(b *sqldb.Tx, key string, n, limit int, window time.Duration, now time.Time) (Staged, error) {
 	if n < 0 {
 		return Staged{}, fmt.Errorf("rate limit %s: negative amount %d", key, n)
 	}
@@ -167,14 +210,22 @@ func Stage(b *sqldb.Tx, key string, n, limit int, window time.Duration, now time
 	if err != nil {
 		return Staged{}, err
 	}
-	b.Prepare(ensure, key, d.WindowStart, d.ResetAt)
-	return Staged{d: d, i: b.Add(upsert, key, d.WindowStart, n, d.ResetAt, n), window: window, now: now}, nil
+	s := Staged{d: d, window: window, now: now}
+	if !w.made(key, d.WindowStart) {
+		b.Prepare(ensure, key, d.WindowStart, d.ResetAt)
+		s.seen, s.key = w, key
+	}
+	s.i = b.Add(upsert, key, d.WindowStart, n, d.ResetAt, n)
+	return s, nil
 }
 
 // Decide is the staged count's decision: a refusal is returned as Consume's.
 func (s Staged) Decide(r sqldb.Results) (Decision, error) {
 	if !r.Ran(s.i) || s.i >= len(r.IDs) {
 		return s.d, fmt.Errorf("rate limit: the count at statement %d did not run", s.i)
+	}
+	if s.seen != nil {
+		s.seen.remember(s.key, s.d.WindowStart) // its ensure ran, committed, before the count
 	}
 	return judge(s.d, r.IDs[s.i], s.window, s.now)
 }

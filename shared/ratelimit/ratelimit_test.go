@@ -398,7 +398,9 @@ func TestStagedCountsJoinTheCallersTransaction(t *testing.T) {
 // them then refused by the caller and rolled back, never fail: the
 // window's row is made before the transactions that count in it, which
 // then only lock rows, never the gap a new row goes into (where upserts
-// waiting on a row whose inserter rolls back deadlock).
+// waiting on a row whose inserter rolls back deadlock). So too with the
+// callers sharing a Windows, as a process's calls do: those that find the
+// window's row made send no statement making it.
 func TestStagedCountsOfANewWindowNeverDeadlock(t *testing.T) {
 	ctx := context.Background()
 	_, dsn := newDB(t)
@@ -406,7 +408,12 @@ func TestStagedCountsOfANewWindowNeverDeadlock(t *testing.T) {
 	const callers = 200
 	refusal := errors.New("refused by the caller")
 	retried := sqldb.Retries()
+	windows := &ratelimit.Windows{}
 	for w := range 8 {
+		seen := windows
+		if w%2 == 0 {
+			seen = nil // the package's Stage
+		}
 		now := time.Date(2026, 5, 1, 10, w, 30, 0, time.UTC)
 		var (
 			wg              sync.WaitGroup
@@ -420,10 +427,10 @@ func TestStagedCountsOfANewWindowNeverDeadlock(t *testing.T) {
 				<-gate
 				var sa, sb ratelimit.Staged
 				committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Tx) (err error) {
-					if sa, err = ratelimit.Stage(b, "t:new", 1, 1000, time.Minute, now); err != nil {
+					if sa, err = seen.Stage(b, "t:new", 1, 1000, time.Minute, now); err != nil {
 						return err
 					}
-					sb, err = ratelimit.Stage(b, "k:new", 1, 1000, time.Minute, now)
+					sb, err = seen.Stage(b, "k:new", 1, 1000, time.Minute, now)
 					return err
 				}, func(_ *sql.Conn, r sqldb.Results) error {
 					if _, err := sa.Decide(r); err != nil {
@@ -467,4 +474,82 @@ func TestStagedCountsOfANewWindowNeverDeadlock(t *testing.T) {
 func isLimited(err error) bool {
 	e, ok := fault.As(err)
 	return ok && e.Code == "rate_limited"
+}
+
+// A Windows makes each window's row once: counting again in a window it
+// saw made sends no statement making it, and counts stay exact — even when
+// the row it remembers is gone (the count makes it then). What a batch
+// that failed staged is not remembered, and another process (another
+// Windows) makes the row itself.
+func TestWindowsMakeEachWindowsRowOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, dsn := newDB(t)
+	db := sqldbtest.Batching(t, dsn)
+	now := time.Date(2026, 5, 1, 10, 0, 30, 0, time.UTC)
+	// call counts 1 for "t:w" through w and reports how many statements
+	// were prepared before the transaction; extra is added after the count.
+	call := func(w *ratelimit.Windows, now time.Time, extra string) (prepared int, err error) {
+		t.Helper()
+		var s ratelimit.Staged
+		committed, err := sqldb.TxBatch(ctx, db, func(b *sqldb.Tx) (err error) {
+			s, err = w.Stage(b, "t:w", 1, 100, time.Minute, now)
+			if extra != "" {
+				b.Add(extra)
+			}
+			prepared = b.Prepared()
+			return err
+		}, func(_ *sql.Conn, r sqldb.Results) error {
+			_, err := s.Decide(r)
+			return err
+		})
+		if err == nil {
+			err = committed()
+		}
+		return prepared, err
+	}
+	var w ratelimit.Windows
+	window := now.Truncate(time.Minute)
+	// A batch that fails after the count: the row was made, but w is not
+	// told, so the next call makes sure of it again.
+	if _, err := call(&w, now, "SELECT * FROM no_such_table"); err == nil {
+		t.Fatal("a batch with a failing statement succeeded")
+	}
+	for i, want := range []int{1, 0, 0} {
+		p, err := call(&w, now, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p != want {
+			t.Fatalf("call %d in the window prepared %d statements, want %d", i+1, p, want)
+		}
+	}
+	if n := windowCount(t, db, "t:w", window); n != 3 {
+		t.Fatalf("window counts %d, want 3", n)
+	}
+	// The next window's row is made once again.
+	next := now.Add(time.Minute)
+	for i, want := range []int{1, 0} {
+		if p, err := call(&w, next, ""); err != nil || p != want {
+			t.Fatalf("call %d in the next window: prepared %d (err %v), want %d", i+1, p, err, want)
+		}
+	}
+	// Another process knows nothing yet.
+	var other ratelimit.Windows
+	if p, err := call(&other, next, ""); err != nil || p != 1 {
+		t.Fatalf("another Windows prepared %d (err %v), want 1", p, err)
+	}
+	if n := windowCount(t, db, "t:w", next.Truncate(time.Minute)); n != 3 {
+		t.Fatalf("next window counts %d, want 3", n)
+	}
+	// The row remembered is gone: the count makes it.
+	if _, err := db.Exec("DELETE FROM rate_limit_counters WHERE bucket_key = 't:w' AND window_start = ?", next.Truncate(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if p, err := call(&w, next, ""); err != nil || p != 0 {
+		t.Fatalf("after the row went: prepared %d (err %v), want 0 and no error", p, err)
+	}
+	if n := windowCount(t, db, "t:w", next.Truncate(time.Minute)); n != 1 {
+		t.Fatalf("remade window counts %d, want 1", n)
+	}
 }

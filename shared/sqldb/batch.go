@@ -216,6 +216,9 @@ type Tx struct {
 // on its gap.
 func (t *Tx) Prepare(query string, args ...any) { t.pre.Add(query, args...) }
 
+// Prepared is the number of statements prepared.
+func (t *Tx) Prepared() int { return t.pre.Len() }
+
 // TxBatch runs a transaction in two round trips: the statements stage adds
 // (after START TRANSACTION, and after the ones it prepares) in one, then COMMIT — or ROLLBACK when decide,
 // reading their results (and querying q, inside the transaction, to explain
