@@ -14,6 +14,7 @@ import (
 	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/httpapi"
+	"github.com/unitenant/unitenant/shared/idempotency"
 	"github.com/unitenant/unitenant/shared/lifecycle"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/secretbox"
@@ -82,6 +83,7 @@ type handler struct {
 	tenants  *tenancy.Service // reaches tenant databases for membership changes
 	notifier Notifier
 	box      *secretbox.Box // seals webhook secrets
+	idem     *idempotency.Store
 	verifier *auth.Verifier
 	log      *slog.Logger
 	now      func() time.Time
@@ -110,9 +112,31 @@ func role(least string) func(endpoint) http.Handler {
 				fail(w, r, err)
 				return
 			}
+			if rp, ok := data.(replayed); ok {
+				rp.write(w)
+				return
+			}
 			httpapi.JSON(w, r, status, data)
 		})
 	}
+}
+
+// replayed is an answer given before to a request with the same
+// Idempotency-Key, which an endpoint returns as its data to have it written
+// again as it was.
+type replayed struct {
+	status int
+	body   []byte // a whole envelope
+}
+
+func (rp replayed) write(w http.ResponseWriter) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store") // as httpapi's answers: it may hold a secret
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Idempotent-Replayed", "true")
+	w.WriteHeader(rp.status)
+	_, _ = w.Write(append(rp.body, '\n'))
 }
 
 type errKey struct{}

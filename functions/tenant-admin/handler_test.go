@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/idempotency"
 	"github.com/unitenant/unitenant/shared/lifecycle"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/notify"
@@ -50,7 +51,7 @@ func newFixture(t *testing.T) *fixture {
 	signer := auth.NewSigner(sys.SigningKey, nil)
 	h := &handler{
 		db: sys.DB, verifier: auth.NewVerifier([]*rsa.PublicKey{signer.Public()}, nil), log: logging.New(os.Stderr, "tenant-admin", slog.LevelError), now: time.Now,
-		life: &lifecycle.Service{DB: sys.DB}, box: sys.Box,
+		life: &lifecycle.Service{DB: sys.DB}, box: sys.Box, idem: &idempotency.Store{DB: sys.DB},
 		tenants:  &tenancy.Service{Registry: tenancy.NewRegistry(sys.DB, tenancy.RegistryOptions{}), Router: tenancy.NewRouter(sys.DB, sys.Box, tenancy.RouterOptions{}), Hosts: tenancy.ParseHosts("localhost", "", "")},
 		notifier: &notify.Notifier{DB: sys.DB, Outbox: &notify.Outbox{Path: outbox}, Log: logging.Discard()},
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/unitenant/unitenant/shared/config"
+	"github.com/unitenant/unitenant/shared/idempotency"
 	"github.com/unitenant/unitenant/shared/lifecycle"
 	"github.com/unitenant/unitenant/shared/notify"
 	"github.com/unitenant/unitenant/shared/secretbox"
@@ -34,7 +35,7 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 		return serverless.Service{}, err
 	}
 	h := &handler{
-		db: f.DB, tenants: f.Tenancy, notifier: notifier, box: box, verifier: f.Verifier, log: d.Log, now: time.Now,
+		db: f.DB, tenants: f.Tenancy, notifier: notifier, box: box, idem: &idempotency.Store{DB: f.DB}, verifier: f.Verifier, log: d.Log, now: time.Now,
 		allowPrivateURLs: notifyCfg.AllowPrivate,
 		life: &lifecycle.Service{DB: f.DB,
 			Grace:        d.Env.Duration("DELETION_GRACE", lifecycle.DefaultGrace),

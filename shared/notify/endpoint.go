@@ -85,12 +85,19 @@ type DBTX interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
 }
 
+// MaxEndpointsPerTenant is how many endpoints a tenant may have, disabled
+// ones included (one PATCH enables them again); the platform-wide endpoints
+// have as many places of their own. Every endpoint multiplies each event's
+// deliveries, so the count is bounded where endpoints are added.
+const MaxEndpointsPerTenant = 20
+
 // AddEndpoint validates ep (see ValidateEndpoint), stores it active with its
 // secret sealed by box, and returns its id. Invalid input is a *fault.Error
-// naming every bad field, and stores nothing.
+// naming every bad field, and stores nothing; so is an endpoint past
+// MaxEndpointsPerTenant (see AddEndpointTx).
 func AddEndpoint(ctx context.Context, db *sql.DB, box *secretbox.Box, ep Endpoint) (int64, error) {
 	var id int64
-	err := sqldb.InTx(ctx, db, func(tx *sql.Tx) (err error) {
+	err := sqldb.InTxRetry(ctx, db, func(tx *sql.Tx) (err error) {
 		id, err = AddEndpointTx(ctx, tx, box, ep)
 		return err
 	})
@@ -98,9 +105,18 @@ func AddEndpoint(ctx context.Context, db *sql.DB, box *secretbox.Box, ep Endpoin
 }
 
 // AddEndpointTx is AddEndpoint in the caller's transaction: the endpoint
-// exists if and only if tx commits.
+// exists if and only if tx commits. A tenant that already has
+// MaxEndpointsPerTenant endpoints (or the platform-wide endpoints, when
+// ep.TenantID is 0) gets a Conflict "too_many_webhooks" instead. The count
+// holds locks until tx ends, so that concurrent adds are counted one after
+// another; for it to see them, AddEndpointTx must be tx's first read. Run tx
+// with sqldb.InTxRetry: the first platform-wide endpoints added at once may
+// deadlock (one is rolled back, and counts again).
 func AddEndpointTx(ctx context.Context, tx *sql.Tx, box *secretbox.Box, ep Endpoint) (int64, error) {
 	if err := ValidateEndpoint(&ep); err != nil {
+		return 0, err
+	}
+	if err := checkRoom(ctx, tx, ep.TenantID); err != nil {
 		return 0, err
 	}
 	var events any
@@ -127,6 +143,46 @@ func AddEndpointTx(ctx context.Context, tx *sql.Tx, box *secretbox.Box, ep Endpo
 		return 0, fmt.Errorf("add webhook endpoint: %w", err)
 	}
 	return id, nil
+}
+
+// checkRoom refuses an endpoint past MaxEndpointsPerTenant for tenantID (0:
+// the platform-wide ones).
+//
+// A tenant's adds are serialised on the tenant's row, as lifecycle changes
+// and API keys are, and then counted with a plain read: the transaction's
+// snapshot is taken at its first plain read, after the lock, so it sees every
+// endpoint an add that held the lock before committed. (A locking count
+// would lock the tenant's endpoint rows after its tenant's, the reverse of
+// the dispatcher's disabling, which locks an endpoint and then its tenant.)
+// Platform-wide endpoints have no such row: their count is a locking read of
+// the tenant_id IS NULL range, whose next-key locks an insert of another
+// platform-wide endpoint must wait for.
+func checkRoom(ctx context.Context, tx *sql.Tx, tenantID int64) error {
+	q, args := "SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id IS NULL FOR UPDATE", []any(nil)
+	if tenantID != 0 {
+		var id int64
+		err := tx.QueryRowContext(ctx, "SELECT id FROM tenants WHERE id = ? FOR UPDATE", tenantID).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fault.New(fault.NotFound, "tenant_not_found", "no tenant %d", tenantID)
+		}
+		if err != nil {
+			return fmt.Errorf("lock tenant %d: %w", tenantID, err)
+		}
+		q, args = "SELECT COUNT(*) FROM webhook_endpoints WHERE tenant_id = ?", []any{tenantID}
+	}
+	var n int
+	if err := tx.QueryRowContext(ctx, q, args...).Scan(&n); err != nil {
+		return fmt.Errorf("count webhook endpoints: %w", err)
+	}
+	if n < MaxEndpointsPerTenant {
+		return nil
+	}
+	if tenantID == 0 {
+		return fault.New(fault.Conflict, "too_many_webhooks",
+			"there are at most %d platform-wide webhook endpoints; delete one first", MaxEndpointsPerTenant)
+	}
+	return fault.New(fault.Conflict, "too_many_webhooks",
+		"a tenant has at most %d webhook endpoints; delete one first", MaxEndpointsPerTenant)
 }
 
 // maxNameLen is the name column's size, in characters.
@@ -268,16 +324,48 @@ const AllTenants int64 = -1
 // id: a bad conversion upstream must not read as "every tenant's"), oldest
 // first, without their secrets.
 func ListEndpoints(ctx context.Context, db DBTX, tenantID int64) ([]Endpoint, error) {
-	q, args := selectEndpoints, []any{}
+	where, args, err := endpointsOf(tenantID)
+	if err != nil {
+		return nil, fmt.Errorf("list webhook endpoints: %w", err)
+	}
+	return queryEndpoints(ctx, db, selectEndpoints+where+" ORDER BY e.id", args...)
+}
+
+// ListEndpointsPage is ListEndpoints from the offset-th endpoint (0 the
+// first) on, at most limit (1 or more) of them, with how many ListEndpoints
+// would return in all. Its filter is the whole of the query: a page of one
+// tenant's endpoints holds none of another's, however far it lies.
+func ListEndpointsPage(ctx context.Context, db DBTX, tenantID int64, offset, limit int) ([]Endpoint, int64, error) {
+	if offset < 0 || limit < 1 {
+		return nil, 0, fmt.Errorf("list webhook endpoints: offset %d, limit %d: want offset >= 0, limit >= 1", offset, limit)
+	}
+	where, args, err := endpointsOf(tenantID)
+	if err != nil {
+		return nil, 0, fmt.Errorf("list webhook endpoints: %w", err)
+	}
+	var total int64
+	if err := db.QueryRowContext(ctx, "SELECT COUNT(*) FROM webhook_endpoints e"+where, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count webhook endpoints: %w", err)
+	}
+	eps, err := queryEndpoints(ctx, db, selectEndpoints+where+" ORDER BY e.id LIMIT ? OFFSET ?", append(args, limit, offset)...)
+	return eps, total, err
+}
+
+// endpointsOf is the WHERE clause of tenantID's endpoints (see ListEndpoints).
+func endpointsOf(tenantID int64) (string, []any, error) {
 	switch {
 	case tenantID > 0:
-		q, args = q+" WHERE e.tenant_id = ?", append(args, tenantID)
+		return " WHERE e.tenant_id = ?", []any{tenantID}, nil
 	case tenantID == 0:
-		q += " WHERE e.tenant_id IS NULL"
-	case tenantID != AllTenants:
-		return nil, fmt.Errorf("list webhook endpoints: tenant id %d: want > 0, 0 (platform-wide) or AllTenants", tenantID)
+		return " WHERE e.tenant_id IS NULL", nil, nil
+	case tenantID == AllTenants:
+		return "", nil, nil
 	}
-	rows, err := db.QueryContext(ctx, q+" ORDER BY e.id", args...)
+	return "", nil, fmt.Errorf("tenant id %d: want > 0, 0 (platform-wide) or AllTenants", tenantID)
+}
+
+func queryEndpoints(ctx context.Context, db DBTX, q string, args ...any) ([]Endpoint, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list webhook endpoints: %w", err)
 	}
@@ -294,6 +382,26 @@ func ListEndpoints(ctx context.Context, db DBTX, tenantID int64) ([]Endpoint, er
 		return nil, fmt.Errorf("list webhook endpoints: %w", err)
 	}
 	return out, nil
+}
+
+// EndpointSecret opens the secret of endpoint id, to show it again to the
+// admin who added the endpoint and lost the answer (a create retried with its
+// Idempotency-Key after the first request died). Nothing else hands a secret
+// out; the dispatcher opens it only to sign.
+func EndpointSecret(ctx context.Context, db DBTX, box *secretbox.Box, id int64) (string, error) {
+	var sealed []byte
+	err := db.QueryRowContext(ctx, "SELECT secret_encrypted FROM webhook_endpoints WHERE id = ?", id).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errEndpointNotFound(id)
+	}
+	if err != nil {
+		return "", fmt.Errorf("webhook endpoint %d secret: %w", id, err)
+	}
+	secret, err := box.Open(sealed, secretAAD(id))
+	if err != nil {
+		return "", fmt.Errorf("webhook endpoint %d secret: %w", id, err)
+	}
+	return string(secret), nil
 }
 
 // GetEndpoint returns endpoint id without its secret, or a not-found
