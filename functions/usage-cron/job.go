@@ -20,7 +20,9 @@ import (
 //	           the last final one (rolledThroughKey), so days the job
 //	           missed, down or failing, are caught up, MaxCatchUpDays a run
 //	reconcile  close the budget reservations past their expiry; one whose
-//	           tenant's account is gone is closed as orphaned and logged
+//	           tenant's account is gone is closed as orphaned and logged;
+//	           one whose rows another transaction holds is left for the
+//	           next run and logged
 //
 // A failing step does not stop the other; the run still fails, so it alarms.
 type job struct {
@@ -42,6 +44,7 @@ type reconcileReport struct {
 	Expired   int    `json:"expired"`
 	Orphaned  int    `json:"orphaned"`
 	Skipped   int    `json:"skipped"`
+	Locked    int    `json:"locked"`
 	Charged   string `json:"charged"`
 	Uncharged string `json:"uncharged"`
 }
@@ -82,9 +85,10 @@ func (j *job) run(ctx context.Context) (any, error) {
 		rep, err := usage.Rollup(ctx, j.db, day, now)
 		if err != nil {
 			errs, rolled = append(errs, err), false
-			continue
 		}
-		res.Days = append(res.Days, rep)
+		if rep.Date != "" { // recorded, if only for some tenants
+			res.Days = append(res.Days, rep)
+		}
 	}
 	if rolled {
 		if _, err := j.db.ExecContext(ctx, `INSERT INTO system_config (config_key, config_value, config_type, description) VALUES (?, ?, 'string', ?)
@@ -95,12 +99,21 @@ func (j *job) run(ctx context.Context) (any, error) {
 	}
 	rec, err := budget.Reconcile(ctx, j.db, now)
 	res.Reconcile = reconcileReport{Settled: rec.Settled, Expired: rec.Expired, Orphaned: rec.Orphaned, Skipped: rec.Skipped,
-		Charged: rec.Charged.String(), Uncharged: rec.Uncharged.String()}
+		Locked: rec.Locked, Charged: rec.Charged.String(), Uncharged: rec.Uncharged.String()}
 	for _, o := range rec.Orphans {
 		// Handled, not failed: worth a look (the tenant was removed while
 		// its call ran), not an alarm every hour.
 		j.log.WarnContext(ctx, "budget reservation orphaned: its tenant's account no longer exists; closed without charging or releasing anything",
 			"call_id", o.RequestID, "tenant_id", o.TenantID, "reserved", o.Reserved.String(), "uncharged", o.Uncharged.String())
+	}
+	for _, l := range rec.LockedRows {
+		// Not failed either: a transaction holding the row for longer
+		// than a call is stuck, and worth a look if the row stays held.
+		j.log.WarnContext(ctx, "budget reservation left open for the next run: another transaction holds its row, or its account's",
+			"call_id", l.RequestID, "tenant_id", l.TenantID, "table", l.Table)
+	}
+	if more := rec.Locked - len(rec.LockedRows); more > 0 {
+		j.log.WarnContext(ctx, "more budget reservations left open for the next run behind held rows", "unlisted", more)
 	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("reconcile reservations: %w", err))

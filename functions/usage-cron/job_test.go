@@ -48,8 +48,9 @@ func TestJobRollsUpAndReconciles(t *testing.T) {
 	if len(res.Days) != 2 || res.Days[0].Date != later.UTC().AddDate(0, 0, -1).Format(time.DateOnly) || res.Days[1].Date != later.UTC().Format(time.DateOnly) {
 		t.Fatalf("days %+v", res.Days)
 	}
-	if calls, cost := res.Days[0].Calls+res.Days[1].Calls, res.Days[0].Cost+res.Days[1].Cost; calls != 1 || cost != budget.MustParseAmount("0.012345") {
-		t.Errorf("rolled up %d calls costing %s, want 1 costing 0.012345", calls, cost)
+	calls := res.Days[0].Calls + res.Days[1].Calls
+	if cost, err := res.Days[0].Cost.Add(res.Days[1].Cost); calls != 1 || err != nil || cost != budget.MustParseTotal("0.012345") {
+		t.Errorf("rolled up %d calls costing %s (%v), want 1 costing 0.012345", calls, cost, err)
 	}
 	// Settle charges the cost rounded to the account's four places.
 	if want := (reconcileReport{Settled: 1, Charged: "0.012300", Uncharged: "0.000000"}); res.Reconcile != want {
@@ -166,7 +167,7 @@ func TestJobClosesOrphanedReservations(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	b, _ := json.Marshal(out.(result).Reconcile)
-	if want := `{"settled":1,"expired":0,"orphaned":1,"skipped":0,"charged":"0.250000","uncharged":"0.500000"}`; string(b) != want {
+	if want := `{"settled":1,"expired":0,"orphaned":1,"skipped":0,"locked":0,"charged":"0.250000","uncharged":"0.500000"}`; string(b) != want {
 		t.Errorf("reconcile %s, want %s", b, want)
 	}
 	var warned bool
@@ -197,7 +198,7 @@ func TestJobClosesOrphanedReservations(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second run: %v", err)
 	}
-	if b, _ := json.Marshal(again.(result).Reconcile); string(b) != `{"settled":0,"expired":0,"orphaned":0,"skipped":0,"charged":"0.000000","uncharged":"0.000000"}` {
+	if b, _ := json.Marshal(again.(result).Reconcile); string(b) != `{"settled":0,"expired":0,"orphaned":0,"skipped":0,"locked":0,"charged":"0.000000","uncharged":"0.000000"}` {
 		t.Errorf("second run reconciled %s, want nothing", b)
 	}
 }
@@ -228,8 +229,8 @@ func TestJobMaxAmount(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := out.(result)
-	if cost := res.Days[0].Cost + res.Days[1].Cost; cost != budget.MaxAmount {
-		t.Errorf("rolled up %s, want %s", cost, most)
+	if cost, err := res.Days[0].Cost.Add(res.Days[1].Cost); err != nil || cost != budget.TotalOf(budget.MaxAmount) {
+		t.Errorf("rolled up %s (%v), want %s", cost, err, most)
 	}
 	if res.Reconcile.Settled != 1 || res.Reconcile.Charged != most {
 		t.Errorf("reconcile %+v, want 1 settled at %s", res.Reconcile, most)

@@ -27,10 +27,33 @@ const (
 )
 
 // ParseAmount parses a decimal such as "12.34", "-0.000001" or "7" (at most
-// six decimals), as MySQL returns DECIMAL columns.
+// six decimals), as MySQL returns DECIMAL columns. Every Amount parses,
+// down to the last micro-unit of either end of its range; a value beyond
+// it is an error, never a wrapped Amount.
 func ParseAmount(s string) (Amount, error) {
+	neg, digits, err := decimalDigits(s)
+	if err != nil {
+		return 0, err
+	}
+	limit := uint64(math.MaxInt64)
+	if neg {
+		limit++ // -2⁶³ has no positive counterpart
+	}
+	m, ok := accumulate(digits, limit)
+	if !ok {
+		return 0, fmt.Errorf("parse amount %q: out of range", s)
+	}
+	if neg {
+		return Amount(-m), nil // two's complement: -2⁶³ too
+	}
+	return Amount(m), nil
+}
+
+// decimalDigits checks that s is a decimal with at most six places and
+// returns its sign and its digits as micro-units (the decimals padded to
+// six).
+func decimalDigits(s string) (neg bool, digits string, err error) {
 	in := s
-	neg := false
 	switch {
 	case strings.HasPrefix(s, "-"):
 		neg, s = true, s[1:]
@@ -39,24 +62,28 @@ func ParseAmount(s string) (Amount, error) {
 	}
 	whole, frac, _ := strings.Cut(s, ".")
 	if whole == "" && frac == "" || len(frac) > 6 {
-		return 0, fmt.Errorf("parse amount %q: want a decimal with at most 6 places", in)
+		return false, "", fmt.Errorf("parse amount %q: want a decimal with at most 6 places", in)
 	}
-	var v int64
-	for _, part := range []string{whole, frac + strings.Repeat("0", 6-len(frac))} {
-		for _, c := range part {
-			if c < '0' || c > '9' {
-				return 0, fmt.Errorf("parse amount %q: unexpected %q", in, c)
-			}
-			if v > (math.MaxInt64-9)/10 {
-				return 0, fmt.Errorf("parse amount %q: out of range", in)
-			}
-			v = v*10 + int64(c-'0')
+	digits = whole + frac + strings.Repeat("0", 6-len(frac))
+	for _, c := range digits {
+		if c < '0' || c > '9' {
+			return false, "", fmt.Errorf("parse amount %q: unexpected %q", in, c)
 		}
 	}
-	if neg {
-		v = -v
+	return neg, digits, nil
+}
+
+// accumulate is the value of the decimal digits, if at most limit.
+func accumulate(digits string, limit uint64) (uint64, bool) {
+	var v uint64
+	for _, c := range digits {
+		d := uint64(c - '0')
+		if v > (limit-d)/10 {
+			return 0, false
+		}
+		v = v*10 + d
 	}
-	return Amount(v), nil
+	return v, true
 }
 
 // MustParseAmount is ParseAmount for constants; it panics on a bad literal.
@@ -71,11 +98,11 @@ func MustParseAmount(s string) Amount {
 // String formats a with six decimals ("12.340000"), which MySQL reads back
 // exactly through CAST(? AS DECIMAL(20,6)).
 func (a Amount) String() string {
-	sign, v := "", int64(a)
-	if v < 0 {
-		sign, v = "-", -v
+	sign, m := "", uint64(a)
+	if a < 0 {
+		sign, m = "-", -m // the magnitude, -2⁶³'s included
 	}
-	return fmt.Sprintf("%s%d.%06d", sign, v/int64(Unit), v%int64(Unit))
+	return fmt.Sprintf("%s%d.%06d", sign, m/uint64(Unit), m%uint64(Unit))
 }
 
 // Ceil rounds a up to a multiple of step (toward +∞).

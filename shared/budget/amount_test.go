@@ -1,6 +1,7 @@
 package budget_test
 
 import (
+	"math"
 	"testing"
 
 	"github.com/unitenant/unitenant/shared/budget"
@@ -80,5 +81,33 @@ func TestEstimateAndCost(t *testing.T) {
 	huge := budget.MustParseAmount("999999.999999")
 	if got := budget.Estimate(1<<40, 1<<40, huge, huge); got != budget.MaxAmount {
 		t.Errorf("Estimate past the range = %s, want MaxAmount", got)
+	}
+}
+
+// TestAmountLimits: every int64 of micro-units is an Amount, and parses and
+// formats back exactly, down to the last micro-unit of either end; one
+// micro-unit past either end is an error, never a wrapped value.
+func TestAmountLimits(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		a budget.Amount
+		s string
+	}{
+		{math.MaxInt64, "9223372036854.775807"},
+		{math.MaxInt64 - 7, "9223372036854.775800"},
+		{math.MinInt64, "-9223372036854.775808"},
+		{math.MinInt64 + 1, "-9223372036854.775807"},
+	} {
+		if got := tc.a.String(); got != tc.s {
+			t.Errorf("%d.String() = %q, want %q", int64(tc.a), got, tc.s)
+		}
+		if got, err := budget.ParseAmount(tc.s); err != nil || got != tc.a {
+			t.Errorf("ParseAmount(%q) = %d, %v; want %d", tc.s, int64(got), err, int64(tc.a))
+		}
+	}
+	for _, bad := range []string{"9223372036854.775808", "-9223372036854.775809", "10000000000000", "92233720368547.75807"} {
+		if got, err := budget.ParseAmount(bad); err == nil {
+			t.Errorf("ParseAmount(%q) = %d, want an out of range error", bad, int64(got))
+		}
 	}
 }

@@ -58,8 +58,8 @@ func TestReconcileOrphaned(t *testing.T) {
 		if err != nil {
 			t.Fatalf("reconcile: %v", err)
 		}
-		want := budget.ReconcileReport{Settled: 1, Orphaned: 2, Charged: amt("0.25"), Uncharged: amt("0.4"), Orphans: []budget.Orphan{
-			{RequestID: "orphan-logged", TenantID: gone, Reserved: amt("1"), Uncharged: amt("0.4")},
+		want := budget.ReconcileReport{Settled: 1, Orphaned: 2, Charged: total("0.25"), Uncharged: total("0.4"), Orphans: []budget.Orphan{
+			{RequestID: "orphan-logged", TenantID: gone, Reserved: amt("1"), Uncharged: total("0.4")},
 			{RequestID: "orphan-nolog", TenantID: gone, Reserved: amt("0.5")},
 		}}
 		if !reflect.DeepEqual(rep, want) {
@@ -114,8 +114,19 @@ func TestReconcileOrphaned(t *testing.T) {
 		if errs[0] != nil || errs[1] != nil {
 			t.Fatalf("reconcile: %v; %v", errs[0], errs[1])
 		}
-		orphaned, expired := reps[0].Orphaned+reps[1].Orphaned, reps[0].Expired+reps[1].Expired
-		if orphaned != n/2 || expired != n/2 || len(reps[0].Orphans)+len(reps[1].Orphans) != n/2 {
+		// A reservation the other reconciler kept locked through every
+		// try is left for the next run (rarely: it holds the rows for
+		// milliseconds): here, one more.
+		rest, err := budget.Reconcile(ctx, db, expiry.Add(time.Second))
+		if err != nil || rest.Locked != 0 {
+			t.Fatalf("the next run: %+v, %v", rest, err)
+		}
+		reps = append(reps, rest)
+		var orphaned, expired, orphans int
+		for _, r := range reps {
+			orphaned, expired, orphans = orphaned+r.Orphaned, expired+r.Expired, orphans+len(r.Orphans)
+		}
+		if orphaned != n/2 || expired != n/2 || orphans != n/2 {
 			t.Fatalf("%d orphaned, %d expired (%+v), want %d each", orphaned, expired, reps, n/2)
 		}
 		if a := account(t, db, kept); a.Balance != amt("100") || a.Reserved != 0 {

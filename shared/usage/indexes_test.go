@@ -17,7 +17,7 @@ import (
 //
 //	the bridge's insert, and its update of an attempt   the unique key
 //	budget.Reconcile's cost of a request id             the unique key's prefix
-//	Rollup's summary of a day                           created_at
+//	Rollup's summary of a day, and its sums per tenant   created_at
 func TestCallLogIndexes(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -64,6 +64,7 @@ func TestCallLogIndexes(t *testing.T) {
 		key         string
 	}{
 		{"Rollup", summarize, []any{"2024-03-10", "2024-03-10 00:00:00", "2024-03-11 00:00:00"}, "idx_ai_service_call_logs_created_at"},
+		{"RollupTooLarge", tooLarge, []any{"2024-03-10 00:00:00", "2024-03-11 00:00:00"}, "idx_ai_service_call_logs_created_at"},
 		{"Reconcile", "SELECT COUNT(*), COALESCE(SUM(cost), 0) FROM ai_service_call_logs WHERE request_id = ? AND status <> 'pending'",
 			[]any{"req-10-3"}, "uk_ai_service_call_logs_request_attempt"},
 		{"BridgeUpdate", "UPDATE ai_service_call_logs SET cost = 1, status = 'success' WHERE request_id = ? AND attempt = ?",
