@@ -51,6 +51,7 @@ func (j *job) run(ctx context.Context) (any, error) {
 		return nil, fmt.Errorf("prune: %w", err)
 	}
 	j.opts.Log.InfoContext(ctx, "cleanup", "purged", res.Purge.Purged, "completed", res.Purge.Completed,
-		"retrying", res.Purge.Retrying, "failed", res.Purge.Failed, "stopped", res.Purge.Stopped, "sweep", res.Sweep, "prune", res.Prune)
+		"retrying", res.Purge.Retrying, "failed", res.Purge.Failed, "leases_lost", res.Purge.LeasesLost, "stopped", res.Purge.Stopped,
+		"sweep", res.Sweep, "prune", res.Prune)
 	return res, nil
 }

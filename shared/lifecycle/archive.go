@@ -136,6 +136,72 @@ func WriteArchive(ctx context.Context, server *sql.DB, store objectstore.Store, 
 	return &Archived{Key: key, Size: size.n, Checksum: hex.EncodeToString(sum.Sum(nil)), RowCounts: counts}, nil
 }
 
+// badArchiveError is an object that is not a whole archive.
+type badArchiveError struct{ msg string }
+
+func (e *badArchiveError) Error() string { return e.msg }
+
+// readArchive reads the archive stored under key through to its end and
+// describes it as WriteArchive did once it had written it: its size, its
+// checksum and the row counts it carries. An object that is not a whole
+// archive (not gzip, not an archive, cut short, without its row counts or
+// its end) is a *badArchiveError; a missing one is objectstore.ErrNotFound.
+func readArchive(ctx context.Context, store objectstore.Store, key string) (*Archived, error) {
+	body, _, err := store.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("read archive %s: %w", key, err)
+	}
+	defer body.Close()
+	sum, size := sha256.New(), &counter{}
+	raw := io.TeeReader(body, io.MultiWriter(sum, size))
+	bad := func(format string, args ...any) error {
+		return &badArchiveError{fmt.Sprintf("archive %s: ", key) + fmt.Sprintf(format, args...)}
+	}
+	zr, err := gzip.NewReader(raw)
+	if err != nil {
+		return nil, bad("%v", err)
+	}
+	var counts map[string]int64
+	first, end := true, false
+	sc := newStatementScanner(zr)
+	for {
+		_, comments, err := sc.next()
+		for _, c := range comments {
+			if first && c != archiveMagic {
+				return nil, bad("not a unitenant archive")
+			}
+			first = false
+			if js, ok := strings.CutPrefix(c, rowCountsLine); ok {
+				if err := json.Unmarshal([]byte(js), &counts); err != nil {
+					return nil, bad("row counts: %v", err)
+				}
+			}
+			end = c == strings.TrimSuffix(archiveEpilogue[len(archiveEpilogue)-1], "\n")
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			// A read of the store failing mid-way is not the archive's fault.
+			if errors.Is(err, gzip.ErrChecksum) || errors.Is(err, gzip.ErrHeader) || errors.Is(err, io.ErrUnexpectedEOF) {
+				return nil, bad("%v", err)
+			}
+			return nil, fmt.Errorf("read archive %s: %w", key, err)
+		}
+		if first {
+			return nil, bad("not a unitenant archive")
+		}
+	}
+	if counts == nil || !end {
+		return nil, bad("cut short: no row counts or no end")
+	}
+	// Whatever follows the compressed stream is part of the object too.
+	if _, err := io.Copy(io.Discard, raw); err != nil {
+		return nil, fmt.Errorf("read archive %s: %w", key, err)
+	}
+	return &Archived{Key: key, Size: size.n, Checksum: hex.EncodeToString(sum.Sum(nil)), RowCounts: counts}, nil
+}
+
 // counter counts the bytes written through it.
 type counter struct{ n int64 }
 

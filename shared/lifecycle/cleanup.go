@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"sync"
@@ -118,12 +119,15 @@ type Options struct {
 	PageSize int           // objects listed (and deleted) per page (default objectstore.MaxList)
 	TempAge  time.Duration // temp objects older than this are swept (default DefaultTempAge)
 	Log      *slog.Logger
-	// Crash, when set, is called at named points of a purge ("database:written",
-	// "database:archived", "database:authorized" (the drop authorized, not yet
-	// made), "database:dropped", "db_user:dropped", "objects:page",
-	// "objects:removed") and of a sweep ("archive:deleted");
-	// an error stops the run on the spot, leases held, as a crash would. Tests
-	// only.
+	// Crash, when set, is called at named points of a purge
+	// ("database:writing" (a new archive recorded, its object not yet
+	// written), "database:written" (the archive's object there, not yet
+	// recorded complete), "database:archived", "database:authorized" (the
+	// drop authorized, not yet made), "database:dropped", "db_user:found"
+	// (the user's hosts found, not yet dropped), "db_user:dropped",
+	// "objects:listed" (a page listed, not yet deleted), "objects:page",
+	// "objects:removed") and of a sweep ("archive:deleted"); an error stops
+	// the run on the spot, leases held, as a crash would. Tests only.
 	Crash func(step string) error
 }
 
@@ -167,6 +171,11 @@ type Report struct {
 	Retrying  int      `json:"retrying"`  // resources that failed and will be retried
 	Failed    int      `json:"failed"`    // resources that failed for the last time (alerted)
 	Archives  []string `json:"archives"`  // archives written
+	// LeasesLost counts the resources this run stopped at, doing nothing
+	// more to them, because they were no longer its own: another run took
+	// them over (this one stalled past its lease) or the purge was
+	// cancelled. Each is logged as "cleanup lease lost".
+	LeasesLost int `json:"leasesLost"`
 	// Stopped is set when the budget ran out with work left for the next run.
 	Stopped    bool  `json:"stopped"`
 	DurationMS int64 `json:"durationMs"`
@@ -422,7 +431,7 @@ func (p *purger) tenant(ctx context.Context, tenantID int64) error {
 			// Taken over (its lease expired) or cancelled (the tenant was
 			// restored): the row is no longer this run's, nor are the rows
 			// after it.
-			p.o.Log.WarnContext(ctx, "cleanup lease lost", "tenant", r.TenantCode, "resource", r.Type)
+			p.leaseLost(ctx, *r, err)
 			return p.release(ctx, rows[i+1:])
 		}
 		if err != nil {
@@ -437,7 +446,7 @@ func (p *purger) tenant(ctx context.Context, tenantID int64) error {
 			return err
 		}
 		if !ok { // the lease was lost (expired and taken): leave the rest to its holder
-			p.o.Log.WarnContext(ctx, "cleanup lease lost", "tenant", r.TenantCode, "resource", r.Type)
+			p.leaseLost(ctx, *r, fmt.Errorf("complete %s %s: %w", r.Type, r.Name, errLeaseLost))
 			return nil
 		}
 		p.mu.Lock()
@@ -448,6 +457,15 @@ func (p *purger) tenant(ctx context.Context, tenantID int64) error {
 		p.mu.Unlock()
 	}
 	return nil
+}
+
+// leaseLost reports that this run stopped at r, which is no longer its own
+// (cause says where): nothing more is done to r by this run.
+func (p *purger) leaseLost(ctx context.Context, r cleanupRow, cause error) {
+	p.o.Log.WarnContext(ctx, "cleanup lease lost", "tenant", r.TenantCode, "resource", r.Type, "name", r.Name, "err", cause)
+	p.mu.Lock()
+	p.rep.LeasesLost++
+	p.mu.Unlock()
 }
 
 // crash calls the crash hook of step.
@@ -467,9 +485,9 @@ func (p *purger) resource(ctx context.Context, r *cleanupRow) error {
 	case ResourceDatabase:
 		return p.database(ctx, r)
 	case ResourceDBUser:
-		return p.dbUser(ctx, *r)
+		return p.dbUser(ctx, r)
 	case ResourceObjects:
-		return p.objects(ctx, *r)
+		return p.objects(ctx, r)
 	}
 	return fmt.Errorf("unknown resource type %q", r.Type)
 }
@@ -499,7 +517,7 @@ func (p *purger) closeServers() {
 }
 
 // database archives the tenant database (unless this row's archive is
-// already complete: a rerun after a crash) and drops it, once authorizeDrop
+// already complete: a rerun after a crash) and drops it, once authorize
 // has said, just before, that this run still may.
 //
 // The archive can take long, and the run's lease may end meanwhile: taken
@@ -517,7 +535,7 @@ func (p *purger) database(ctx context.Context, r *cleanupRow) error {
 	if err := p.crash("database:archived"); err != nil {
 		return err
 	}
-	if err := p.authorizeDrop(ctx, r); err != nil {
+	if err := p.authorize(ctx, r, "drop database "+r.Name); err != nil {
 		return err
 	}
 	if err := p.crash("database:authorized"); err != nil {
@@ -529,22 +547,25 @@ func (p *purger) database(ctx context.Context, r *cleanupRow) error {
 	return p.crash("database:dropped")
 }
 
-// authorizeDrop is the last word before r's database is dropped: in one
-// transaction holding the tenant, r's row and its archive, it checks that
-// the tenant is still deleted, that r is still this run's lease, and that
-// r's archive is complete, and renews the lease, so that no other run takes
-// r over while the DROP is on its way. Else it is errLeaseLost (the lease
-// is gone) or an error (the tenant is no longer deleted), and nothing is
-// dropped.
+// authorize is the last word before every destructive step of a purge (act
+// names it: "drop database x", "drop user y", "delete a page under z"): in
+// one transaction holding the tenant, r's row and its archive, it checks
+// that the tenant is still deleted, that r is still this run's lease and,
+// before a database is dropped, that r's archive is complete, and renews
+// the lease, so that no other run takes r over while the step is on its
+// way. Else it is errLeaseLost (the lease is gone: taken over, or the purge
+// cancelled) or an error (the tenant is no longer deleted), and nothing is
+// done.
 //
 // A restore (Restore: tenant row locked, refused while a row is in_progress)
 // and a takeover (lease: tenant row locked, SKIP LOCKED) are therefore
-// either before it, and refuse the drop, or after it and see a purge begun
-// that they leave alone. A crash between it and the DROP leaves just that:
-// a row in_progress whose archive is complete. The run that takes it over
-// once the lease has expired skips the archive, authorizes again and drops
-// (IF EXISTS: idempotent), and completes the row.
-func (p *purger) authorizeDrop(ctx context.Context, r *cleanupRow) error {
+// either before it, and refuse the step, or after it and see a purge begun
+// that they leave alone. A crash between it and the step leaves just that:
+// a row in_progress (for a database, one whose archive is complete). The
+// run that takes it over once the lease has expired skips what is done,
+// authorizes again and does the step again (DROP ... IF EXISTS, deleting
+// objects: idempotent), and completes the row.
+func (p *purger) authorize(ctx context.Context, r *cleanupRow, act string) error {
 	var renewed time.Time
 	err := sqldb.InTxRetry(ctx, p.o.Sys, func(tx *sql.Tx) error {
 		var tenant string
@@ -564,10 +585,10 @@ func (p *purger) authorizeDrop(ctx context.Context, r *cleanupRow) error {
 			return errLeaseLost
 		}
 		if tenant != "deleted" {
-			return fmt.Errorf("tenant %s is %s, not deleted: database %s is not dropped", r.TenantCode, tenant, r.Name)
+			return fmt.Errorf("tenant %s is %s, not deleted: refused", r.TenantCode, tenant)
 		}
-		if archive.String != "completed" {
-			return fmt.Errorf("database %s: its archive is %q, not completed: not dropped", r.Name, archive.String)
+		if r.Type == ResourceDatabase && archive.String != "completed" {
+			return fmt.Errorf("its archive is %q, not completed: refused", archive.String)
 		}
 		if renewed = p.o.now().Add(p.o.LeaseTTL); renewed.Before(r.Lease) {
 			renewed = r.Lease // a lease never ends earlier than it did
@@ -579,22 +600,37 @@ func (p *purger) authorizeDrop(ctx context.Context, r *cleanupRow) error {
 	})
 	if err != nil {
 		if errors.Is(err, errLeaseLost) {
-			return fmt.Errorf("drop database %s: %w", r.Name, err)
+			return fmt.Errorf("%s: not done: %w", act, err)
 		}
-		return fmt.Errorf("authorize dropping database %s: %w", r.Name, err)
+		return fmt.Errorf("authorize %s: %w", act, err)
 	}
 	r.Lease = renewed
 	return nil
 }
 
-// archive makes sure this row's archive exists. The archive is recorded
-// (in_progress) and linked to the row (oss_path) before it is written, so a
-// crash at any point leads the rerun back to the same key: written again if
-// unfinished, kept if complete, never a second one.
+// archive makes sure this row's archive exists.
+//
+// An archive's object is only ever written by the attempt that recorded it
+// (tenant_archives, in_progress) and linked it to the row (oss_path), in
+// one transaction under the lease, just before: every attempt that writes
+// one does so under a key of its own (the key is unique in
+// tenant_archives). So an attempt that stalled past its lease, however late
+// its upload lands, can only write its own object, never the one the run
+// holding the lease made and recorded (nor may it record its own: see
+// below).
+//
+// An attempt taking a row over finds the key the attempt before it linked:
+// complete, it is kept; else, when its object is there (that attempt died,
+// or stalled, once it had written it: a store writes whole objects or none)
+// and is a whole archive holding what the database holds, it is adopted as
+// it is, never written again; else a new archive is recorded, under a new
+// key, and linked in its place. The one it replaces is then no purge's,
+// and the sweep deletes it (see abandonedArchive). A crash at any point
+// thus leads the rerun to one archive, the one recorded.
 func (p *purger) archive(ctx context.Context, server *sql.DB, r *cleanupRow) error {
 	key := r.ArchiveKey.String
+	var status string
 	if key != "" {
-		var status string
 		err := p.o.Sys.QueryRowContext(ctx, "SELECT status FROM tenant_archives WHERE object_key = ?", key).Scan(&status)
 		if err != nil && !errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("archive of %s: %w", r.Name, err)
@@ -616,25 +652,22 @@ func (p *purger) archive(ctx context.Context, server *sql.DB, r *cleanupRow) err
 	if err != nil {
 		return err
 	}
-	now := p.o.now()
-	if key == "" {
-		key = ArchiveKey(r.TenantCode, now)
-		err := sqldb.InTx(ctx, p.o.Sys, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO tenant_archives (tenant_id, tenant_code, database_name, schema_version, object_key, format,
-				status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'in_progress', ?, ?)`,
-				r.TenantID, r.TenantCode, r.Name, version, key, ArchiveFormat, now, now.Add(ArchiveRetention)); err != nil {
-				return err
-			}
-			return p.leased(ctx, tx, *r, "oss_path = ?", key)
-		})
-		if err != nil {
-			return fmt.Errorf("record archive %s: %w", key, err)
+	var a *Archived
+	if status == "in_progress" {
+		if a, err = p.adopt(ctx, server, r, key); err != nil {
+			return err
 		}
-		r.ArchiveKey = sql.NullString{String: key, Valid: true}
 	}
-	a, err := WriteArchive(ctx, server, p.o.Store.Store, key, r.Name)
-	if err != nil {
-		return err
+	if a == nil {
+		if key, err = p.beginArchive(ctx, r, version); err != nil {
+			return err
+		}
+		if err := p.crash("database:writing"); err != nil {
+			return err
+		}
+		if a, err = WriteArchive(ctx, server, p.o.Store.Store, key, r.Name); err != nil {
+			return err
+		}
 	}
 	if err := p.crash("database:written"); err != nil {
 		return err
@@ -644,8 +677,8 @@ func (p *purger) archive(ctx context.Context, server *sql.DB, r *cleanupRow) err
 	err = sqldb.InTxRetry(ctx, p.o.Sys, func(tx *sql.Tx) error {
 		// Locked against the sweep (abandonArchives), which may have taken
 		// the archive for no purge's while this run went on, and against
-		// the run that took the row over, which is writing it again: only
-		// the lease's holder records it (and then drops what it holds).
+		// the run that took the row over: only the lease's holder records
+		// it (and then drops what it holds).
 		mine, err := p.holds(ctx, tx, *r)
 		if err != nil {
 			return err
@@ -659,8 +692,9 @@ func (p *purger) archive(ctx context.Context, server *sql.DB, r *cleanupRow) err
 			return nil
 		}
 		if !mine {
-			// Its new holder writes it again, or the purge was cancelled
-			// and the sweep will delete it: either way not this run's.
+			// Its new holder adopts it, or links an archive of its own in
+			// its place; or the purge was cancelled. Either way the sweep
+			// deletes it once no purge needs it.
 			return errLeaseLost
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE tenant_archives SET status = 'completed', size_bytes = ?, checksum = ?, row_counts = ?,
@@ -682,6 +716,83 @@ func (p *purger) archive(ctx context.Context, server *sql.DB, r *cleanupRow) err
 	p.rep.Archives = append(p.rep.Archives, key)
 	p.mu.Unlock()
 	return nil
+}
+
+// beginArchive records a new archive of r's database, in_progress under a
+// new key, and links it to r in its place (oss_path), if r is still this
+// run's lease; it returns the key.
+func (p *purger) beginArchive(ctx context.Context, r *cleanupRow, version int) (string, error) {
+	now := p.o.now()
+	key := ArchiveKey(r.TenantCode, now)
+	err := sqldb.InTx(ctx, p.o.Sys, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO tenant_archives (tenant_id, tenant_code, database_name, schema_version, object_key, format,
+			status, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, 'in_progress', ?, ?)`,
+			r.TenantID, r.TenantCode, r.Name, version, key, ArchiveFormat, now, now.Add(ArchiveRetention)); err != nil {
+			return err
+		}
+		return p.leased(ctx, tx, *r, "oss_path = ?", key)
+	})
+	if err != nil {
+		return "", fmt.Errorf("record archive %s: %w", key, err)
+	}
+	r.ArchiveKey = sql.NullString{String: key, Valid: true}
+	return key, nil
+}
+
+// adopt returns the archive an earlier attempt at r began under key, when
+// its object is there, whole, and holds the rows the database holds now:
+// it becomes this attempt's archive as it is. nil when there is nothing to
+// adopt (no object: that attempt died, or is still writing, before it
+// landed), or nothing that should be (not a whole archive, or one of other
+// rows); the caller then writes a new one. An error is the store failing.
+func (p *purger) adopt(ctx context.Context, server *sql.DB, r *cleanupRow, key string) (*Archived, error) {
+	a, err := readArchive(ctx, p.o.Store.Store, key)
+	if errors.Is(err, objectstore.ErrNotFound) {
+		return nil, nil
+	}
+	var bad *badArchiveError
+	if errors.As(err, &bad) {
+		p.o.Log.WarnContext(ctx, "unrecorded archive not adopted: a new one is written", "tenant", r.TenantCode, "archive", key, "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	live, err := tableCounts(ctx, server, r.Name)
+	if err != nil {
+		return nil, err
+	}
+	if !maps.Equal(live, a.RowCounts) {
+		p.o.Log.WarnContext(ctx, "unrecorded archive not adopted: its rows are not the database's; a new one is written",
+			"tenant", r.TenantCode, "archive", key)
+		return nil, nil
+	}
+	return a, nil
+}
+
+// tableCounts returns the row count of every base table of database.
+func tableCounts(ctx context.Context, server *sql.DB, database string) (map[string]int64, error) {
+	q, err := sqldb.QuoteIdent(database)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := queryStrings(ctx, server, `SELECT TABLE_NAME FROM information_schema.TABLES
+		WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE'`, database)
+	if err != nil {
+		return nil, fmt.Errorf("list tables of %s: %w", database, err)
+	}
+	counts := make(map[string]int64, len(tables))
+	for _, t := range tables {
+		if err := sqldb.ValidateIdent(t); err != nil {
+			return nil, fmt.Errorf("table of %s: %w", database, err)
+		}
+		var n int64
+		if err := server.QueryRowContext(ctx, "SELECT COUNT(*) FROM "+q+".`"+t+"`").Scan(&n); err != nil {
+			return nil, fmt.Errorf("count %s.%s: %w", database, t, err)
+		}
+		counts[t] = n
+	}
+	return counts, nil
 }
 
 // errLeaseLost is returned when a row is no longer leased by this run.
@@ -713,18 +824,27 @@ func (p *purger) holds(ctx context.Context, tx *sql.Tx, r cleanupRow) (bool, err
 }
 
 // dbUser drops the siloed user of the tenant database, on every host it
-// was created for.
-func (p *purger) dbUser(ctx context.Context, r cleanupRow) error {
+// was created for, once authorize has said, just before, that this run
+// still may.
+func (p *purger) dbUser(ctx context.Context, r *cleanupRow) error {
 	if err := sqldb.ValidateIdent(r.Name); err != nil {
 		return err
 	}
-	server, err := p.server(ctx, r)
+	server, err := p.server(ctx, *r)
 	if err != nil {
 		return err
 	}
 	hosts, err := queryStrings(ctx, server, "SELECT Host FROM mysql.user WHERE User = ?", r.Name)
 	if err != nil {
 		return fmt.Errorf("find user %s: %w", r.Name, err)
+	}
+	if err := p.crash("db_user:found"); err != nil {
+		return err
+	}
+	if len(hosts) > 0 {
+		if err := p.authorize(ctx, r, "drop user "+r.Name); err != nil {
+			return err
+		}
 	}
 	for _, h := range hosts {
 		if _, err := server.ExecContext(ctx, "DROP USER IF EXISTS ?@?", r.Name, h); err != nil {
@@ -735,8 +855,10 @@ func (p *purger) dbUser(ctx context.Context, r cleanupRow) error {
 }
 
 // objects deletes everything under the tenant's prefix, a page at a time,
-// so a run cut short has made progress the next one continues from.
-func (p *purger) objects(ctx context.Context, r cleanupRow) error {
+// so a run cut short has made progress the next one continues from. Each
+// page is deleted once authorize has said, just before, that this run still
+// may (which renews its lease page by page).
+func (p *purger) objects(ctx context.Context, r *cleanupRow) error {
 	code, ok := p.o.Store.Layout.Code(r.Name)
 	if !ok || code != r.TenantCode {
 		return fmt.Errorf("objects %q: not the prefix of tenant %s in %s", r.Name, r.TenantCode, p.o.Store.Layout)
@@ -749,6 +871,14 @@ func (p *purger) objects(ctx context.Context, r cleanupRow) error {
 		page, err := t.List(ctx, "", "", p.o.PageSize)
 		if err != nil {
 			return fmt.Errorf("list %s: %w", r.Name, err)
+		}
+		if err := p.crash("objects:listed"); err != nil {
+			return err
+		}
+		if len(page.Objects) > 0 {
+			if err := p.authorize(ctx, r, "delete objects under "+r.Name); err != nil {
+				return err
+			}
 		}
 		if err := deleteAll(ctx, t, page.Objects); err != nil {
 			return fmt.Errorf("delete under %s: %w", r.Name, err)
@@ -856,6 +986,7 @@ func (p *purger) fail(ctx context.Context, r cleanupRow, cause error) error {
 		return err
 	})
 	if errors.Is(err, errLeaseLost) {
+		p.leaseLost(ctx, r, fmt.Errorf("record the failure %q: %w", msg, err))
 		return nil
 	}
 	if err != nil {
@@ -966,12 +1097,14 @@ func expireArchives(ctx context.Context, o *Options, now, deadline time.Time) (i
 // completed that no purge needs any more: every cleanup row linked to it
 // (oss_path) is cancelled, or none is. Its tenant was restored (the purge
 // cancelled; deleted again later, its rows start over without the link and
-// make a new archive), so it is never completed, never restored from
-// (restores take completed archives only) and would never expire. An
-// archive is recorded and linked to its row in one transaction and the link
-// is only ever cleared or cancelled, never made again: once abandoned, an
-// archive stays so. A purge running, to be retried, or failed for good (an
-// operator may send it round again) keeps its archive.
+// make a new archive), or a later attempt found no whole archive under it
+// and linked one of its own in its place (see archive), so it is never
+// completed, never restored from (restores take completed archives only)
+// and would never expire. An archive is recorded and linked to its row in
+// one transaction and the link is only ever cleared, cancelled or moved to
+// a newer archive, never made again: once abandoned, an archive stays so.
+// A purge running, to be retried, or failed for good (an operator may send
+// it round again) keeps its archive.
 const abandonedArchive = `a.status = 'in_progress' AND NOT EXISTS (SELECT 1 FROM tenant_resource_cleanup c
 	WHERE c.tenant_id = a.tenant_id AND c.oss_path = a.object_key AND c.status <> 'cancelled')`
 

@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/unitenant/unitenant/infra/schema"
 	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/migration"
 	"github.com/unitenant/unitenant/shared/notify"
 	"github.com/unitenant/unitenant/shared/sqldb"
@@ -456,12 +458,13 @@ func (p *Pipeline) aiModels(ctx context.Context, st *state) (any, error) {
 	return map[string]int{"models": n}, nil
 }
 
-// activate opens the tenant: its account, then status active, and
-// tenant.created in the outbox, all in one transaction holding the lease.
-// The event goes with the one change from provisioning to active, so a
-// rerun (after a crash before the step was recorded, or by another run)
-// finds the tenant active and emits nothing: the event is written exactly
-// once, or not at all with the activation.
+// activate opens the tenant: its account, then status active, its audit
+// row (see auditActivation) and tenant.created in the outbox, all in one
+// transaction holding the lease. The audit row and the event go with the
+// one change from provisioning to active, so a rerun (after a crash before
+// the step was recorded, or by another run) finds the tenant active and
+// writes neither: each is written exactly once, or not at all with the
+// activation.
 func (p *Pipeline) activate(ctx context.Context, st *state) (any, error) {
 	err := p.fenced(ctx, st, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "INSERT IGNORE INTO tenant_accounts (tenant_id) VALUES (?)", st.tenantID); err != nil {
@@ -481,6 +484,9 @@ func (p *Pipeline) activate(ctx context.Context, st *state) (any, error) {
 			Scan(&name, &subdomain, &plan); err != nil {
 			return err
 		}
+		if err := p.auditActivation(ctx, tx, st, name); err != nil {
+			return err
+		}
 		_, err = notify.Emit(ctx, tx, notify.Event{Type: notify.TenantCreated, TenantID: st.tenantID, TenantCode: st.code,
 			Data: map[string]any{"name": name, "subdomain": subdomain, "planType": plan, "activatedAt": now.Truncate(time.Millisecond)}})
 		return err
@@ -489,4 +495,40 @@ func (p *Pipeline) activate(ctx context.Context, st *state) (any, error) {
 		return nil, fmt.Errorf("activate: %w", err)
 	}
 	return map[string]string{"status": tenancy.StatusActive}, nil
+}
+
+// auditActivation writes, in tx, the audit_logs row of the activation of
+// st's tenant (action tenant.activate), as every lifecycle transition has
+// one. Its shape is lifecycle.Audit's, which cannot be called from here
+// (lifecycle imports this package): the states before and after are
+// lifecycle.Tenant's. The actor is who asked for the tenant, as the request
+// recorded it (an admin or a global user), else the system, named by this
+// run's owner (the activation may come from provision-cron resuming it).
+func (p *Pipeline) auditActivation(ctx context.Context, tx *sql.Tx, st *state, name string) error {
+	owner := p.Owner
+	if r := []rune(owner); len(r) > 100 { // actor_name's width
+		owner = string(r[:100])
+	}
+	actorType, actorID, actorName := "system", any(nil), any(owner)
+	if st.req.CreatedBy != 0 {
+		actorType, actorID, actorName = "user", st.req.CreatedBy, nil
+		if st.req.CreatedByAdmin {
+			actorType = "admin"
+		}
+	}
+	type tenantState struct {
+		ID     int64  `json:"id"`
+		Code   string `json:"tenantCode"`
+		Name   string `json:"name"`
+		Status string `json:"status"`
+	}
+	before, _ := json.Marshal(tenantState{st.tenantID, st.code, name, tenancy.StatusProvisioning})
+	after, _ := json.Marshal(tenantState{st.tenantID, st.code, name, tenancy.StatusActive})
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit_logs (actor_type, actor_id, actor_name, action, target_type, target_id, tenant_id,
+		before_state, after_state, request_id) VALUES (?, ?, ?, 'tenant.activate', 'tenant', ?, ?, ?, ?, ?)`,
+		actorType, actorID, actorName, st.code, st.tenantID, string(before), string(after), nullString(logging.RequestID(ctx)))
+	if err != nil {
+		return fmt.Errorf("audit activation: %w", err)
+	}
+	return nil
 }
