@@ -221,8 +221,9 @@ type purger struct {
 // WriteArchive) and dropped, its siloed user dropped, the object prefix
 // deleted page by page. A failed resource is retried on later runs with
 // backoff; its last failure marks it failed and emits tenant.cleanup_failed.
-// Once every row of a tenant is completed the tenant is purged and
-// tenant.purged emitted, in the transaction of its last row.
+// Once every row of a tenant is completed the tenant is purged, audited
+// (tenant.purge, by the system) and tenant.purged emitted, in the
+// transaction of its last row.
 func Purge(ctx context.Context, o Options) (Report, error) {
 	if o.Sys == nil || o.Box == nil || o.Store == nil {
 		return Report{}, errors.New("purge: Sys, Box and Store are required")
@@ -934,16 +935,26 @@ func (p *purger) complete(ctx context.Context, r cleanupRow) (purged, ok bool, e
 	return purged, true, nil
 }
 
-// purgeTenant records, in tx, that every resource of r's tenant is gone.
+// purgeTenant records, in tx, that every resource of r's tenant is gone:
+// deleted → purged, with its audit row (tenant.purge) and tenant.purged,
+// the tenant row locked. Only a transaction that finds the tenant still
+// deleted makes the change, so a final step retried (the transaction again)
+// or resumed (the row taken over by a later run) audits it once, and one
+// whose audit row cannot be written does not purge.
 func (p *purger) purgeTenant(ctx context.Context, tx *sql.Tx, r cleanupRow, now time.Time) error {
-	var status string
-	if err := tx.QueryRowContext(ctx, "SELECT status FROM tenants WHERE id = ? FOR UPDATE", r.TenantID).Scan(&status); err != nil {
+	t, err := lock(ctx, tx, r.TenantCode, ActionPurge)
+	if err != nil {
+		return fmt.Errorf("tenant %s not purged: %w", r.TenantCode, err)
+	}
+	if t.ID != r.TenantID {
+		return fmt.Errorf("tenant %s is %d, not %d: not purged", r.TenantCode, t.ID, r.TenantID)
+	}
+	before := *t
+	if _, err := tx.ExecContext(ctx, "UPDATE tenants SET status = 'purged', purged_at = ? WHERE id = ?", now, r.TenantID); err != nil {
 		return err
 	}
-	if status != "deleted" {
-		return fmt.Errorf("tenant %s is %s, not deleted: not purged", r.TenantCode, status)
-	}
-	if _, err := tx.ExecContext(ctx, "UPDATE tenants SET status = 'purged', purged_at = ? WHERE id = ?", now, r.TenantID); err != nil {
+	t.Status = "purged"
+	if err := Audit(ctx, tx, p.actor(ctx), ActionPurge, t.ID, t.Code, before, t, ""); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, "UPDATE tenant_databases SET status = 'dropped', dropped_at = ? WHERE tenant_id = ?", now, r.TenantID); err != nil {
@@ -958,6 +969,17 @@ func (p *purger) purgeTenant(ctx context.Context, tx *sql.Tx, r cleanupRow, now 
 	_, err = notify.Emit(ctx, tx, notify.Event{Type: notify.TenantPurged, TenantID: r.TenantID, TenantCode: r.TenantCode,
 		Data: map[string]any{"purgedAt": now, "archives": archives}})
 	return err
+}
+
+// actor is the system, named by this run's owner, as the audit trail has
+// it: no person purges a tenant, the grace period (or an operator's purge,
+// audited on its own) makes it due.
+func (p *purger) actor(ctx context.Context) Actor {
+	name := p.o.Owner
+	if r := []rune(name); len(r) > 100 { // actor_name's width
+		name = string(r[:100])
+	}
+	return Actor{Type: "system", Name: name, RequestID: logging.RequestID(ctx)}
 }
 
 // fail records a failed attempt at r: retried after a backoff, or, at its
