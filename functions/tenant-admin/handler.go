@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/unitenant/unitenant/shared/auth"
+	"github.com/unitenant/unitenant/shared/budget"
 	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/httpapi"
 	"github.com/unitenant/unitenant/shared/idempotency"
@@ -261,10 +263,12 @@ type TenantDetail struct {
 	Domains      []string `json:"domains"`
 	MembersCount int      `json:"membersCount"`
 	AIUsage      struct {
-		Month  string  `json:"month"`
-		Calls  int64   `json:"calls"`
-		Tokens int64   `json:"tokens"`
-		Cost   float64 `json:"cost"`
+		Month  string `json:"month"`
+		Calls  int64  `json:"calls"`
+		Tokens int64  `json:"tokens"`
+		// Cost is the exact decimal (budget.Total's six places), as a JSON
+		// number: a float64 would lose micro-units of a large sum.
+		Cost json.Number `json:"cost"`
 	} `json:"aiUsageThisMonth"`
 }
 
@@ -316,12 +320,18 @@ func (h *handler) get(r *http.Request, _ *auth.Claims) (int, any, error) {
 	now := h.now().UTC()
 	first := time.Date(now.Year(), now.Month(), 1, 0, 0, 0, 0, time.UTC)
 	d.AIUsage.Month = first.Format("2006-01")
+	var cost string
 	if err := h.db.QueryRowContext(ctx, `SELECT COALESCE(SUM(total_calls), 0), COALESCE(SUM(total_tokens), 0), COALESCE(SUM(total_cost), 0)
 		FROM tenant_ai_usage_summary WHERE tenant_id = ? AND `+"`date`"+` >= ? AND `+"`date`"+` < ?`,
 		v.ID, first.Format(time.DateOnly), first.AddDate(0, 1, 0).Format(time.DateOnly)).
-		Scan(&d.AIUsage.Calls, &d.AIUsage.Tokens, &d.AIUsage.Cost); err != nil {
+		Scan(&d.AIUsage.Calls, &d.AIUsage.Tokens, &cost); err != nil {
 		return 0, nil, fmt.Errorf("AI usage: %w", err)
 	}
+	total, err := budget.ParseTotal(cost)
+	if err != nil {
+		return 0, nil, fmt.Errorf("AI usage cost: %w", err)
+	}
+	d.AIUsage.Cost = json.Number(total.String())
 	return http.StatusOK, d, nil
 }
 

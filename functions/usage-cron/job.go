@@ -22,7 +22,8 @@ import (
 //	reconcile  close the budget reservations past their expiry; one whose
 //	           tenant's account is gone is closed as orphaned and logged;
 //	           one whose rows another transaction holds is left for the
-//	           next run and logged
+//	           next run and logged; what the settled ones cost beyond
+//	           what they held (not charged) is logged
 //
 // A failing step does not stop the other; the run still fails, so it alarms.
 type job struct {
@@ -114,6 +115,12 @@ func (j *job) run(ctx context.Context) (any, error) {
 	}
 	if more := rec.Locked - len(rec.LockedRows); more > 0 {
 		j.log.WarnContext(ctx, "more budget reservations left open for the next run behind held rows", "unlisted", more)
+	}
+	if rec.Overruns > 0 {
+		// Not failed: the reservation is the worst case, so a cost above
+		// it means an estimate was wrong, and the excess went uncharged.
+		j.log.WarnContext(ctx, "budget reservations settled at less than their call logs' cost: the excess over what they held was not charged",
+			"reservations", rec.Overruns, "uncharged", rec.Overrun.String())
 	}
 	if err != nil {
 		errs = append(errs, fmt.Errorf("reconcile reservations: %w", err))

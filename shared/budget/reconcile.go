@@ -27,7 +27,12 @@ type ReconcileReport struct {
 	// Uncharged is what the calls of the orphaned reservations were
 	// metered at (their call logs keep it): no account was left to charge.
 	Uncharged Total
-	Orphans   []Orphan // the reservations orphaned by this run, to be logged
+	// Overruns are the Settled whose call logs recorded more than they
+	// held; Overrun is the sum of the excess, not charged (see the
+	// package doc), to be logged.
+	Overruns int
+	Overrun  Total
+	Orphans  []Orphan // the reservations orphaned by this run, to be logged
 	// LockedRows are the first maxLockedRows of the Locked, to be logged.
 	LockedRows []LockedRow
 }
@@ -76,10 +81,11 @@ const (
 // Reserve and Settle. When the call log of its request id has finished
 // attempts (status other than 'pending'), the call reached a provider and
 // was metered, so the reservation is settled at the sum of their costs
-// (capped at the reservation, like Settle); otherwise it expires at no
-// charge. Each reservation is closed in its own transaction under its row
-// lock, so Reconcile is idempotent, may run beside itself, and a concurrent
-// or late Settle of the same request id finds it closed and charges nothing.
+// (capped at the reservation, like Settle, the excess reported as an
+// overrun); otherwise it expires at no charge. Each reservation is closed
+// in its own transaction under its row lock, so Reconcile is idempotent,
+// may run beside itself, and a concurrent or late Settle of the same
+// request id finds it closed and charges nothing.
 //
 // Reconcile never waits for a lock: a transaction that holds a
 // reservation's row or its account's (a stuck one, say, until
@@ -190,10 +196,11 @@ func reconcileOne(ctx context.Context, db *sql.DB, e expired, now time.Time, rep
 	var (
 		s      Settlement
 		orphan *Orphan
+		cost   Total // what the call logs recorded, exactly
 	)
 	for try := 1; ; try++ {
 		err = sqldb.InTxRetry(ctx, db, func(tx *sql.Tx) error {
-			s, orphan = Settlement{}, nil
+			s, orphan, cost = Settlement{}, nil, Total{}
 			r, charged, err := lockReservation(ctx, tx, e.requestID, " FOR UPDATE NOWAIT")
 			if isLockRefused(err) {
 				return heldError{reservationsTable}
@@ -205,7 +212,8 @@ func reconcileOne(ctx context.Context, db *sql.DB, e expired, now time.Time, rep
 				s = Settlement{Status: r.Status, Charged: charged}
 				return nil
 			}
-			cost, metered, err := loggedCost(ctx, tx, e.requestID)
+			var metered bool
+			cost, metered, err = loggedCost(ctx, tx, e.requestID)
 			if err != nil {
 				return err
 			}
@@ -252,6 +260,15 @@ func reconcileOne(ctx context.Context, db *sql.DB, e expired, now time.Time, rep
 		rep.Settled++
 		if rep.Charged, err = rep.Charged.Add(TotalOf(s.Charged)); err != nil {
 			return "", fmt.Errorf("closed, but the run's charged total is past reporting: %w", err)
+		}
+		// s.Overrun is of the capped cost: the excess is the exact one's.
+		var over Total
+		if over, err = cost.Add(TotalOf(-s.Reserved)); err == nil && (Total{}).less(over) {
+			rep.Overruns++
+			rep.Overrun, err = rep.Overrun.Add(over)
+		}
+		if err != nil {
+			return "", fmt.Errorf("closed, but the run's overrun total is past reporting: %w", err)
 		}
 	default:
 		rep.Expired++
