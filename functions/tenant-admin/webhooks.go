@@ -121,14 +121,8 @@ func (h *handler) addWebhook(r *http.Request, c *auth.Claims) (int, any, error) 
 	}
 	done := context.WithoutCancel(ctx)
 	if err != nil {
-		if fe, ok := fault.As(err); ok && fe.Kind != fault.Internal {
-			// A refusal is an answer: a retry gets the same one.
-			b, _ := json.Marshal(httpapi.Envelope{Error: &httpapi.ErrorBody{Code: fe.Code, Message: fe.Message, Fields: fe.Fields}})
-			if err := h.idem.Finish(done, scope, key, httpapi.StatusOf(fe.Kind), b); err != nil {
-				h.log.ErrorContext(ctx, "store idempotent response", "err", err)
-			}
-		} else if err := h.idem.Release(done, scope, key); err != nil {
-			h.log.ErrorContext(ctx, "release idempotency key", "err", err)
+		if ferr := h.idem.Fail(done, scope, key, err); ferr != nil {
+			h.log.ErrorContext(ctx, "end idempotency key", "err", ferr)
 		}
 		return 0, nil, err
 	}

@@ -102,12 +102,8 @@ func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 	status, resp, err := h.provision(r, claims, scope, key)
 	if err != nil {
 		if key != "" {
-			if fe, ok := fault.As(err); ok && fe.Kind != fault.Internal {
-				// A refusal is an answer: a retry gets the same one.
-				b, _ := json.Marshal(httpapi.Envelope{Success: false, Error: &httpapi.ErrorBody{Code: fe.Code, Message: fe.Message, Fields: fe.Fields}})
-				_ = h.idem.Finish(context.WithoutCancel(ctx), scope, key, httpapi.StatusOf(fe.Kind), b)
-			} else {
-				_ = h.idem.Release(context.WithoutCancel(ctx), scope, key)
+			if ferr := h.idem.Fail(context.WithoutCancel(ctx), scope, key, err); ferr != nil {
+				h.log.ErrorContext(ctx, "end idempotency key", "err", ferr)
 			}
 		}
 		httpapi.Fail(w, r, h.log, err)

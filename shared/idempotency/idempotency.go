@@ -10,11 +10,13 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"time"
 
 	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/httpapi"
 	"github.com/unitenant/unitenant/shared/sqldb"
 )
 
@@ -163,6 +165,22 @@ func (s *Store) Finish(ctx context.Context, scope, key string, status int, body 
 		return fmt.Errorf("store idempotent response: %w", err)
 	}
 	return nil
+}
+
+// Fail ends the request holding key, which failed with err: a refusal (a
+// fault that is not Internal) is its answer, kept in the API's error
+// envelope so that a retry gets the same one; any other failure releases
+// the key, for a retry to do the work again.
+func (s *Store) Fail(ctx context.Context, scope, key string, err error) error {
+	fe, ok := fault.As(err)
+	if !ok || fe.Kind == fault.Internal {
+		return s.Release(ctx, scope, key)
+	}
+	b, merr := json.Marshal(httpapi.Envelope{Error: &httpapi.ErrorBody{Code: fe.Code, Message: fe.Message, Fields: fe.Fields}})
+	if merr != nil {
+		return fmt.Errorf("store idempotent refusal: %w", merr)
+	}
+	return s.Finish(ctx, scope, key, httpapi.StatusOf(fe.Kind), b)
 }
 
 // Release forgets key after a request that failed without a response worth
