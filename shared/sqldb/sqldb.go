@@ -41,17 +41,43 @@ func Open(cfg config.DB) (*sql.DB, error) {
 	return db, nil
 }
 
-// applyDefaults sets what every unitenant connection needs regardless of the
-// DSN: UTC times parsed into time.Time, utf8mb4, bounded dial and I/O.
-func applyDefaults(mc *mysql.Config, cfg config.DB) {
-	mc.ParseTime = true
-	mc.Loc = time.UTC
+// SQLMode is the sql_mode of every connection sqldb opens, whatever the
+// server's default (managed MySQL often is not strict): a value that does
+// not fit its column — too long, out of range, a zero or invalid date — or a
+// division by zero is an error, in every table, never stored altered with a
+// warning; and a table is created with the engine asked for or not at all.
+// ONLY_FULL_GROUP_BY is left out, as it is of MariaDB's default (MySQL 8
+// has it): the queries are tested without it.
+const SQLMode = "STRICT_ALL_TABLES,STRICT_TRANS_TABLES,NO_ZERO_DATE,NO_ZERO_IN_DATE,ERROR_FOR_DIVISION_BY_ZERO,NO_ENGINE_SUBSTITUTION"
+
+// sqlModeValue is SQLMode as the value of the driver's sql_mode parameter,
+// set in the one SET statement the driver runs on connecting (with
+// time_zone): no round trip of its own. NO_AUTO_CREATE_USER is kept where
+// the server has it (MariaDB's default: a GRANT to a user that is gone
+// fails instead of creating it without a password); MySQL 8 has no such
+// mode and refuses it.
+const sqlModeValue = "CONCAT_WS(',', '" + SQLMode + "', IF(FIND_IN_SET('NO_AUTO_CREATE_USER', @@GLOBAL.sql_mode), 'NO_AUTO_CREATE_USER', NULL))"
+
+// Session gives mc's connections the session every unitenant connection
+// has, for pools opened on a *mysql.Config outside Open: sql_mode SQLMode
+// (replacing any the DSN asks for), and times in UTC — the session's
+// time_zone (unless the DSN names one) and the driver's parsing of them.
+func Session(mc *mysql.Config) {
 	if mc.Params == nil {
 		mc.Params = map[string]string{}
 	}
+	mc.Params["sql_mode"] = sqlModeValue
 	if _, ok := mc.Params["time_zone"]; !ok {
 		mc.Params["time_zone"] = "'+00:00'"
 	}
+	mc.ParseTime = true
+	mc.Loc = time.UTC
+}
+
+// applyDefaults sets what every unitenant connection needs regardless of the
+// DSN: the session (Session: strict, UTC), utf8mb4, bounded dial and I/O.
+func applyDefaults(mc *mysql.Config, cfg config.DB) {
+	Session(mc)
 	mc.Collation = "utf8mb4_unicode_ci"
 	// Interpolating parameters client-side saves the prepare/close round trips
 	// on every query; the driver escapes for the connection's charset.

@@ -248,7 +248,8 @@ func LoadCluster(ctx context.Context, sys *sql.DB, box *secretbox.Box, id int64)
 
 func (r *Router) open(cfg *mysql.Config, maxOpen int) (*sql.DB, error) {
 	cfg = cfg.Clone()
-	cfg.ParseTime, cfg.InterpolateParams = true, true
+	cfg.InterpolateParams = true
+	sqldb.Session(cfg) // strict and in UTC, in a tenant's database as in the system's
 	cfg.Timeout, cfg.ReadTimeout, cfg.WriteTimeout = r.opts.DialTimeout, r.opts.IOTimeout, r.opts.IOTimeout
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {

@@ -2,14 +2,19 @@ package tenancy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/tenancy"
 )
 
@@ -178,5 +183,54 @@ func TestFailedSchemaSwitchNeverHandsOutTheConnection(t *testing.T) {
 	defer conn.Close()
 	if got, err := marker(ctx, conn); err != nil || got != "k001" {
 		t.Fatalf("k001 after the failure: %q %v", got, err)
+	}
+}
+
+// A tenant's connection, pooled or siloed, has sqldb's session: in UTC, as
+// its times are read, and strict: a value too long for its column is
+// refused, never stored cut, whatever the server's default sql_mode. The table is MEMORY (not transactional) and the
+// bad value in the second row, which STRICT_TRANS_TABLES alone would store
+// truncated with a warning.
+func TestTenantConnectionsAreStrict(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	f.add(t, "k001", tenancy.StatusActive)
+	f.silo(t, "k002", f.add(t, "k002", tenancy.StatusActive))
+	svc := f.service(tenancy.RouterOptions{})
+	defer svc.Router.Close()
+	ctx := context.Background()
+	for _, code := range []string{"k001", "k002"} {
+		if _, err := f.server.ExecContext(ctx, "CREATE TABLE `"+f.prefix+code+"`.notes (s VARCHAR(3) NULL) ENGINE=MEMORY"); err != nil {
+			t.Fatal(err)
+		}
+		tn, err := svc.Registry.ByCode(ctx, code)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conn, err := svc.Router.Conn(ctx, tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var mode, zone string
+		if err := conn.QueryRowContext(ctx, "SELECT @@SESSION.sql_mode, @@SESSION.time_zone").Scan(&mode, &zone); err != nil {
+			t.Fatal(err)
+		}
+		if zone != "+00:00" {
+			t.Errorf("%s (%s): session time_zone %q, want +00:00 (times are read as UTC)", code, tn.Placement.Tier, zone)
+		}
+		for _, m := range strings.Split(sqldb.SQLMode, ",") {
+			if !slices.Contains(strings.Split(mode, ","), m) {
+				t.Errorf("%s (%s): session sql_mode %q lacks %s", code, tn.Placement.Tier, mode, m)
+			}
+		}
+		_, err = conn.ExecContext(ctx, "INSERT INTO notes (s) VALUES ('ok'), ('abcdef')")
+		if me := (*mysql.MySQLError)(nil); !errors.As(err, &me) || me.Number != 1406 {
+			t.Errorf("%s (%s): a value too long = %v, want error 1406", code, tn.Placement.Tier, err)
+		}
+		var cut int
+		if err := conn.QueryRowContext(ctx, "SELECT COUNT(*) FROM notes WHERE s = 'abc'").Scan(&cut); err != nil || cut != 0 {
+			t.Errorf("%s (%s): %d values stored cut (%v), want none", code, tn.Placement.Tier, cut, err)
+		}
+		conn.Close()
 	}
 }
