@@ -973,7 +973,7 @@ func (p *purger) purgeTenant(ctx context.Context, tx *sql.Tx, r cleanupRow, now 
 
 // actor is the system, named by this run's owner, as the audit trail has
 // it: no person purges a tenant, the grace period (or an operator's purge,
-// audited on its own) makes it due.
+// audited on its own as tenant.purge_requested) makes it due.
 func (p *purger) actor(ctx context.Context) Actor {
 	name := p.o.Owner
 	if r := []rune(name); len(r) > 100 { // actor_name's width

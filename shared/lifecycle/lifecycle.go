@@ -40,6 +40,15 @@ const (
 	ActionPurge           = "purge"
 )
 
+// auditAs names, where it differs, the audit action of an operator's action.
+// An operator's purge only makes the purge due: it is audited as
+// tenant.purge_requested, by the operator, and tenant.purge is the purge
+// itself, by the system, when cleanup-cron has done it (purgeTenant). So
+// the log has one row per event, and tenant.purge rows count purged tenants.
+var auditAs = map[string]string{
+	ActionPurge: "purge_requested",
+}
+
 // allowed lists, for each status, the actions that may be taken from it.
 var allowed = map[string][]string{
 	"provisioning": {},
@@ -165,7 +174,11 @@ func (s *Service) transition(ctx context.Context, code, action string, a Actor, 
 		if err != nil {
 			return err
 		}
-		if err := Audit(ctx, tx, a, action, t.ID, t.Code, before, t, reason); err != nil {
+		audited := action
+		if as, ok := auditAs[action]; ok {
+			audited = as
+		}
+		if err := Audit(ctx, tx, a, audited, t.ID, t.Code, before, t, reason); err != nil {
 			return err
 		}
 		if ev != "" {
@@ -324,7 +337,8 @@ func (s *Service) Restore(ctx context.Context, code string, a Actor) (*Tenant, e
 }
 
 // Purge makes a deleted tenant's resources due now: cleanup-cron purges them
-// on its next run (archive first). The tenant stays deleted until then.
+// on its next run (archive first). The tenant stays deleted until then. It
+// is audited as tenant.purge_requested; tenant.purge is cleanup-cron's.
 func (s *Service) Purge(ctx context.Context, code string, a Actor) (*Tenant, error) {
 	return s.transition(ctx, code, ActionPurge, a, "", func(tx *sql.Tx, t *Tenant) (string, any, error) {
 		now := s.now()

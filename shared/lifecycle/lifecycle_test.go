@@ -135,6 +135,13 @@ func TestLifecycle(t *testing.T) {
 	if n := e.count(t, "SELECT COUNT(*) FROM tenant_resource_cleanup WHERE tenant_code = 'k001' AND status = 'pending' AND scheduled_deletion_at <= ?", e.now); n < 2 {
 		t.Fatalf("%d resources due after purge", n)
 	}
+	// The operator asked for the purge; cleanup-cron has not purged yet.
+	if n := e.count(t, "SELECT COUNT(*) FROM audit_logs WHERE action = 'tenant.purge_requested' AND target_id = 'k001' AND actor_type = 'admin' AND request_id = 'req-1'"); n != 1 {
+		t.Errorf("audit rows for purge_requested: %d, want 1", n)
+	}
+	if n := e.count(t, "SELECT COUNT(*) FROM audit_logs WHERE action = 'tenant.purge' AND target_id = 'k001'"); n != 0 {
+		t.Errorf("audit rows for purge: %d before the tenant was purged, want 0", n)
+	}
 	// Once the purge has started, restore is refused.
 	if _, err := e.sys.DB.Exec("UPDATE tenant_resource_cleanup SET status = 'in_progress' WHERE tenant_code = 'k001' LIMIT 1"); err != nil {
 		t.Fatal(err)

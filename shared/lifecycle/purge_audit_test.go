@@ -20,10 +20,16 @@ type purgeAudit struct {
 // purgeAudits returns the tenant.purge rows of tenant id.
 func (e *purgeEnv) purgeAudits(id int64) []purgeAudit {
 	e.t.Helper()
+	return e.audits(id, "tenant.purge")
+}
+
+// audits returns the audit rows of action on tenant id, oldest first.
+func (e *purgeEnv) audits(id int64, action string) []purgeAudit {
+	e.t.Helper()
 	rows, err := e.sys.DB.Query(`SELECT actor_type, COALESCE(actor_id, 0), COALESCE(actor_name, ''), CONCAT(target_type, ':', target_id),
 		JSON_VALUE(before_state, '$.tenantCode'), JSON_VALUE(before_state, '$.status'), JSON_VALUE(after_state, '$.status'),
 		COALESCE(request_id, '')
-		FROM audit_logs WHERE tenant_id = ? AND action = 'tenant.purge' ORDER BY id`, id)
+		FROM audit_logs WHERE tenant_id = ? AND action = ? ORDER BY id`, id, action)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -96,6 +102,45 @@ func TestPurgeIsAuditedOnce(t *testing.T) {
 				t.Errorf("audit rows after a later run %+v, want %+v", got, want)
 			}
 		})
+	}
+}
+
+// An operator's purge and the purge it brings forward are two events, and
+// the audit log has one row for each: tenant.purge_requested by the
+// operator when they ask (the tenant is still deleted), then tenant.purge by
+// the system when cleanup-cron purges it (deleted → purged). The request
+// never passes for the purge: a reader counting tenant.purge rows counts
+// purged tenants.
+func TestOperatorPurgeIsAuditedApartFromThePurge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	e := newPurgeEnv(t)
+	d := e.createDeleted("k001", "")
+	life := &lifecycle.Service{DB: e.sys.DB, Now: func() time.Time { return e.now }}
+	operator := lifecycle.Actor{Type: "admin", ID: 7, Name: "super_admin", RequestID: "req-operator"}
+	if _, err := life.Purge(ctx, "k001", operator); err != nil {
+		t.Fatal(err)
+	}
+	requested := []purgeAudit{{ActorType: "admin", ActorID: 7, ActorName: "super_admin", Target: "tenant:k001", Code: "k001",
+		Before: "deleted", After: "deleted", RequestID: "req-operator"}}
+	if got := e.audits(d.id, "tenant.purge_requested"); !slices.Equal(got, requested) {
+		t.Fatalf("tenant.purge_requested rows %+v, want %+v", got, requested)
+	}
+	if got := e.purgeAudits(d.id); len(got) != 0 {
+		t.Fatalf("tenant.purge rows %+v before the tenant was purged, want none", got)
+	}
+	rep, err := lifecycle.Purge(logging.WithRequestID(ctx, "req-cron"), e.options("run", e.now))
+	if err != nil || !slices.Equal(rep.Purged, []string{"k001"}) {
+		t.Fatalf("Purge = %+v, %v", rep, err)
+	}
+	e.checkPurged(d)
+	purged := []purgeAudit{{ActorType: "system", ActorName: "run", Target: "tenant:k001", Code: "k001",
+		Before: "deleted", After: "purged", RequestID: "req-cron"}}
+	if got := e.purgeAudits(d.id); !slices.Equal(got, purged) {
+		t.Errorf("tenant.purge rows %+v, want %+v", got, purged)
+	}
+	if got := e.audits(d.id, "tenant.purge_requested"); !slices.Equal(got, requested) {
+		t.Errorf("tenant.purge_requested rows after the purge %+v, want %+v", got, requested)
 	}
 }
 
