@@ -23,7 +23,7 @@ import (
 //	           tenant's account is gone is closed as orphaned and logged;
 //	           one whose rows another transaction holds is left for the
 //	           next run and logged; what the settled ones cost beyond
-//	           what they held (not charged) is logged
+//	           what they held (not charged) is logged and reported
 //
 // A failing step does not stop the other; the run still fails, so it alarms.
 type job struct {
@@ -39,7 +39,9 @@ type result struct {
 }
 
 // reconcileReport is budget.ReconcileReport with its money as a decimal;
-// the orphaned reservations are logged one by one.
+// the orphaned reservations are logged one by one. Overruns are the settled
+// reservations whose call logs cost more than they held, Overrun the excess
+// that went uncharged (logged as a warning too).
 type reconcileReport struct {
 	Settled   int    `json:"settled"`
 	Expired   int    `json:"expired"`
@@ -48,6 +50,8 @@ type reconcileReport struct {
 	Locked    int    `json:"locked"`
 	Charged   string `json:"charged"`
 	Uncharged string `json:"uncharged"`
+	Overruns  int    `json:"overruns"`
+	Overrun   string `json:"overrun"`
 }
 
 // rolledThroughKey is the system_config row holding the last UTC day whose
@@ -100,7 +104,8 @@ func (j *job) run(ctx context.Context) (any, error) {
 	}
 	rec, err := budget.Reconcile(ctx, j.db, now)
 	res.Reconcile = reconcileReport{Settled: rec.Settled, Expired: rec.Expired, Orphaned: rec.Orphaned, Skipped: rec.Skipped,
-		Locked: rec.Locked, Charged: rec.Charged.String(), Uncharged: rec.Uncharged.String()}
+		Locked: rec.Locked, Charged: rec.Charged.String(), Uncharged: rec.Uncharged.String(),
+		Overruns: rec.Overruns, Overrun: rec.Overrun.String()}
 	for _, o := range rec.Orphans {
 		// Handled, not failed: worth a look (the tenant was removed while
 		// its call ran), not an alarm every hour.

@@ -85,7 +85,7 @@ func TestJobLeavesLockedReservations(t *testing.T) {
 		t.Errorf("run took %s with a reservation locked, want well under the lock wait timeout (5s)", took)
 	}
 	b, _ := json.Marshal(out.(result).Reconcile)
-	if want := `{"settled":1,"expired":0,"orphaned":0,"skipped":0,"locked":1,"charged":"0.250000","uncharged":"0.000000"}`; string(b) != want {
+	if want := `{"settled":1,"expired":0,"orphaned":0,"skipped":0,"locked":1,"charged":"0.250000","uncharged":"0.000000","overruns":0,"overrun":"0.000000"}`; string(b) != want {
 		t.Errorf("reconcile %s, want %s", b, want)
 	}
 	var warned bool
@@ -109,7 +109,7 @@ func TestJobLeavesLockedReservations(t *testing.T) {
 	if err != nil {
 		t.Fatalf("run after the release: %v", err)
 	}
-	if b, _ := json.Marshal(again.(result).Reconcile); string(b) != `{"settled":1,"expired":0,"orphaned":0,"skipped":0,"locked":0,"charged":"0.250000","uncharged":"0.000000"}` {
+	if b, _ := json.Marshal(again.(result).Reconcile); string(b) != `{"settled":1,"expired":0,"orphaned":0,"skipped":0,"locked":0,"charged":"0.250000","uncharged":"0.000000","overruns":0,"overrun":"0.000000"}` {
 		t.Errorf("run after the release reconciled %s, want the held one settled", b)
 	}
 	if a, err := budget.GetAccount(ctx, db, 1); err != nil || a.Balance != budget.MustParseAmount("9.5") || a.Reserved != 0 {

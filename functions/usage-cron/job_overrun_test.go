@@ -13,8 +13,8 @@ import (
 )
 
 // A reservation the run settles at call logs that cost more than it held
-// is charged what it held, and the excess is logged as a warning, not
-// dropped.
+// is charged what it held, and the excess is logged as a warning and
+// reported in the run's result, not dropped.
 func TestJobWarnsOfOverruns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -42,6 +42,9 @@ func TestJobWarnsOfOverruns(t *testing.T) {
 	if rec := out.(result).Reconcile; rec.Settled != 2 || rec.Charged != "1.500000" {
 		t.Errorf("reconcile %+v, want 2 settled charging 1.500000", rec)
 	}
+	if got := overrunJSON(t, out); got != `{"overrun":"0.300000","overruns":1}` {
+		t.Errorf("result's reconcile overruns %s, want 1 of 0.300000", got)
+	}
 	var warned int
 	for line := range strings.Lines(logs.String()) {
 		var l map[string]any
@@ -57,10 +60,38 @@ func TestJobWarnsOfOverruns(t *testing.T) {
 	}
 
 	logs.Reset()
-	if _, err := j.run(ctx); err != nil {
+	again, err := j.run(ctx)
+	if err != nil {
 		t.Fatalf("second run: %v", err)
+	}
+	if got := overrunJSON(t, again); got != `{"overrun":"0.000000","overruns":0}` {
+		t.Errorf("second run's reconcile overruns %s, want none", got)
 	}
 	if strings.Contains(logs.String(), `"level":"WARN"`) {
 		t.Errorf("second run warned, with nothing to reconcile:\n%s", logs.String())
 	}
+}
+
+// overrunJSON is the overruns and overrun of the reconcile report in the
+// JSON of a run's result, as the run prints it; absent ones are left out.
+func overrunJSON(t *testing.T, out any) string {
+	t.Helper()
+	b, err := json.Marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Reconcile map[string]json.RawMessage `json:"reconcile"`
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatalf("result %s: %v", b, err)
+	}
+	got := map[string]json.RawMessage{}
+	for _, k := range []string{"overruns", "overrun"} {
+		if v, ok := res.Reconcile[k]; ok {
+			got[k] = v
+		}
+	}
+	b, _ = json.Marshal(got)
+	return string(b)
 }

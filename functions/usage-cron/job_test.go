@@ -53,7 +53,7 @@ func TestJobRollsUpAndReconciles(t *testing.T) {
 		t.Errorf("rolled up %d calls costing %s (%v), want 1 costing 0.012345", calls, cost, err)
 	}
 	// Settle charges the cost rounded to the account's four places.
-	if want := (reconcileReport{Settled: 1, Charged: "0.012300", Uncharged: "0.000000"}); res.Reconcile != want {
+	if want := (reconcileReport{Settled: 1, Charged: "0.012300", Uncharged: "0.000000", Overrun: "0.000000"}); res.Reconcile != want {
 		t.Errorf("reconcile %+v, want %+v", res.Reconcile, want)
 	}
 	b, err := json.Marshal(res)
@@ -66,7 +66,7 @@ func TestJobRollsUpAndReconciles(t *testing.T) {
 		t.Fatal(err)
 	}
 	res2 := again.(result)
-	if !slices.Equal(res.Days, res2.Days) || res2.Reconcile != (reconcileReport{Charged: "0.000000", Uncharged: "0.000000"}) {
+	if !slices.Equal(res.Days, res2.Days) || res2.Reconcile != (reconcileReport{Charged: "0.000000", Uncharged: "0.000000", Overrun: "0.000000"}) {
 		t.Errorf("second run %+v, want the same days and nothing reconciled", res2)
 	}
 }
@@ -167,7 +167,7 @@ func TestJobClosesOrphanedReservations(t *testing.T) {
 		t.Fatalf("run: %v", err)
 	}
 	b, _ := json.Marshal(out.(result).Reconcile)
-	if want := `{"settled":1,"expired":0,"orphaned":1,"skipped":0,"locked":0,"charged":"0.250000","uncharged":"0.500000"}`; string(b) != want {
+	if want := `{"settled":1,"expired":0,"orphaned":1,"skipped":0,"locked":0,"charged":"0.250000","uncharged":"0.500000","overruns":0,"overrun":"0.000000"}`; string(b) != want {
 		t.Errorf("reconcile %s, want %s", b, want)
 	}
 	var warned bool
@@ -198,7 +198,7 @@ func TestJobClosesOrphanedReservations(t *testing.T) {
 	if err != nil {
 		t.Fatalf("second run: %v", err)
 	}
-	if b, _ := json.Marshal(again.(result).Reconcile); string(b) != `{"settled":0,"expired":0,"orphaned":0,"skipped":0,"locked":0,"charged":"0.000000","uncharged":"0.000000"}` {
+	if b, _ := json.Marshal(again.(result).Reconcile); string(b) != `{"settled":0,"expired":0,"orphaned":0,"skipped":0,"locked":0,"charged":"0.000000","uncharged":"0.000000","overruns":0,"overrun":"0.000000"}` {
 		t.Errorf("second run reconciled %s, want nothing", b)
 	}
 }
