@@ -1,10 +1,7 @@
 package main
 
 import (
-	"context"
 	"database/sql"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/httpapi"
+	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/serverless"
@@ -137,7 +135,7 @@ func (h *handler) authenticate(r *http.Request) (*principal, error) {
 		if p.tenant, err = h.tenants.IdentifyAs(r, c.TenantID); err != nil {
 			return nil, err
 		}
-		if p.role, err = h.memberRole(ctx, c.SubjectID(), p.tenant.ID); err != nil {
+		if p.role, err = identity.MemberRole(ctx, h.db, c.SubjectID(), p.tenant.ID); err != nil {
 			return nil, err
 		}
 		p.claims = c
@@ -150,30 +148,13 @@ func (h *handler) authenticate(r *http.Request) (*principal, error) {
 	return p, nil
 }
 
-var errNotMember = fault.New(fault.Forbidden, "not_a_member", "you are not an active member of this tenant")
-
-// memberRole is the user's role in the tenant now: a token outlives a
-// membership removed after it was issued, the relation does not.
-func (h *handler) memberRole(ctx context.Context, userID, tenantID int64) (string, error) {
-	var role string
-	err := h.db.QueryRowContext(ctx, "SELECT role_in_tenant FROM global_user_tenant_relations WHERE global_user_id = ? AND tenant_id = ? AND status = 'active'",
-		userID, tenantID).Scan(&role)
-	if errors.Is(err, sql.ErrNoRows) {
-		return "", errNotMember
-	}
-	if err != nil {
-		return "", fmt.Errorf("membership of user %d in tenant %d: %w", userID, tenantID, err)
-	}
-	return role, nil
-}
-
 // tenantAdmin refuses a principal that may not manage the tenant's keys:
 // an API key never may, a token's user must be the tenant's owner or admin.
 func tenantAdmin(p *principal) error {
 	if p.key != nil {
 		return fault.New(fault.Forbidden, "key_not_allowed", "API keys cannot manage API keys; use a member's token")
 	}
-	if p.role != "owner" && p.role != "admin" {
+	if !identity.ManagesTenant(p.role) {
 		return fault.New(fault.Forbidden, "permission_denied", "managing API keys needs the tenant's owner or admin role")
 	}
 	return nil

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"mime"
@@ -16,6 +18,7 @@ import (
 	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/httpapi"
+	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/objectstore"
 	"github.com/unitenant/unitenant/shared/serverless"
 	"github.com/unitenant/unitenant/shared/tenancy"
@@ -25,17 +28,22 @@ import (
 // request is for (shared/tenancy: another tenant's token or a platform token
 // is 403 tenant_forbidden) and work only inside that tenant's prefix; keys
 // are relative to it or full keys inside it, anything else is 403
-// key_forbidden. The local routes take no token: the URL's signature and
+// key_forbidden. Deleting needs the tenant's owner or admin role as the
+// membership says now (global_user_tenant_relations, not the token's role
+// claim): a member is 403 permission_denied, a user no longer a member 403
+// not_a_member. The local routes take no token: the URL's signature and
 // expiry are the authorization.
 //
 //	POST   /api/v1/oss/presign    {op, key, contentType?, expiresIn?} -> {url, method, key, expiresAt, headers}
-//	POST   /api/v1/oss/sts-token  temporary OSS credentials limited to the prefix (501 sts_not_configured)
+//	POST   /api/v1/oss/sts-token  temporary OSS credentials limited to the prefix: read and list it, upload
+//	                              keys ending in objectstore.UploadExtensions, delete only for owners and
+//	                              admins (501 sts_not_configured, 501 sts_policy_too_long, 403 not_a_member)
 //	GET    /api/v1/oss/files      ?prefix=&marker=&max= -> {prefix, objects, truncated, nextMarker}
-//	DELETE /api/v1/oss/files      ?key= -> {key, deleted}
+//	DELETE /api/v1/oss/files      ?key= -> {key, deleted}; owners and admins only
 //	PUT    /api/v1/oss/local/put  presigned upload (local backend only)
 //	GET    /api/v1/oss/local/get  presigned download (local backend only)
-func newHandler(v *auth.Verifier, ten *tenancy.Service, objects *objectstore.Service, opts options, log *slog.Logger) http.Handler {
-	h := &handler{objects: objects, opts: opts, log: log}
+func newHandler(v *auth.Verifier, ten *tenancy.Service, db *sql.DB, objects *objectstore.Service, opts options, log *slog.Logger) http.Handler {
+	h := &handler{db: db, objects: objects, opts: opts, log: log}
 	scoped := func(fn endpoint) http.Handler {
 		return httpapi.Chain(h.tenant(fn), auth.Require(v, log, auth.AudienceTenant, auth.AudiencePlatform), ten.Middleware)
 	}
@@ -63,6 +71,7 @@ type options struct {
 }
 
 type handler struct {
+	db      *sql.DB // the system database: memberships
 	objects *objectstore.Service
 	opts    options
 	log     *slog.Logger
@@ -245,6 +254,9 @@ type stsOutput struct {
 	Endpoint    string `json:"endpoint"`
 	Prefix      string `json:"prefix"`
 	AllowedPath string `json:"allowedPath"`
+	// UploadExtensions are the (lower-case) key endings the credentials
+	// upload; anything else is OSS's 403 AccessDenied.
+	UploadExtensions []string `json:"uploadExtensions"`
 }
 
 func (h *handler) stsToken(r *http.Request, store *objectstore.Tenant) (any, error) {
@@ -257,17 +269,32 @@ func (h *handler) stsToken(r *http.Request, store *objectstore.Tenant) (any, err
 		return nil, fault.New(fault.NotImplemented, "sts_not_configured",
 			"temporary credentials are not configured here (STS_ROLE_ARN with the oss backend); use presigned URLs")
 	}
+	role, err := h.memberRole(r)
+	if err != nil {
+		return nil, err
+	}
+	access := objectstore.AccessUpload
+	if identity.ManagesTenant(role) {
+		access = objectstore.AccessManage
+	}
 	claims, _ := auth.FromContext(r.Context())
 	session := fmt.Sprintf("%s-u%d", store.Code(), claims.SubjectID())
 	if len(session) > 64 {
 		session = session[:64]
 	}
-	c, err := h.objects.STS.AssumeRole(r.Context(), session, store.Prefix())
+	c, err := h.objects.STS.AssumeRole(r.Context(), session, store.Prefix(), access)
+	if errors.Is(err, objectstore.ErrPolicyTooLong) {
+		// Configuration, not the client: say so to operators, and answer
+		// like no STS at all so the client falls back to presigned URLs.
+		h.log.WarnContext(r.Context(), "sts token: the tenant's policy does not fit STS", "tenant", store.Code(), "err", err)
+		return nil, fault.New(fault.NotImplemented, "sts_policy_too_long",
+			"temporary credentials cannot be limited to this tenant's storage (its prefix is too long); use presigned URLs")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("sts token for %s: %w", store.Code(), err)
 	}
 	return stsOutput{Credentials: c, Bucket: h.objects.OSS.Bucket(), Endpoint: h.objects.OSS.Endpoint(),
-		Prefix: store.Prefix(), AllowedPath: store.Prefix() + "*"}, nil
+		Prefix: store.Prefix(), AllowedPath: store.Prefix() + "*", UploadExtensions: objectstore.UploadExtensions}, nil
 }
 
 type listOutput struct {
@@ -301,6 +328,13 @@ func (h *handler) list(r *http.Request, store *objectstore.Tenant) (any, error) 
 }
 
 func (h *handler) remove(r *http.Request, store *objectstore.Tenant) (any, error) {
+	role, err := h.memberRole(r)
+	if err != nil {
+		return nil, err
+	}
+	if !identity.ManagesTenant(role) {
+		return nil, errDeleteRole
+	}
 	q, err := query(r, "key")
 	if err != nil {
 		return nil, err
@@ -313,6 +347,19 @@ func (h *handler) remove(r *http.Request, store *objectstore.Tenant) (any, error
 		return nil, err
 	}
 	return map[string]any{"key": key, "deleted": true}, nil
+}
+
+var errDeleteRole = fault.New(fault.Forbidden, "permission_denied", "deleting files needs the tenant's owner or admin role")
+
+// memberRole is the caller's role in the request's tenant now (see
+// identity.MemberRole): ai-chat's key management reads it the same way.
+func (h *handler) memberRole(r *http.Request) (string, error) {
+	c, ok := auth.FromContext(r.Context())
+	t, tok := tenancy.FromContext(r.Context())
+	if !ok || !tok || c.Kind != auth.KindUser {
+		return "", identity.ErrNotAMember
+	}
+	return identity.MemberRole(r.Context(), h.db, c.SubjectID(), t.ID)
 }
 
 // query returns the request's query, refusing parameters other than known

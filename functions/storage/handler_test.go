@@ -5,13 +5,16 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/rsa"
+	"database/sql"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,14 +34,28 @@ import (
 
 // fixture is the storage function over HTTP in front of a real system
 // database holding two active tenants, k001 and k002 (storage needs their
-// rows and placements, not their databases), with real RS256 tokens.
+// rows and placements, not their databases), with real RS256 tokens. Its
+// users are members of k001 as the consts below say; adminUser is also
+// k002's admin.
 type fixture struct {
 	srv     *httptest.Server
 	port    string
 	signer  *auth.Signer
 	objects *objectstore.Service
 	handler http.Handler // the function's routes, without serverless.Handler around them
+	sys     *sql.DB
+	cluster int64
+	tenants map[string]int64 // tenant code -> id
 }
+
+// The fixture's users (global_users.id) and their membership of k001.
+const (
+	adminUser   = 42 // admin of k001 and k002: the user of token
+	ownerUser   = 43 // owner of k001
+	memberUser  = 44 // member of k001
+	removedUser = 45 // was an admin of k001, removed
+	k002Admin   = 46 // admin of k002 only
+)
 
 // newFixture starts the function with the object storage of vars (the local
 // backend in a fresh directory unless vars say otherwise).
@@ -60,15 +77,25 @@ func newFixture(t *testing.T, vars map[string]string) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	f := &fixture{sys: sys, cluster: cluster, tenants: map[string]int64{}}
 	for _, code := range []string{"k001", "k002"} {
-		res, err := sys.ExecContext(ctx, "INSERT INTO tenants (tenant_code, tenant_name, subdomain, status, storage_prefix) VALUES (?, ?, ?, 'active', ?)",
-			code, "Kindergarten "+code, code, "tenants/"+code+"/")
-		if err != nil {
+		f.addTenant(t, code)
+	}
+	for _, m := range []struct {
+		user         int64
+		tenant, role string
+		status       string
+	}{
+		{adminUser, "k001", "admin", "active"}, {adminUser, "k002", "admin", "active"},
+		{ownerUser, "k001", "owner", "active"}, {memberUser, "k001", "member", "active"},
+		{removedUser, "k001", "admin", "removed"}, {k002Admin, "k002", "admin", "active"},
+	} {
+		if _, err := sys.ExecContext(ctx, "INSERT IGNORE INTO global_users (id, phone, password_hash) VALUES (?, ?, 'x')",
+			m.user, fmt.Sprintf("138%08d", m.user)); err != nil {
 			t.Fatal(err)
 		}
-		id, _ := res.LastInsertId()
-		if _, err := sys.ExecContext(ctx, "INSERT INTO tenant_databases (tenant_id, cluster_id, database_name, status) VALUES (?, ?, ?, 'ready')",
-			id, cluster, sqldbtest.Name(t)+"_"+code); err != nil {
+		if _, err := sys.ExecContext(ctx, `INSERT INTO global_user_tenant_relations (global_user_id, tenant_id, tenant_code, role_in_tenant, status)
+			VALUES (?, ?, ?, ?, ?)`, m.user, f.tenants[m.tenant], m.tenant, m.role, m.status); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -96,21 +123,47 @@ func newFixture(t *testing.T, vars map[string]string) *fixture {
 		t.Fatal(err)
 	}
 	verifier := auth.NewVerifier([]*rsa.PublicKey{&key.PublicKey}, nil)
-	h := newHandler(verifier, ten, objects, options{now: time.Now}, log)
+	h := newHandler(verifier, ten, sys, objects, options{now: time.Now}, log)
 	srv := httptest.NewServer(serverless.Handler(h, log, 0)) // the stack every platform runs
 	t.Cleanup(srv.Close)
 	u, _ := url.Parse(srv.URL)
-	return &fixture{srv: srv, port: u.Port(), signer: auth.NewSigner(key, nil), objects: objects, handler: h}
+	f.srv, f.port, f.signer, f.objects, f.handler = srv, u.Port(), auth.NewSigner(key, nil), objects, h
+	return f
 }
 
-// token is a tenant-scoped token for tenant ("" = a platform token).
+// addTenant adds an active tenant with its placement (its database need not
+// exist: storage never opens it).
+func (f *fixture) addTenant(t *testing.T, code string) int64 {
+	t.Helper()
+	ctx := context.Background()
+	res, err := f.sys.ExecContext(ctx, "INSERT INTO tenants (tenant_code, tenant_name, subdomain, status, storage_prefix) VALUES (?, ?, ?, 'active', ?)",
+		code, "Kindergarten "+code, code, "tenants/"+code+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := res.LastInsertId()
+	if _, err := f.sys.ExecContext(ctx, "INSERT INTO tenant_databases (tenant_id, cluster_id, database_name, status) VALUES (?, ?, ?, 'ready')",
+		id, f.cluster, fmt.Sprintf("%s_t%d", sqldbtest.Name(t), id)); err != nil {
+		t.Fatal(err)
+	}
+	f.tenants[code] = id
+	return id
+}
+
+// token is adminUser's tenant-scoped token for tenant ("" = a platform
+// token).
 func (f *fixture) token(t *testing.T, tenant string) string {
 	t.Helper()
-	aud := auth.AudienceTenant
 	if tenant == "" {
-		aud = auth.AudiencePlatform
+		return f.tokenAs(t, auth.AudiencePlatform, "", adminUser, "")
 	}
-	tok, _, err := f.signer.Issue(auth.KindUser, 42, aud, tenant, "admin", time.Hour)
+	return f.tokenAs(t, auth.AudienceTenant, tenant, adminUser, "admin")
+}
+
+// tokenAs is user's token for audience and tenant, claiming role.
+func (f *fixture) tokenAs(t *testing.T, audience, tenant string, user int64, role string) string {
+	t.Helper()
+	tok, _, err := f.signer.Issue(auth.KindUser, user, audience, tenant, role, time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,6 +179,17 @@ var want = httpapitest.Want
 // tokenTenant ("-" = no token).
 func (f *fixture) call(t *testing.T, hostTenant, tokenTenant, method, path string, body any) response {
 	t.Helper()
+	tok := ""
+	if tokenTenant != "-" {
+		tok = f.token(t, tokenTenant)
+	}
+	return f.callWith(t, hostTenant, tok, method, path, body)
+}
+
+// callWith sends a request to host <hostTenant>.localhost with token tok
+// ("" = none).
+func (f *fixture) callWith(t *testing.T, hostTenant, tok, method, path string, body any) response {
+	t.Helper()
 	req, err := http.NewRequest(method, f.srv.URL+path, httpapitest.Body(body))
 	if err != nil {
 		t.Fatal(err)
@@ -134,8 +198,8 @@ func (f *fixture) call(t *testing.T, hostTenant, tokenTenant, method, path strin
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	if tokenTenant != "-" {
-		req.Header.Set("Authorization", "Bearer "+f.token(t, tokenTenant))
+	if tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -415,15 +479,73 @@ func TestStorageOSS(t *testing.T) {
 		t.Fatalf("local route: %d %s", status, body)
 	}
 
-	resp := f.call(t, "k001", "k001", "POST", "/api/v1/oss/sts-token", nil)
-	want(t, resp, 200, "")
-	out := httpapitest.Data[map[string]any](t, resp)
-	if out["accessKeyId"] != "STS.tmp" || out["securityToken"] != "tok" || out["bucket"] != "unitenant-test" ||
-		out["prefix"] != "tenants/k001/" || out["allowedPath"] != "tenants/k001/*" || out["endpoint"] != fake.Endpoint() {
-		t.Fatalf("sts-token = %v", out)
+	// Temporary credentials: an admin's session may delete, a member's may
+	// not; both upload only the harmless extensions, which the answer lists.
+	for i, tc := range []struct {
+		name   string
+		tok    string
+		user   int64
+		access objectstore.Access
+	}{
+		{"Admin", f.token(t, "k001"), adminUser, objectstore.AccessManage},
+		{"Member", f.tokenAs(t, auth.AudienceTenant, "k001", memberUser, "member"), memberUser, objectstore.AccessUpload},
+		// The membership decides, not the role the token claims.
+		{"MemberClaimingAdmin", f.tokenAs(t, auth.AudienceTenant, "k001", memberUser, "admin"), memberUser, objectstore.AccessUpload},
+		{"Owner", f.tokenAs(t, auth.AudienceTenant, "k001", ownerUser, "owner"), ownerUser, objectstore.AccessManage},
+	} {
+		resp := f.callWith(t, "k001", tc.tok, "POST", "/api/v1/oss/sts-token", nil)
+		want(t, resp, 200, "")
+		out := httpapitest.Data[map[string]any](t, resp)
+		if out["accessKeyId"] != "STS.tmp" || out["securityToken"] != "tok" || out["bucket"] != "unitenant-test" ||
+			out["prefix"] != "tenants/k001/" || out["allowedPath"] != "tenants/k001/*" || out["endpoint"] != fake.Endpoint() {
+			t.Fatalf("%s: sts-token = %v", tc.name, out)
+		}
+		if got := fmt.Sprint(out["uploadExtensions"]); got != fmt.Sprint(objectstore.UploadExtensions) {
+			t.Errorf("%s: uploadExtensions %s, want %v", tc.name, got, objectstore.UploadExtensions)
+		}
+		policy, err := objectstore.PrefixPolicy("unitenant-test", "tenants/k001/", tc.access)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(stsCalls) != i+1 || stsCalls[i].Get("Policy") != policy || stsCalls[i].Get("RoleSessionName") != fmt.Sprintf("k001-u%d", tc.user) {
+			t.Fatalf("%s: AssumeRole calls %v, want the policy %s", tc.name, stsCalls, policy)
+		}
+		if got := strings.Contains(stsCalls[i].Get("Policy"), `"oss:DeleteObject"`); got != (tc.access == objectstore.AccessManage) {
+			t.Errorf("%s: the policy STS received grants delete = %v: %s", tc.name, got, stsCalls[i].Get("Policy"))
+		}
+		var sent objectstore.Policy
+		if err := json.Unmarshal([]byte(stsCalls[i].Get("Policy")), &sent); err != nil {
+			t.Fatal(err)
+		}
+		for _, st := range sent.Statement {
+			if !slices.Contains(st.Action, "oss:PutObject") {
+				continue
+			}
+			for _, res := range st.Resource {
+				if !strings.HasPrefix(res, "acs:oss:*:*:unitenant-test/tenants/k001/*.") {
+					t.Errorf("%s: uploads are not limited by extension: %s", tc.name, res)
+				}
+			}
+		}
 	}
-	policy, _ := objectstore.PrefixPolicy("unitenant-test", "tenants/k001/")
-	if len(stsCalls) != 1 || stsCalls[0].Get("Policy") != policy || stsCalls[0].Get("RoleSessionName") != "k001-u42" {
-		t.Fatalf("AssumeRole calls %v", stsCalls)
+	// Someone no longer a member gets no credentials, and STS is not asked.
+	n := len(stsCalls)
+	want(t, f.callWith(t, "k001", f.tokenAs(t, auth.AudienceTenant, "k001", removedUser, "admin"), "POST", "/api/v1/oss/sts-token", nil), 403, "not_a_member")
+	if len(stsCalls) != n {
+		t.Fatalf("STS asked for a removed member: %v", stsCalls[n:])
+	}
+	// A tenant whose prefix makes the policy longer than STS takes: 501,
+	// like no STS at all (clients fall back to presigned URLs), and STS is
+	// not asked.
+	long := strings.Repeat("k", 50)
+	f.addTenant(t, long)
+	longTok := f.tokenAs(t, auth.AudienceTenant, long, k002Admin, "admin")
+	if _, err := f.sys.Exec(`INSERT INTO global_user_tenant_relations (global_user_id, tenant_id, tenant_code, role_in_tenant) VALUES (?, ?, ?, 'admin')`,
+		k002Admin, f.tenants[long], long); err != nil {
+		t.Fatal(err)
+	}
+	want(t, f.callWith(t, long, longTok, "POST", "/api/v1/oss/sts-token", nil), 501, "sts_policy_too_long")
+	if len(stsCalls) != n {
+		t.Fatalf("STS asked with a policy it refuses: %v", stsCalls[n:])
 	}
 }

@@ -32,7 +32,7 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 		return serverless.Service{}, err
 	}
 	return serverless.Service{
-		Handler: newHandler(f.Verifier, f.Tenancy, objects, options{publicURL: public, now: time.Now}, d.Log),
+		Handler: newHandler(f.Verifier, f.Tenancy, f.DB, objects, options{publicURL: public, now: time.Now}, d.Log),
 		Close:   f.Close,
 		// Local presigned uploads come through this function; OSS uploads go
 		// to OSS directly and never reach it.

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"mime"
+	"strings"
 	"testing"
 
+	"github.com/unitenant/unitenant/shared/objectstore"
 	"github.com/unitenant/unitenant/shared/objectstore/osstest"
 )
 
@@ -65,5 +68,27 @@ func TestUploadsAreNeverPages(t *testing.T) {
 	}
 	if keys := fake.Keys(); len(keys) != 0 {
 		t.Errorf("OSS holds %q after presigning only", keys)
+	}
+}
+
+// TestSTSUploadExtensionsAreHarmless: the extensions STS credentials may
+// upload (objectstore.UploadExtensions, where OSS chooses the type from the
+// extension when the client sends none) are ones presign takes without a
+// declared type too: none is a page or script extension, and the type Go
+// knows for each is not one browsers run.
+func TestSTSUploadExtensionsAreHarmless(t *testing.T) {
+	t.Parallel()
+	if len(objectstore.UploadExtensions) == 0 {
+		t.Fatal("no upload extensions")
+	}
+	f := newFixture(t, nil)
+	for _, ext := range objectstore.UploadExtensions {
+		if activeExtensions[ext] || activeExtensions[strings.ToLower(ext)] {
+			t.Errorf("%s is a page or script extension", ext)
+		}
+		if mt, _, _ := mime.ParseMediaType(mime.TypeByExtension(ext)); activeType(mt) {
+			t.Errorf("%s is typed %s, which browsers run", ext, mt)
+		}
+		want(t, f.call(t, "k001", "k001", "POST", "/api/v1/oss/presign", map[string]any{"op": "put", "key": "uploads/files/a" + ext}), 200, "")
 	}
 }

@@ -225,3 +225,24 @@ func (s *Service) User(ctx context.Context, id int64) (User, error) {
 	}
 	return u, nil
 }
+
+// MemberRole is the user's role in the tenant now, from the active
+// membership: a token's role claim outlives a demotion or a removal made
+// after it was issued, the membership does not. No active membership is
+// ErrNotAMember.
+func MemberRole(ctx context.Context, db *sql.DB, userID, tenantID int64) (string, error) {
+	var role string
+	err := db.QueryRowContext(ctx, "SELECT role_in_tenant FROM global_user_tenant_relations WHERE global_user_id = ? AND tenant_id = ? AND status = 'active'",
+		userID, tenantID).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", ErrNotAMember
+	}
+	if err != nil {
+		return "", fmt.Errorf("membership of user %d in tenant %d: %w", userID, tenantID, err)
+	}
+	return role, nil
+}
+
+// ManagesTenant reports whether role runs the tenant — its owner and
+// admins: its API keys, deleting its files.
+func ManagesTenant(role string) bool { return role == "owner" || role == "admin" }

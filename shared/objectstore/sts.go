@@ -99,14 +99,15 @@ type Credentials struct {
 // sessionPattern is what AssumeRole accepts as a session name.
 var sessionPattern = regexp.MustCompile(`^[A-Za-z0-9.@_-]{2,64}$`)
 
-// AssumeRole returns credentials that reach only prefix of the bucket (see
-// PrefixPolicy). sessionName shows in the bucket's access logs (say
-// "k001-u42"). The SDK takes no context: a cancelled ctx abandons the call.
-func (s *STS) AssumeRole(ctx context.Context, sessionName, prefix string) (Credentials, error) {
+// AssumeRole returns credentials that reach only prefix of the bucket, with
+// access (see PrefixPolicy). sessionName shows in the bucket's access logs
+// (say "k001-u42"). The SDK takes no context: a cancelled ctx abandons the
+// call.
+func (s *STS) AssumeRole(ctx context.Context, sessionName, prefix string, access Access) (Credentials, error) {
 	if !sessionPattern.MatchString(sessionName) {
 		return Credentials{}, fmt.Errorf("sts: session name %q: want 2-64 letters, digits, . @ _ -", sessionName)
 	}
-	policy, err := PrefixPolicy(s.cfg.Bucket, prefix)
+	policy, err := PrefixPolicy(s.cfg.Bucket, prefix, access)
 	if err != nil {
 		return Credentials{}, err
 	}
@@ -176,23 +177,74 @@ type Statement struct {
 	Condition map[string]map[string][]string `json:"Condition,omitempty"`
 }
 
-// PrefixPolicy returns the inline policy of a tenant's STS session: read,
-// write and delete the objects under prefix, and list the bucket only with
-// an oss:Prefix inside it. ListObjects is an operation on the bucket, so its
-// resource is the bucket and the prefix is a condition.
-func PrefixPolicy(bucket, prefix string) (string, error) {
+// Access is what an STS session may do with the objects under its prefix.
+type Access int
+
+const (
+	// AccessUpload reads and lists every object of the prefix and uploads
+	// objects whose key ends in one of UploadExtensions: a tenant's members.
+	AccessUpload Access = iota + 1
+	// AccessManage is AccessUpload and deleting any object of the prefix:
+	// the tenant's owners and admins.
+	AccessManage
+)
+
+// UploadExtensions are the key endings an STS session may upload: pictures,
+// documents, audio, video and archives, types browsers do not run as a page
+// or script of the origin serving them, which every tenant's links share.
+// OSS types an object sent without a Content-Type by its key's extension,
+// so a session cannot store .html, .svg, .js and the like as such. A
+// Content-Type the client does send is not checked (no RAM condition covers
+// it; presign checks it): the extension is all a policy can hold an upload
+// to.
+//
+// Lower case only: OSS keys, and RAM's matching of policy resources against
+// them, are case-sensitive, and listing upper-case variants too would not
+// fit MaxPolicyLen. Clients lower-case the extension (IMG_0001.JPG is
+// uploaded as IMG_0001.jpg); presigned uploads take any case.
+var UploadExtensions = []string{
+	".jpg", ".jpeg", ".png", ".gif", ".webp", ".heic",
+	".pdf", ".doc", ".docx", ".xls", ".xlsx", ".ppt", ".pptx", ".txt", ".csv",
+	".mp3", ".m4a", ".wav", ".mp4", ".mov",
+	".zip",
+}
+
+// MaxPolicyLen is the longest inline policy AssumeRole takes, in characters.
+const MaxPolicyLen = 2048
+
+// ErrPolicyTooLong is PrefixPolicy's error for a bucket and prefix whose
+// policy STS would refuse: each upload extension is a resource naming both.
+var ErrPolicyTooLong = fmt.Errorf("policy: longer than the %d characters STS takes", MaxPolicyLen)
+
+// PrefixPolicy returns the inline policy of a tenant's STS session: read
+// the objects under prefix, upload objects under it whose key ends in one of
+// UploadExtensions (one resource each: RAM matches * anywhere in a
+// resource), delete them with AccessManage, and list the bucket only with
+// an oss:Prefix inside prefix. ListObjects is an operation on the bucket, so
+// its resource is the bucket and the prefix is a condition.
+func PrefixPolicy(bucket, prefix string, access Access) (string, error) {
 	if !bucketPattern.MatchString(bucket) {
 		return "", fmt.Errorf("policy: bucket %q is not a bucket name", bucket)
 	}
 	if prefix == "" || !strings.HasSuffix(prefix, "/") || strings.ContainsAny(prefix, "*?$") || checkKey("prefix", prefix, true) != nil {
 		return "", fmt.Errorf("policy: prefix %q: want a key prefix ending in / without wildcards", prefix)
 	}
+	objects := "acs:oss:*:*:" + bucket + "/" + prefix
+	read := Statement{Effect: "Allow", Action: []string{"oss:GetObject"}, Resource: []string{objects + "*"}}
+	switch access {
+	case AccessUpload:
+	case AccessManage:
+		read.Action = append(read.Action, "oss:DeleteObject")
+	default:
+		return "", fmt.Errorf("policy: unknown access %d", access)
+	}
+	upload := Statement{Effect: "Allow", Action: []string{"oss:PutObject"}}
+	for _, ext := range UploadExtensions {
+		upload.Resource = append(upload.Resource, objects+"*"+ext)
+	}
 	p := Policy{Version: "1", Statement: []Statement{
-		{
-			Effect:   "Allow",
-			Action:   []string{"oss:GetObject", "oss:PutObject", "oss:DeleteObject"},
-			Resource: []string{"acs:oss:*:*:" + bucket + "/" + prefix + "*"},
-		},
+		read,
+		upload,
 		{
 			Effect:    "Allow",
 			Action:    []string{"oss:ListObjects"},
@@ -203,6 +255,9 @@ func PrefixPolicy(bucket, prefix string) (string, error) {
 	b, err := json.Marshal(p)
 	if err != nil {
 		return "", fmt.Errorf("policy: %w", err)
+	}
+	if len(b) > MaxPolicyLen {
+		return "", fmt.Errorf("%w: %d for bucket %s and prefix %s (a shorter bucket name or prefix fits)", ErrPolicyTooLong, len(b), bucket, prefix)
 	}
 	return string(b), nil
 }
