@@ -304,14 +304,18 @@ func bridgeRows(res map[string]map[string]float64) []row {
 		return nil
 	}
 	return []row{{
-		Name: fmt.Sprintf("Bridge overhead, 50 concurrent clients over 10 tenants at a steady %.0f calls/s (half the bridge's maximum): p50 added latency vs calling the fake provider directly (bridge %.2f ms, direct %.2f ms); auth by API key, rate limits, budget hold, two call-log writes, settlement: 3 durable commits per call, the answer waiting for 3 round trips to MySQL (the settlement follows it), %.1f ms per durable commit on this server; latencies pooled over 3 alternating rounds of 3 s",
-			a["paced-rps"], a["paced-bridge-p50-ms"], a["paced-direct-p50-ms"], a["commit-ms"]),
+		Name: fmt.Sprintf("Bridge overhead, 50 concurrent clients over 10 tenants at a steady %.0f calls/s (half the bridge's maximum): p50 added latency vs calling the fake provider directly (bridge %.2f ms, direct %.2f ms); auth by API key, rate limits, budget hold, two call-log writes, settlement: 3 durable commits per call, the answer waiting for 3 round trips to MySQL (the settlement follows it), %.1f ms per durable commit on this server; latencies of %.0f bridged calls pooled over 5 alternating rounds of 3 s",
+			a["paced-rps"], a["paced-bridge-p50-ms"], a["paced-direct-p50-ms"], a["commit-ms"], a["paced-calls"]),
 		Value:  fmt.Sprintf("%.2f ms", a["paced-p50-added-ms"]),
 		Target: "≤ 2 ms", HasTarget: true, Met: a["paced-p50-added-ms"] <= 2,
 	}, {
-		Name:   "Bridge overhead, same run: p99 added latency",
+		Name:   "Bridge overhead, same run: p99 added latency (all rounds' calls pooled)",
 		Value:  fmt.Sprintf("%.2f ms", a["paced-p99-added-ms"]),
 		Target: "≤ 10 ms", HasTarget: true, Met: a["paced-p99-added-ms"] <= 10,
+	}, {
+		Name: "Bridge overhead, same run: p99 added latency of each round on its own (how much the slowest 1% moves between rounds on this shared machine)",
+		Value: fmt.Sprintf("min %.2f ms, median %.2f ms, max %.2f ms",
+			a["round-p99-added-min-ms"], a["round-p99-added-median-ms"], a["round-p99-added-max-ms"]),
 	}, {
 		Name: "Bridge flat out, 50 clients over 10 tenants, metering, budget and rate limits on: requests per second (the fake provider alone serves the same clients at the figure in brackets)",
 		Value: fmt.Sprintf("%.0f req/s (direct %.0f req/s); added latency at saturation p50 %.1f ms, p99 %.1f ms; %.0f failed calls",
