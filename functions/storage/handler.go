@@ -28,11 +28,12 @@ import (
 // request is for (shared/tenancy: another tenant's token or a platform token
 // is 403 tenant_forbidden) and work only inside that tenant's prefix; keys
 // are relative to it or full keys inside it, anything else is 403
-// key_forbidden. Deleting needs the tenant's owner or admin role as the
-// membership says now (global_user_tenant_relations, not the token's role
-// claim): a member is 403 permission_denied, a user no longer a member 403
-// not_a_member. The local routes take no token: the URL's signature and
-// expiry are the authorization.
+// key_forbidden. Each reads the caller's membership as it is now
+// (global_user_tenant_relations, not the token's claims): a user removed or
+// disabled since the token was issued is 403 not_a_member. Deleting needs
+// the tenant's owner or admin role there: a member is 403
+// permission_denied. The local routes take no token: the URL's signature
+// and expiry are the authorization.
 //
 //	POST   /api/v1/oss/presign    {op, key, contentType?, expiresIn?} -> {url, method, key, expiresAt, headers}
 //	POST   /api/v1/oss/sts-token  temporary OSS credentials limited to the prefix: read and list it, upload
@@ -78,9 +79,13 @@ type handler struct {
 }
 
 // endpoint is one tenant-scoped route's work: it gets the caller's store,
-// already confined to its tenant's prefix.
-type endpoint func(r *http.Request, store *objectstore.Tenant) (any, error)
+// already confined to its tenant's prefix, and the caller's role there now.
+type endpoint func(r *http.Request, store *objectstore.Tenant, role string) (any, error)
 
+// tenant runs fn for a current member of the request's tenant. A token is
+// good for its lifetime, a membership only until it is removed or
+// disabled: the role is read from the membership on every request, so a
+// removed user gets no URL, listing or credential with the token they kept.
 func (h *handler) tenant(fn endpoint) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		t, ok := tenancy.FromContext(r.Context())
@@ -88,12 +93,17 @@ func (h *handler) tenant(fn endpoint) http.Handler {
 			httpapi.Fail(w, r, h.log, tenancy.ErrNoTenant)
 			return
 		}
+		role, err := h.memberRole(r)
+		if err != nil {
+			httpapi.Fail(w, r, h.log, err)
+			return
+		}
 		store, err := h.objects.Tenant(t.Code)
 		if err != nil {
 			httpapi.Fail(w, r, h.log, err)
 			return
 		}
-		data, err := fn(r, store)
+		data, err := fn(r, store, role)
 		if err != nil {
 			httpapi.Fail(w, r, h.log, err)
 			return
@@ -124,7 +134,7 @@ type presignOutput struct {
 	Headers   map[string]string `json:"headers,omitempty"` // what the request must send: the signature covers it
 }
 
-func (h *handler) presign(r *http.Request, store *objectstore.Tenant) (any, error) {
+func (h *handler) presign(r *http.Request, store *objectstore.Tenant, _ string) (any, error) {
 	var in presignInput
 	if err := httpapi.Decode(r, &in); err != nil {
 		return nil, err
@@ -259,7 +269,7 @@ type stsOutput struct {
 	UploadExtensions []string `json:"uploadExtensions"`
 }
 
-func (h *handler) stsToken(r *http.Request, store *objectstore.Tenant) (any, error) {
+func (h *handler) stsToken(r *http.Request, store *objectstore.Tenant, role string) (any, error) {
 	if r.ContentLength != 0 { // the body is optional; when sent it must be an empty object
 		if err := httpapi.Decode(r, &struct{}{}); err != nil {
 			return nil, err
@@ -268,10 +278,6 @@ func (h *handler) stsToken(r *http.Request, store *objectstore.Tenant) (any, err
 	if h.objects.STS == nil {
 		return nil, fault.New(fault.NotImplemented, "sts_not_configured",
 			"temporary credentials are not configured here (STS_ROLE_ARN with the oss backend); use presigned URLs")
-	}
-	role, err := h.memberRole(r)
-	if err != nil {
-		return nil, err
 	}
 	access := objectstore.AccessUpload
 	if identity.ManagesTenant(role) {
@@ -305,7 +311,7 @@ type listOutput struct {
 // defaultListMax is the page size unless max says otherwise.
 const defaultListMax = 100
 
-func (h *handler) list(r *http.Request, store *objectstore.Tenant) (any, error) {
+func (h *handler) list(r *http.Request, store *objectstore.Tenant, _ string) (any, error) {
 	q, err := query(r, "prefix", "marker", "max")
 	if err != nil {
 		return nil, err
@@ -327,11 +333,7 @@ func (h *handler) list(r *http.Request, store *objectstore.Tenant) (any, error) 
 	return listOutput{Prefix: prefix, Page: page}, nil
 }
 
-func (h *handler) remove(r *http.Request, store *objectstore.Tenant) (any, error) {
-	role, err := h.memberRole(r)
-	if err != nil {
-		return nil, err
-	}
+func (h *handler) remove(r *http.Request, store *objectstore.Tenant, role string) (any, error) {
 	if !identity.ManagesTenant(role) {
 		return nil, errDeleteRole
 	}

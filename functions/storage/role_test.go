@@ -100,3 +100,49 @@ func TestDeleteNeedsTenantAdmin(t *testing.T) {
 		want(t, f.callWith(t, "k001", tok, "POST", "/api/v1/oss/presign", map[string]any{"op": "put", "key": "docs/n.png", "contentType": "image/png"}), 200, "")
 	})
 }
+
+// TestEveryRouteNeedsLiveMembership: a token outlives its user's removal
+// from the tenant (up to its expiry), but none of the storage routes
+// honours it after: presigning, listing, temporary credentials and
+// deleting each read the membership as it is now. A removed user, or a
+// user whose membership is disabled after the token was issued, gets 403
+// not_a_member and no URL, listing or credential.
+func TestEveryRouteNeedsLiveMembership(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	ctx := context.Background()
+	if err := f.objects.Store.Put(ctx, "tenants/k001/docs/a.txt", strings.NewReader("x"), 1, "text/plain"); err != nil {
+		t.Fatal(err)
+	}
+	routes := []struct {
+		name, method, path string
+		body               any
+	}{
+		{"PresignGet", "POST", "/api/v1/oss/presign", map[string]any{"op": "get", "key": "docs/a.txt"}},
+		{"PresignPut", "POST", "/api/v1/oss/presign", map[string]any{"op": "put", "key": "docs/b.png", "contentType": "image/png"}},
+		{"List", "GET", "/api/v1/oss/files?prefix=docs/", nil},
+		{"STS", "POST", "/api/v1/oss/sts-token", nil},
+		{"Delete", "DELETE", "/api/v1/oss/files?key=docs/a.txt", nil},
+	}
+	removed := f.tokenAs(t, auth.AudienceTenant, "k001", removedUser, "admin")
+	for _, rt := range routes {
+		resp := f.callWith(t, "k001", removed, rt.method, rt.path, rt.body)
+		want(t, resp, 403, "not_a_member")
+		if strings.Contains(string(resp.Raw), "http") || strings.Contains(string(resp.Raw), "accessKey") {
+			t.Errorf("%s: the refusal carries a URL or a credential: %s", rt.name, resp.Raw)
+		}
+	}
+
+	// A member whose membership is disabled after the token was issued.
+	tok := f.tokenAs(t, auth.AudienceTenant, "k001", memberUser, "member")
+	want(t, f.callWith(t, "k001", tok, "GET", "/api/v1/oss/files?prefix=docs/", nil), 200, "")
+	if _, err := f.sys.ExecContext(ctx, "UPDATE global_user_tenant_relations SET status = 'disabled' WHERE global_user_id = ? AND tenant_code = 'k001'", memberUser); err != nil {
+		t.Fatal(err)
+	}
+	for _, rt := range routes[:3] {
+		want(t, f.callWith(t, "k001", tok, rt.method, rt.path, rt.body), 403, "not_a_member")
+	}
+	if _, _, err := f.objects.Store.Get(ctx, "tenants/k001/docs/a.txt"); err != nil {
+		t.Fatalf("the object is gone: %v", err)
+	}
+}
