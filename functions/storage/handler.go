@@ -21,6 +21,7 @@ import (
 	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/objectstore"
 	"github.com/unitenant/unitenant/shared/serverless"
+	"github.com/unitenant/unitenant/shared/storageusage"
 	"github.com/unitenant/unitenant/shared/tenancy"
 )
 
@@ -28,7 +29,10 @@ import (
 // request is for (shared/tenancy: another tenant's token or a platform token
 // is 403 tenant_forbidden) and work only inside that tenant's prefix; keys
 // are relative to it or full keys inside it, anything else is 403
-// key_forbidden. Each reads the caller's membership as it is now
+// key_forbidden. A tenant whose storage, as usage-cron last measured it
+// (shared/storageusage), reached its max_storage gets no upload URL and no
+// credentials (403 storage_quota_exceeded); it still reads, lists and
+// deletes. Each reads the caller's membership as it is now
 // (global_user_tenant_relations, not the token's claims): a user removed or
 // disabled since the token was issued is 403 not_a_member. Deleting needs
 // the tenant's owner or admin role there: a member is 403
@@ -160,6 +164,9 @@ func (h *handler) presign(r *http.Request, store *objectstore.Tenant, _ string) 
 	out := presignOutput{Key: key, ExpiresAt: h.opts.now().Add(ttl).UTC().Truncate(time.Second)}
 	var raw string
 	if in.Op == "put" {
+		if err := h.underQuota(r); err != nil {
+			return nil, err
+		}
 		out.Method = http.MethodPut
 		raw, err = store.PresignPut(r.Context(), key, in.ContentType, ttl)
 		if in.ContentType != "" {
@@ -279,6 +286,11 @@ func (h *handler) stsToken(r *http.Request, store *objectstore.Tenant, role stri
 		return nil, fault.New(fault.NotImplemented, "sts_not_configured",
 			"temporary credentials are not configured here (STS_ROLE_ARN with the oss backend); use presigned URLs")
 	}
+	// The credentials upload: none for a tenant at its quota (presigned
+	// GETs and deletes stay open to it).
+	if err := h.underQuota(r); err != nil {
+		return nil, err
+	}
 	access := objectstore.AccessUpload
 	if identity.ManagesTenant(role) {
 		access = objectstore.AccessManage
@@ -352,6 +364,16 @@ func (h *handler) remove(r *http.Request, store *objectstore.Tenant, role string
 }
 
 var errDeleteRole = fault.New(fault.Forbidden, "permission_denied", "deleting files needs the tenant's owner or admin role")
+
+// underQuota refuses an upload grant to a tenant whose last measured
+// storage reached its max_storage: 403 storage_quota_exceeded.
+func (h *handler) underQuota(r *http.Request) error {
+	t, ok := tenancy.FromContext(r.Context())
+	if !ok {
+		return tenancy.ErrNoTenant
+	}
+	return storageusage.Check(r.Context(), h.db, t.ID)
+}
 
 // memberRole is the caller's role in the request's tenant now (see
 // identity.MemberRole): ai-chat's key management reads it the same way.

@@ -448,13 +448,19 @@ func TestStorageLocal(t *testing.T) {
 	})
 }
 
-func TestStorageOSS(t *testing.T) {
-	t.Parallel()
+// stsRecorder is a fake Aliyun STS: it records each AssumeRole's form and
+// answers with fixed credentials.
+type stsRecorder struct{ calls []url.Values }
+
+// newOSSFixture is the function on the fake OSS, with STS configured to
+// the recorder it returns.
+func newOSSFixture(t *testing.T) (*fixture, *osstest.Server, *stsRecorder) {
+	t.Helper()
 	fake := osstest.New(t, "unitenant-test", "LTAI5tFakeKeyId", "fake-secret-0123456789")
-	var stsCalls []url.Values
+	rec := &stsRecorder{}
 	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_ = r.ParseForm()
-		stsCalls = append(stsCalls, r.Form)
+		rec.calls = append(rec.calls, r.Form)
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprint(w, `{"RequestId":"R1","Credentials":{"AccessKeyId":"STS.tmp","AccessKeySecret":"tmp-secret","SecurityToken":"tok","Expiration":"2030-01-01T00:00:00Z"}}`)
 	}))
@@ -464,6 +470,12 @@ func TestStorageOSS(t *testing.T) {
 		"OSS_ACCESS_KEY_ID": fake.AccessKeyID, "OSS_ACCESS_KEY_SECRET": fake.AccessKeySecret,
 		"STS_ROLE_ARN": "acs:ram::1234567890123456:role/oss-tenant", "STS_ENDPOINT": sts.URL,
 	})
+	return f, fake, rec
+}
+
+func TestStorageOSS(t *testing.T) {
+	t.Parallel()
+	f, fake, rec := newOSSFixture(t)
 
 	data := []byte("a picture")
 	up := f.roundTrip(t, "uploads/images/p.png", data)
@@ -507,14 +519,14 @@ func TestStorageOSS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(stsCalls) != i+1 || stsCalls[i].Get("Policy") != policy || stsCalls[i].Get("RoleSessionName") != fmt.Sprintf("k001-u%d", tc.user) {
-			t.Fatalf("%s: AssumeRole calls %v, want the policy %s", tc.name, stsCalls, policy)
+		if len(rec.calls) != i+1 || rec.calls[i].Get("Policy") != policy || rec.calls[i].Get("RoleSessionName") != fmt.Sprintf("k001-u%d", tc.user) {
+			t.Fatalf("%s: AssumeRole calls %v, want the policy %s", tc.name, rec.calls, policy)
 		}
-		if got := strings.Contains(stsCalls[i].Get("Policy"), `"oss:DeleteObject"`); got != (tc.access == objectstore.AccessManage) {
-			t.Errorf("%s: the policy STS received grants delete = %v: %s", tc.name, got, stsCalls[i].Get("Policy"))
+		if got := strings.Contains(rec.calls[i].Get("Policy"), `"oss:DeleteObject"`); got != (tc.access == objectstore.AccessManage) {
+			t.Errorf("%s: the policy STS received grants delete = %v: %s", tc.name, got, rec.calls[i].Get("Policy"))
 		}
 		var sent objectstore.Policy
-		if err := json.Unmarshal([]byte(stsCalls[i].Get("Policy")), &sent); err != nil {
+		if err := json.Unmarshal([]byte(rec.calls[i].Get("Policy")), &sent); err != nil {
 			t.Fatal(err)
 		}
 		for _, st := range sent.Statement {
@@ -529,10 +541,10 @@ func TestStorageOSS(t *testing.T) {
 		}
 	}
 	// Someone no longer a member gets no credentials, and STS is not asked.
-	n := len(stsCalls)
+	n := len(rec.calls)
 	want(t, f.callWith(t, "k001", f.tokenAs(t, auth.AudienceTenant, "k001", removedUser, "admin"), "POST", "/api/v1/oss/sts-token", nil), 403, "not_a_member")
-	if len(stsCalls) != n {
-		t.Fatalf("STS asked for a removed member: %v", stsCalls[n:])
+	if len(rec.calls) != n {
+		t.Fatalf("STS asked for a removed member: %v", rec.calls[n:])
 	}
 	// A tenant whose prefix makes the policy longer than STS takes: 501,
 	// like no STS at all (clients fall back to presigned URLs), and STS is
@@ -545,7 +557,7 @@ func TestStorageOSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	want(t, f.callWith(t, long, longTok, "POST", "/api/v1/oss/sts-token", nil), 501, "sts_policy_too_long")
-	if len(stsCalls) != n {
-		t.Fatalf("STS asked with a policy it refuses: %v", stsCalls[n:])
+	if len(rec.calls) != n {
+		t.Fatalf("STS asked with a policy it refuses: %v", rec.calls[n:])
 	}
 }

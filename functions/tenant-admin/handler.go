@@ -22,6 +22,7 @@ import (
 	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/serverless"
 	"github.com/unitenant/unitenant/shared/sqldb"
+	"github.com/unitenant/unitenant/shared/storageusage"
 	"github.com/unitenant/unitenant/shared/tenancy"
 	"github.com/unitenant/unitenant/shared/tenantapp"
 )
@@ -270,6 +271,9 @@ type TenantDetail struct {
 		// number: a float64 would lose micro-units of a large sum.
 		Cost json.Number `json:"cost"`
 	} `json:"aiUsageThisMonth"`
+	// Storage is the tenant's object storage as usage-cron last measured it
+	// (measuredAt null: not yet), beside its maxStorage.
+	Storage storageusage.Usage `json:"storage"`
 }
 
 func (h *handler) tenant(ctx context.Context, code string) (TenantView, error) {
@@ -332,6 +336,9 @@ func (h *handler) get(r *http.Request, _ *auth.Claims) (int, any, error) {
 		return 0, nil, fmt.Errorf("AI usage cost: %w", err)
 	}
 	d.AIUsage.Cost = json.Number(total.String())
+	if d.Storage, err = storageusage.Get(ctx, h.db, v.ID); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, d, nil
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/unitenant/unitenant/shared/budget"
+	"github.com/unitenant/unitenant/shared/objectstore"
+	"github.com/unitenant/unitenant/shared/storageusage"
 	"github.com/unitenant/unitenant/shared/usage"
 )
 
@@ -24,18 +27,29 @@ import (
 //	           one whose rows another transaction holds is left for the
 //	           next run and logged; what the settled ones cost beyond
 //	           what they held (not charged) is logged and reported
+//	storage    measure the object storage of the tenants not measured for
+//	           storageusage.DefaultEvery (storageusage.Measure), within
+//	           storageBudget; a scan cut short goes on next run
 //
-// A failing step does not stop the other; the run still fails, so it alarms.
+// A failing step does not stop the others; the run still fails, so it alarms.
 type job struct {
 	db  *sql.DB
 	log *slog.Logger
 	now func() time.Time
+	// store is the object store to measure; nil skips the storage step.
+	store         *objectstore.Service
+	storageBudget time.Duration // 0: DefaultStorageBudget
 }
+
+// DefaultStorageBudget is how long a run measures storage at most: well
+// inside the function's timeout (template.yaml: 120 s), with the rollups.
+const DefaultStorageBudget = time.Minute
 
 // result is the job's report.
 type result struct {
-	Days      []usage.Report  `json:"days"`
-	Reconcile reconcileReport `json:"reconcile"`
+	Days      []usage.Report       `json:"days"`
+	Reconcile reconcileReport      `json:"reconcile"`
+	Storage   *storageusage.Result `json:"storage,omitempty"`
 }
 
 // reconcileReport is budget.ReconcileReport with its money as a decimal;
@@ -130,7 +144,15 @@ func (j *job) run(ctx context.Context) (any, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("reconcile reservations: %w", err))
 	}
-	j.log.InfoContext(ctx, "usage", "days", res.Days, "reconcile", res.Reconcile)
+	if j.store != nil {
+		deadline := time.Now().Add(cmp.Or(j.storageBudget, DefaultStorageBudget))
+		st, err := storageusage.Measure(ctx, j.db, j.store, now, deadline, storageusage.Options{})
+		res.Storage = &st
+		if err != nil {
+			errs = append(errs, fmt.Errorf("measure storage: %w", err))
+		}
+	}
+	j.log.InfoContext(ctx, "usage", "days", res.Days, "reconcile", res.Reconcile, "storage", res.Storage)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

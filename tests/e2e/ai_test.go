@@ -438,7 +438,8 @@ func runUsageCron(t *testing.T, env []string) cronReport {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "usage-cron"), "-once")
-	cmd.Env = env
+	// It measures tenants' storage too: in a store of the test's own.
+	cmd.Env = append(env, "STORAGE_BACKEND=local", "LOCAL_STORAGE_DIR="+t.TempDir(), "LOCAL_STORAGE_SECRET="+strings.Repeat("u", 32))
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
