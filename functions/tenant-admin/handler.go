@@ -343,13 +343,25 @@ func (h *handler) get(r *http.Request, _ *auth.Claims) (int, any, error) {
 }
 
 type updateInput struct {
-	Name         *string `json:"name"`
-	PlanType     *string `json:"planType"`
-	MaxUsers     *int64  `json:"maxUsers"`
-	MaxStorage   *int64  `json:"maxStorage"`
-	ContactName  *string `json:"contactName"`
-	ContactPhone *string `json:"contactPhone"`
-	ContactEmail *string `json:"contactEmail"`
+	Name         *string  `json:"name"`
+	PlanType     *string  `json:"planType"`
+	MaxUsers     optLimit `json:"maxUsers"`
+	MaxStorage   optLimit `json:"maxStorage"`
+	ContactName  *string  `json:"contactName"`
+	ContactPhone *string  `json:"contactPhone"`
+	ContactEmail *string  `json:"contactEmail"`
+}
+
+// optLimit is a limit an update may name: absent leaves it, null lifts it
+// (unlimited), a number sets it.
+type optLimit struct {
+	named bool
+	v     *int64
+}
+
+func (o *optLimit) UnmarshalJSON(b []byte) error {
+	o.named = true
+	return json.Unmarshal(b, &o.v)
 }
 
 var plans = map[string]bool{"basic": true, "standard": true, "premium": true, "enterprise": true}
@@ -382,15 +394,16 @@ func (h *handler) update(r *http.Request, c *auth.Claims) (int, any, error) {
 			set, args = append(set, "plan_type = ?"), append(args, *in.PlanType)
 		}
 	}
-	limit := func(field, col string, v *int64) {
-		if v == nil {
-			return
+	limit := func(field, col string, o optLimit) {
+		switch {
+		case !o.named:
+		case o.v == nil:
+			set = append(set, col+" = NULL")
+		case *o.v < 0:
+			bad[field] = "must be 0 or more, or null for no limit"
+		default:
+			set, args = append(set, col+" = ?"), append(args, *o.v)
 		}
-		if *v < 0 {
-			bad[field] = "must be 0 or more"
-			return
-		}
-		set, args = append(set, col+" = ?"), append(args, *v)
 	}
 	limit("maxUsers", "max_users", in.MaxUsers)
 	limit("maxStorage", "max_storage", in.MaxStorage)

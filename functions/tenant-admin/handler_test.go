@@ -206,6 +206,23 @@ func TestManageTenant(t *testing.T) {
 	if v.Name != "Renamed" || v.PlanType != "premium" || v.MaxUsers == nil || *v.MaxUsers != 200 {
 		t.Fatalf("updated %+v", v)
 	}
+	// A limit set can be lifted again (null: unlimited); one not named is
+	// left as it is.
+	r = f.do(t, "admin", "PATCH", "/api/admin/tenants/k001", map[string]any{"maxStorage": 1 << 30})
+	want(t, r, 200, "")
+	v = TenantView{}
+	_ = json.Unmarshal(r.Data, &v)
+	if v.MaxStorage == nil || *v.MaxStorage != 1<<30 || v.MaxUsers == nil || *v.MaxUsers != 200 {
+		t.Fatalf("after setting maxStorage: %+v", v)
+	}
+	r = f.do(t, "admin", "PATCH", "/api/admin/tenants/k001", map[string]any{"maxStorage": nil})
+	want(t, r, 200, "")
+	v = TenantView{}
+	_ = json.Unmarshal(r.Data, &v)
+	if v.MaxStorage != nil || v.MaxUsers == nil || *v.MaxUsers != 200 {
+		t.Fatalf("after lifting maxStorage: %+v", v)
+	}
+	want(t, f.do(t, "admin", "PATCH", "/api/admin/tenants/k001", map[string]any{"maxUsers": "many"}), 400, "invalid_field_type")
 	want(t, f.do(t, "admin", "POST", "/api/admin/tenants/k001/domains", map[string]string{"domain": "School.Example.com"}), 201, "")
 	want(t, f.do(t, "admin", "POST", "/api/admin/tenants/k002/domains", map[string]string{"domain": "school.example.com"}), 409, "domain_taken")
 	want(t, f.do(t, "admin", "POST", "/api/admin/tenants/k002/domains", map[string]string{"domain": "k009.localhost"}), 400, "invalid_input")

@@ -402,10 +402,12 @@ func saveCredentials(path string, creds *devCredentials) error {
 
 // writeSummary prints the logins and commands to try them, for people.
 func writeSummary(w io.Writer, res seedResult, port int) {
-	pw := func(a devAccount) string {
+	pw := func(a devAccount, env string) string {
 		switch {
 		case a.PasswordFrom == "unknown":
-			return "(set before dev-seed; not known to it)"
+			// The account predates this checkout's credentials file
+			// (another checkout seeded this database): say how to set it.
+			return "(set before dev-seed; not known to it: rerun with " + env + "=<password> to set it)"
 		case strings.HasPrefix(a.PasswordFrom, "DEV_"):
 			return "(from " + a.PasswordFrom + ")"
 		}
@@ -433,6 +435,6 @@ dev: try it:
   curl -s %s/api/admin/auth/login -H 'Content-Type: application/json' \
     -d '{"username":"%s","password":"%s"}'
 
-`, res.Admin.Login, pw(res.Admin), res.User.Login, pw(res.User),
+`, res.Admin.Login, pw(res.Admin, "DEV_ADMIN_PASSWORD"), res.User.Login, pw(res.User, "DEV_USER_PASSWORD"),
 		base, res.User.Login, known(res.User), base, base, base, res.AIModel, base, res.Admin.Login, known(res.Admin))
 }

@@ -413,4 +413,16 @@ func TestDevSeed(t *testing.T) {
 	if b, _ := os.ReadFile(e.creds); strings.Contains(string(b), "chosen123") {
 		t.Error("the credentials file holds a password from the environment")
 	}
+
+	// Another checkout, without this one's credentials file, seeding the
+	// same database: the passwords are not known to it, and the summary
+	// says how to set them.
+	if err := os.Remove(e.creds); err != nil {
+		t.Fatal(err)
+	}
+	lost, diag := seed(nil)
+	if lost.Admin.PasswordFrom != "unknown" || lost.User.PasswordFrom != "unknown" ||
+		!strings.Contains(diag, "rerun with DEV_ADMIN_PASSWORD=<password> to set it") || !strings.Contains(diag, "rerun with DEV_USER_PASSWORD=<password> to set it") {
+		t.Errorf("seed without the credentials file = %+v, says:\n%s", lost, diag)
+	}
 }
