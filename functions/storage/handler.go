@@ -39,7 +39,9 @@ import (
 // permission_denied. The local routes take no token: the URL's signature
 // and expiry are the authorization.
 //
-//	POST   /api/v1/oss/presign    {op, key, contentType?, expiresIn?} -> {url, method, key, expiresAt, headers}
+//	POST   /api/v1/oss/presign    {op, key, contentType?, expiresIn?, maxSize?} -> {url, method, key, expiresAt, headers?, fields?, maxSize?}
+//	                              op "get" downloads, "put" uploads (any size), "post" is a form upload
+//	                              (OSS PostObject) the store refuses past maxSize bytes: see presignPost
 //	POST   /api/v1/oss/sts-token  temporary OSS credentials limited to the prefix: read and list it, upload
 //	                              keys ending in objectstore.UploadExtensions, delete only for owners and
 //	                              admins (501 sts_not_configured, 501 sts_policy_too_long, 403 not_a_member)
@@ -47,7 +49,11 @@ import (
 //	DELETE /api/v1/oss/files      ?key= -> {key, deleted}; owners and admins only
 //	PUT    /api/v1/oss/local/put  presigned upload (local backend only)
 //	GET    /api/v1/oss/local/get  presigned download (local backend only)
+//	POST   /api/v1/oss/local/post form upload (local backend only)
 func newHandler(v *auth.Verifier, ten *tenancy.Service, db *sql.DB, objects *objectstore.Service, opts options, log *slog.Logger) http.Handler {
+	if opts.maxUpload <= 0 {
+		opts.maxUpload = defaultMaxUpload
+	}
 	h := &handler{db: db, objects: objects, opts: opts, log: log}
 	scoped := func(fn endpoint) http.Handler {
 		return httpapi.Chain(h.tenant(fn), auth.Require(v, log, auth.AudienceTenant, auth.AudiencePlatform), ten.Middleware)
@@ -62,6 +68,7 @@ func newHandler(v *auth.Verifier, ten *tenancy.Service, db *sql.DB, objects *obj
 		local = objects.Local.Handler(log)
 	}
 	rt.Handle("PUT "+objectstore.LocalURLPath+"/put", local)
+	rt.Handle("POST "+objectstore.LocalURLPath+"/post", local)
 	rt.Handle("GET "+objectstore.LocalURLPath+"/get", local)
 	return rt
 }
@@ -73,6 +80,9 @@ type options struct {
 	// host and port (what the local gateway was called at).
 	publicURL *url.URL
 	now       func() time.Time
+	// maxUpload is the biggest file a form upload is granted
+	// (STORAGE_MAX_UPLOAD_MB), and its default size.
+	maxUpload int64
 }
 
 type handler struct {
@@ -116,6 +126,9 @@ func (h *handler) tenant(fn endpoint) http.Handler {
 	})
 }
 
+// defaultMaxUpload is STORAGE_MAX_UPLOAD_MB's default.
+const defaultMaxUpload = 100 << 20
+
 // Presigned URLs live between one second and an hour, five minutes unless
 // asked otherwise.
 const (
@@ -128,6 +141,7 @@ type presignInput struct {
 	Key         string `json:"key"`
 	ContentType string `json:"contentType"`
 	ExpiresIn   *int   `json:"expiresIn"`
+	MaxSize     *int64 `json:"maxSize"` // post only
 }
 
 type presignOutput struct {
@@ -136,6 +150,10 @@ type presignOutput struct {
 	Key       string            `json:"key"`
 	ExpiresAt time.Time         `json:"expiresAt"`
 	Headers   map[string]string `json:"headers,omitempty"` // what the request must send: the signature covers it
+	// A form upload's fields, to send before the file (the last field,
+	// named "file"), and the most bytes the file may have.
+	Fields  map[string]string `json:"fields,omitempty"`
+	MaxSize int64             `json:"maxSize,omitempty"`
 }
 
 func (h *handler) presign(r *http.Request, store *objectstore.Tenant, _ string) (any, error) {
@@ -143,8 +161,11 @@ func (h *handler) presign(r *http.Request, store *objectstore.Tenant, _ string) 
 	if err := httpapi.Decode(r, &in); err != nil {
 		return nil, err
 	}
-	if in.Op != "put" && in.Op != "get" {
-		return nil, fault.Field("invalid_op", "op", `must be "put" or "get"`)
+	if in.Op != "put" && in.Op != "get" && in.Op != "post" {
+		return nil, fault.Field("invalid_op", "op", `must be "put", "post" or "get"`)
+	}
+	if in.MaxSize != nil && in.Op != "post" {
+		return nil, fault.Field("invalid_max_size", "maxSize", `applies to op "post" only`)
 	}
 	key, err := store.Key(in.Key)
 	if err != nil {
@@ -163,6 +184,9 @@ func (h *handler) presign(r *http.Request, store *objectstore.Tenant, _ string) 
 	ttl := time.Duration(secs) * time.Second
 	out := presignOutput{Key: key, ExpiresAt: h.opts.now().Add(ttl).UTC().Truncate(time.Second)}
 	var raw string
+	if in.Op == "post" {
+		return h.presignPost(r, store, key, in, out, ttl)
+	}
 	if in.Op == "put" {
 		if err := h.underQuota(r); err != nil {
 			return nil, err
@@ -187,6 +211,54 @@ func (h *handler) presign(r *http.Request, store *objectstore.Tenant, _ string) 
 	return out, nil
 }
 
+// presignPost grants a form upload of key: the store itself refuses a
+// file over the grant's size, which is what the client asked for (maxSize;
+// the most allowed, STORAGE_MAX_UPLOAD_MB, by default) and never more than
+// the tenant has left of its max_storage as last measured. The
+// Content-Type is pinned: the one asked for, else the key's extension's,
+// else application/octet-stream.
+func (h *handler) presignPost(r *http.Request, store *objectstore.Tenant, key string, in presignInput, out presignOutput, ttl time.Duration) (any, error) {
+	size := h.opts.maxUpload
+	if in.MaxSize != nil {
+		if *in.MaxSize < 1 || *in.MaxSize > h.opts.maxUpload {
+			return nil, fault.Field("invalid_max_size", "maxSize", fmt.Sprintf("must be between 1 and %d bytes", h.opts.maxUpload))
+		}
+		size = *in.MaxSize
+	}
+	t, ok := tenancy.FromContext(r.Context())
+	if !ok {
+		return nil, tenancy.ErrNoTenant
+	}
+	usage, err := storageusage.CheckedUsage(r.Context(), h.db, t.ID)
+	if err != nil {
+		return nil, err
+	}
+	if left, limited := usage.Left(); limited && left < size {
+		if in.MaxSize != nil {
+			return nil, fault.New(fault.Forbidden, "storage_quota_exceeded",
+				"a file of %d bytes does not fit: the tenant has %d bytes left of its %d (measured %s)",
+				size, left, *usage.MaxStorage, usage.MeasuredAt.Format(time.RFC3339))
+		}
+		size = left
+	}
+	ct := in.ContentType
+	if ct == "" {
+		if ct = mime.TypeByExtension(path.Ext(key)); ct == "" {
+			ct = "application/octet-stream"
+		}
+	}
+	form, err := store.PresignPost(r.Context(), key, ct, size, ttl)
+	if err != nil {
+		return nil, err
+	}
+	u, err := url.Parse(form.URL)
+	if err != nil {
+		return nil, fmt.Errorf("form upload url: %w", err)
+	}
+	out.Method, out.URL, out.Fields, out.MaxSize = http.MethodPost, h.base(r).ResolveReference(u).String(), form.Fields, size
+	return out, nil
+}
+
 // checkContentType accepts a media type for uploads ("" lets the store
 // choose one) that a browser will not run as a page: see activeType. key is
 // the full key: an upload without a type whose key ends like a page
@@ -194,15 +266,15 @@ func (h *handler) presign(r *http.Request, store *objectstore.Tenant, _ string) 
 // from the extension.
 func checkContentType(op, key, ct string) error {
 	if ct == "" {
-		if op == "put" && activeExtensions[strings.ToLower(path.Ext(key))] {
+		if op != "get" && activeExtensions[strings.ToLower(path.Ext(key))] {
 			return fault.Field("invalid_content_type", "contentType", fmt.Sprintf(
 				"is required for a key ending in %s: pages and scripts are not stored as such; "+
 					"application/octet-stream stores the file as a download", path.Ext(key)))
 		}
 		return nil
 	}
-	if op != "put" {
-		return fault.Field("invalid_content_type", "contentType", "applies to put only")
+	if op == "get" {
+		return fault.Field("invalid_content_type", "contentType", "applies to uploads (put, post) only")
 	}
 	mt, _, err := mime.ParseMediaType(ct)
 	if err != nil || len(ct) > 255 || strings.ContainsFunc(ct, func(c rune) bool { return c < 0x20 || c == 0x7f }) {

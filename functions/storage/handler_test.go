@@ -415,7 +415,7 @@ func TestStorageLocal(t *testing.T) {
 			body        any
 			code, field string
 		}{
-			"Op":               {map[string]any{"op": "post", "key": "a"}, "invalid_op", "op"},
+			"Op":               {map[string]any{"op": "delete", "key": "a"}, "invalid_op", "op"},
 			"NoKey":            {map[string]any{"op": "get"}, "invalid_key", "key"},
 			"Expires0":         {map[string]any{"op": "get", "key": "a", "expiresIn": 0}, "invalid_expires_in", "expiresIn"},
 			"Expires3601":      {map[string]any{"op": "get", "key": "a", "expiresIn": 3601}, "invalid_expires_in", "expiresIn"},

@@ -27,18 +27,27 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 	if err != nil {
 		return serverless.Service{}, err
 	}
+	maxUpload := int64(d.Env.Int("STORAGE_MAX_UPLOAD_MB", 100, 1, objectstore.MaxPostSize>>20)) << 20
+	localMax := int64(d.Env.Int("LOCAL_UPLOAD_MAX_MB", 64, 1, 1024)) << 20
+	if objects.Local != nil {
+		maxUpload = min(maxUpload, localMax) // a grant the local store could not take would mislead
+	}
 	f, err := tenancy.OpenFunction(d)
 	if err != nil {
 		return serverless.Service{}, err
 	}
 	return serverless.Service{
-		Handler: newHandler(f.Verifier, f.Tenancy, f.DB, objects, options{publicURL: public, now: time.Now}, d.Log),
+		Handler: newHandler(f.Verifier, f.Tenancy, f.DB, objects, options{publicURL: public, now: time.Now, maxUpload: maxUpload}, d.Log),
 		Close:   f.Close,
-		// Local presigned uploads come through this function; OSS uploads go
-		// to OSS directly and never reach it.
-		MaxBody: int64(d.Env.Int("LOCAL_UPLOAD_MAX_MB", 64, 1, 1024)) << 20,
+		// Local presigned uploads come through this function (a form's
+		// fields and boundaries on top of the file); OSS uploads go to OSS
+		// directly and never reach it.
+		MaxBody: localMax + formOverhead,
 	}, nil
 }
+
+// formOverhead is room, beside the file, for a form upload's fields.
+const formOverhead = 64 << 10
 
 // publicURL parses PUBLIC_BASE_URL: scheme and host, nothing else.
 func publicURL(s string) (*url.URL, error) {

@@ -372,6 +372,39 @@ func (l *Local) PresignGet(_ context.Context, key string, ttl time.Duration) (st
 	return l.sign("get", key, "", ttl)
 }
 
+// PresignPost implements Store: a form upload to <URLPath>/post, which
+// the storage function serves. The grant's fields — key, Content-Type,
+// size limit, expiry — are signed together; the file streams to disk and
+// is dropped the moment it passes the limit.
+func (l *Local) PresignPost(_ context.Context, key, contentType string, maxSize int64, ttl time.Duration) (PostForm, error) {
+	if err := checkPost(key, contentType, maxSize, ttl); err != nil {
+		return PostForm{}, err
+	}
+	if err := checkLocalKey(key); err != nil {
+		return PostForm{}, err
+	}
+	expires := l.now().Add(ttl).Unix()
+	sig, err := l.postMAC(key, contentType, maxSize, expires)
+	if err != nil {
+		return PostForm{}, err
+	}
+	return PostForm{URL: l.urlPath + "/post", Fields: map[string]string{
+		"key": key, "Content-Type": contentType, "maxSize": strconv.FormatInt(maxSize, 10),
+		"expires": strconv.FormatInt(expires, 10), "sig": sig,
+	}}, nil
+}
+
+// postMAC is the signature of a form upload grant.
+func (l *Local) postMAC(key, contentType string, maxSize, expires int64) (string, error) {
+	secret, err := l.secret()
+	if err != nil {
+		return "", err
+	}
+	h := hmac.New(sha256.New, secret)
+	fmt.Fprintf(h, "unitenant-local-post-v1\n%s\n%s\n%d\n%d", key, contentType, maxSize, expires)
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)), nil
+}
+
 func (l *Local) sign(op, key, contentType string, ttl time.Duration) (string, error) {
 	if err := checkLocalKey(key); err != nil {
 		return "", err
@@ -440,6 +473,11 @@ func (l *Local) Handler(log *slog.Logger) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		put, get := r.Method == http.MethodPut, r.Method == http.MethodGet || r.Method == http.MethodHead
 		switch r.URL.Path {
+		case l.urlPath + "/post":
+			if r.Method == http.MethodPost {
+				l.servePost(w, r, log)
+				return
+			}
 		case l.urlPath + "/put":
 			if put {
 				l.servePut(w, r, log)
@@ -470,7 +508,12 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request, log *slog.Logge
 			"the URL was signed for Content-Type %q, the request sends %q", ct, got))
 		return
 	}
-	if err := l.Put(r.Context(), key, r.Body, r.ContentLength, ct); err != nil {
+	l.store(w, r, log, key, r.Body, r.ContentLength, ct)
+}
+
+// store puts an upload's body and answers its client.
+func (l *Local) store(w http.ResponseWriter, r *http.Request, log *slog.Logger, key string, body io.Reader, size int64, ct string) {
+	if err := l.Put(r.Context(), key, body, size, ct); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			err = fault.New(fault.TooLarge, "body_too_large", "the local store takes at most %d bytes per upload", tooBig.Limit)
@@ -479,6 +522,94 @@ func (l *Local) servePut(w http.ResponseWriter, r *http.Request, log *slog.Logge
 		return
 	}
 	httpapi.OK(w, r, map[string]any{"key": key})
+}
+
+// Errors of local form uploads.
+var (
+	ErrFormMalformed = fault.New(fault.Invalid, "malformed_form", "the body is not a multipart/form-data form with the grant's fields and then a field named file")
+	ErrFormTooLarge  = fault.New(fault.TooLarge, "entity_too_large", "the file is bigger than the upload grant allows")
+)
+
+// maxFormField bounds each field before the file.
+const maxFormField = 8 << 10
+
+// servePost stores the file of a form upload (see PresignPost), as OSS's
+// PostObject does: the fields come first, the file last; the signed
+// fields must be sent unchanged.
+func (l *Local) servePost(w http.ResponseWriter, r *http.Request, log *slog.Logger) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		httpapi.Fail(w, r, log, ErrFormMalformed)
+		return
+	}
+	fields := map[string]string{}
+	for {
+		part, err := mr.NextPart()
+		if err != nil {
+			httpapi.Fail(w, r, log, ErrFormMalformed) // io.EOF too: no file
+			return
+		}
+		name := part.FormName()
+		if name != "file" {
+			v, err := io.ReadAll(io.LimitReader(part, maxFormField+1))
+			if err != nil || len(v) > maxFormField || name == "" {
+				httpapi.Fail(w, r, log, ErrFormMalformed)
+				return
+			}
+			fields[strings.ToLower(name)] = string(v)
+			continue
+		}
+		key, ct, max, err := l.verifyPost(fields)
+		if err != nil {
+			httpapi.Fail(w, r, log, err)
+			return
+		}
+		l.store(w, r, log, key, &capped{r: part, left: max}, -1, ct)
+		return
+	}
+}
+
+// verifyPost checks a form upload's fields against their signature and
+// returns what they grant.
+func (l *Local) verifyPost(f map[string]string) (key, contentType string, maxSize int64, err error) {
+	key, contentType = f["key"], f["content-type"]
+	maxSize, merr := strconv.ParseInt(f["maxsize"], 10, 64)
+	expires, perr := strconv.ParseInt(f["expires"], 10, 64)
+	sig, derr := base64.RawURLEncoding.DecodeString(f["sig"])
+	if merr != nil || perr != nil || derr != nil || CheckKey(key) != nil {
+		return "", "", 0, ErrURLSignature
+	}
+	want, err := l.postMAC(key, contentType, maxSize, expires)
+	if err != nil {
+		return "", "", 0, err
+	}
+	wantRaw, _ := base64.RawURLEncoding.DecodeString(want)
+	if !hmac.Equal(sig, wantRaw) {
+		return "", "", 0, ErrURLSignature
+	}
+	if l.now().Unix() >= expires {
+		return "", "", 0, ErrURLExpired
+	}
+	return key, contentType, maxSize, nil
+}
+
+// capped reads r and fails with ErrFormTooLarge once it has given more
+// than left bytes.
+type capped struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capped) Read(p []byte) (int, error) {
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return 0, ErrFormTooLarge
+	}
+	return n, err
 }
 
 func (l *Local) serveGet(w http.ResponseWriter, r *http.Request, log *slog.Logger) {

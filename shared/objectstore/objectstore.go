@@ -13,6 +13,7 @@ package objectstore
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -41,7 +42,40 @@ type Store interface {
 	// PresignGet returns a URL that lets its holder GET the object until ttl
 	// has passed.
 	PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error)
+	// PresignPost returns a form upload (OSS's PostObject) that lets its
+	// holder store key, with contentType as its Content-Type (required),
+	// and at most maxSize bytes, until ttl has passed: see PostForm. Unlike
+	// a presigned PUT, the store itself refuses a bigger file.
+	PresignPost(ctx context.Context, key, contentType string, maxSize int64, ttl time.Duration) (PostForm, error)
 }
+
+// PostForm is a form upload: POST a multipart/form-data body to URL
+// holding each of Fields, then the file as the last field, named "file".
+// The store keeps the object only when the form's key and Content-Type are
+// the ones granted, the file has at most the granted size, and the grant
+// has not expired; a refused upload stores nothing.
+type PostForm struct {
+	URL    string            `json:"url"`
+	Fields map[string]string `json:"fields"`
+}
+
+// checkPost checks PresignPost's arguments, common to every store.
+func checkPost(key, contentType string, maxSize int64, ttl time.Duration) error {
+	if err := CheckKey(key); err != nil {
+		return err
+	}
+	if contentType == "" || len(contentType) > 255 || strings.ContainsFunc(contentType, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+		return fault.Field("invalid_content_type", "contentType", "a form upload needs a media type such as image/png")
+	}
+	if maxSize < 1 || maxSize > MaxPostSize {
+		return fault.Field("invalid_max_size", "maxSize", fmt.Sprintf("must be between 1 and %d bytes", int64(MaxPostSize)))
+	}
+	return checkTTL(ttl)
+}
+
+// MaxPostSize is the biggest file a form upload takes: OSS's limit for
+// PostObject (5 GB).
+const MaxPostSize = 5 << 30
 
 // Info describes a stored object.
 type Info struct {

@@ -2,9 +2,14 @@ package objectstore
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha1"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -175,6 +180,56 @@ func (s *OSS) PresignPut(_ context.Context, key, contentType string, ttl time.Du
 // PresignGet implements Store with a V1 signed URL.
 func (s *OSS) PresignGet(_ context.Context, key string, ttl time.Duration) (string, error) {
 	return s.sign(key, oss.HTTPGet, ttl)
+}
+
+// PresignPost implements Store with a PostObject policy (V1 signature:
+// base64 of HMAC-SHA1 over the base64 policy): the form must name key, send
+// contentType and ask for a 200 answer, and OSS refuses a file over
+// maxSize (EntityTooLarge) or a form that strays from the policy
+// (AccessDenied) before storing anything.
+func (s *OSS) PresignPost(_ context.Context, key, contentType string, maxSize int64, ttl time.Duration) (PostForm, error) {
+	if err := checkPost(key, contentType, maxSize, ttl); err != nil {
+		return PostForm{}, err
+	}
+	policy, err := json.Marshal(map[string]any{
+		"expiration": time.Now().Add(ttl).UTC().Format("2006-01-02T15:04:05.000Z"),
+		"conditions": []any{
+			map[string]string{"bucket": s.cfg.Bucket},
+			[]any{"eq", "$key", key},
+			[]any{"eq", "$Content-Type", contentType},
+			[]any{"eq", "$success_action_status", "200"},
+			[]any{"content-length-range", 0, maxSize},
+		},
+	})
+	if err != nil {
+		return PostForm{}, fmt.Errorf("oss post policy: %w", err)
+	}
+	encoded := base64.StdEncoding.EncodeToString(policy)
+	mac := hmac.New(sha1.New, []byte(s.cfg.AccessKeySecret))
+	mac.Write([]byte(encoded))
+	return PostForm{URL: s.bucketURL(), Fields: map[string]string{
+		"key":                   key,
+		"Content-Type":          contentType,
+		"success_action_status": "200",
+		"OSSAccessKeyId":        s.cfg.AccessKeyID,
+		"policy":                encoded,
+		"Signature":             base64.StdEncoding.EncodeToString(mac.Sum(nil)),
+	}}, nil
+}
+
+// bucketURL is where the bucket takes form uploads: https://bucket.host/,
+// or path-style https://host/bucket/ for an IP endpoint, as the SDK
+// addresses it.
+func (s *OSS) bucketURL() string {
+	scheme, host, _ := parseEndpoint(s.cfg.Endpoint) // checked by NewOSS
+	hostname := host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		hostname = h
+	}
+	if net.ParseIP(strings.Trim(hostname, "[]")) != nil {
+		return scheme + "://" + host + "/" + s.cfg.Bucket + "/"
+	}
+	return scheme + "://" + s.cfg.Bucket + "." + host + "/"
 }
 
 func (s *OSS) sign(key string, method oss.HTTPMethod, ttl time.Duration, opts ...oss.Option) (string, error) {

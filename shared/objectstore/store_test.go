@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"mime/multipart"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -80,6 +82,7 @@ func TestStoreContract(t *testing.T) {
 		t.Run("ListPaging", func(t *testing.T) { testListPaging(t, b.store) })
 		t.Run("Delete", func(t *testing.T) { testDelete(t, b.store) })
 		t.Run("PresignRoundTrip", func(t *testing.T) { testPresign(t, b) })
+		t.Run("PresignPost", func(t *testing.T) { testPresignPost(t, b) })
 		t.Run("BadKeys", func(t *testing.T) { testBadKeys(t, b.store) })
 	})
 }
@@ -278,6 +281,120 @@ func testPresign(t *testing.T, b backend) {
 	}
 	if _, err := b.store.PresignGet(ctx, key, 0); fault.CodeOf(err) != "invalid_expires_in" {
 		t.Errorf("ttl 0: %v", err)
+	}
+}
+
+// postForm sends a form upload: form's fields with change applied (an
+// empty value drops the field), then the file, last, unless file is nil.
+func postForm(t *testing.T, u string, form objectstore.PostForm, change map[string]string, file []byte) (int, []byte) {
+	t.Helper()
+	var body bytes.Buffer
+	mw := multipart.NewWriter(&body)
+	fields := maps.Clone(form.Fields)
+	for k, v := range change {
+		if v == "" {
+			delete(fields, k)
+		} else {
+			fields[k] = v
+		}
+	}
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		_ = mw.WriteField(k, fields[k])
+	}
+	if file != nil {
+		fw, _ := mw.CreateFormFile("file", "upload.bin")
+		_, _ = fw.Write(file)
+	}
+	_ = mw.Close()
+	status, b, _ := do(t, "POST", u, mw.FormDataContentType(), body.Bytes())
+	return status, b
+}
+
+func testPresignPost(t *testing.T, b backend) {
+	ctx := context.Background()
+	png := make([]byte, 1000)
+	_, _ = rand.Read(png)
+	key := "t/post/图片 1.png"
+	form, err := b.store.PresignPost(ctx, key, "image/png", int64(len(png)), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := b.resolve(form.URL)
+	// A form that strays from the grant stores nothing.
+	for name, change := range map[string]map[string]string{
+		"another key":          {"key": "t/post/other.png"},
+		"another tenant's key": {"key": "tenants/k002/x.png"},
+		"another type":         {"Content-Type": "text/html"},
+		"no type":              {"Content-Type": ""},
+	} {
+		if status, body := postForm(t, u, form, change, png); status != 403 {
+			t.Errorf("form with %s: %d %s, want 403", name, status, body)
+		}
+	}
+	if status, body := postForm(t, u, form, nil, nil); status != 400 {
+		t.Errorf("form without a file: %d %s, want 400", status, body)
+	}
+	if status, body := postForm(t, u, form, nil, append(slices.Clone(png), 'x')); status != 400 && status != 413 {
+		t.Errorf("a byte over the limit: %d %s, want 400 or 413", status, body)
+	}
+	if keys := listKeys(t, b.store, "t/post/"); len(keys) != 0 {
+		t.Fatalf("refused forms stored %v", keys)
+	}
+	if status, body := postForm(t, u, form, nil, png); status/100 != 2 {
+		t.Fatalf("form upload at the limit: %d %s", status, body)
+	}
+	got, info := read(t, b.store, key)
+	if got != string(png) || info.ContentType != "image/png" {
+		t.Fatalf("stored %d bytes as %q, want %d as image/png", len(got), info.ContentType, len(png))
+	}
+	for _, bad := range []struct {
+		ct   string
+		max  int64
+		code string
+	}{{"", 10, "invalid_content_type"}, {"image/png", 0, "invalid_max_size"}, {"image/png", objectstore.MaxPostSize + 1, "invalid_max_size"}} {
+		if _, err := b.store.PresignPost(ctx, key, bad.ct, bad.max, time.Minute); fault.CodeOf(err) != bad.code {
+			t.Errorf("PresignPost(%q, %d): %v, want %s", bad.ct, bad.max, err, bad.code)
+		}
+	}
+	if _, err := b.store.PresignPost(ctx, "../x.png", "image/png", 10, time.Minute); fault.CodeOf(err) != "key_forbidden" {
+		t.Errorf("PresignPost outside: %v", err)
+	}
+}
+
+// listKeys is every key under prefix.
+func listKeys(t *testing.T, s objectstore.Store, prefix string) []string {
+	t.Helper()
+	page, err := s.List(context.Background(), prefix, "", objectstore.MaxList)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, o := range page.Objects {
+		keys = append(keys, o.Key)
+	}
+	return keys
+}
+
+// TestPostGrantExpires: a form upload is refused once its grant expired.
+func TestPostGrantExpires(t *testing.T) {
+	t.Parallel()
+	clock := time.Now()
+	now := func() time.Time { return clock }
+	_, local := newLocal(t, now)
+	fake, oss := newOSS(t)
+	for name, b := range map[string]backend{"Local": local, "OSS": oss} {
+		form, err := b.store.PresignPost(context.Background(), "t/late.png", "image/png", 10, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake.SetNow(func() time.Time { return time.Now().Add(2 * time.Minute) })
+		clock = clock.Add(2 * time.Minute)
+		if status, body := postForm(t, b.resolve(form.URL), form, nil, []byte("late")); status != 403 {
+			t.Errorf("%s: expired form: %d %s, want 403", name, status, body)
+		}
+		if keys := listKeys(t, b.store, "t/"); len(keys) != 0 {
+			t.Errorf("%s: an expired form stored %v", name, keys)
+		}
 	}
 }
 
@@ -512,5 +629,32 @@ func TestLocalRefusalsChangeNothing(t *testing.T) {
 	put(t, l, long, "w", "text/plain")
 	if got, info := read(t, l, long); got != "w" || info.ContentType != "text/plain" {
 		t.Errorf("a 250-byte segment: %q %+v", got, info)
+	}
+}
+
+// TestOSSPostURLIsTheBucketsAddress: a form goes where the SDK sends the
+// bucket's other requests — virtual-hosted on a domain endpoint,
+// path-style on an IP one.
+func TestOSSPostURLIsTheBucketsAddress(t *testing.T) {
+	t.Parallel()
+	for endpoint, want := range map[string]string{
+		"https://oss-cn-hangzhou.aliyuncs.com": "https://unitenant-test.oss-cn-hangzhou.aliyuncs.com/",
+		"http://127.0.0.1:9000":                "http://127.0.0.1:9000/unitenant-test/",
+	} {
+		s, err := objectstore.NewOSS(objectstore.OSSConfig{Endpoint: endpoint, Bucket: "unitenant-test", AccessKeyID: "id", AccessKeySecret: "secret"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		form, err := s.PresignPost(context.Background(), "b.png", "image/png", 10, time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		signed, err := s.PresignGet(context.Background(), "b.png", time.Minute)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if form.URL != want || !strings.HasPrefix(signed, want+"b.png?") {
+			t.Errorf("%s: form to %s, the SDK signs %s; want both at %s", endpoint, form.URL, signed, want)
+		}
 	}
 }

@@ -196,6 +196,15 @@ func (t *Tenant) PresignPut(ctx context.Context, key, contentType string, ttl ti
 	return t.store.PresignPut(ctx, full, contentType, ttl)
 }
 
+// PresignPost returns a form upload of the tenant's key (see Store).
+func (t *Tenant) PresignPost(ctx context.Context, key, contentType string, maxSize int64, ttl time.Duration) (PostForm, error) {
+	full, err := t.Key(key)
+	if err != nil {
+		return PostForm{}, err
+	}
+	return t.store.PresignPost(ctx, full, contentType, maxSize, ttl)
+}
+
 // PresignGet returns a download URL for the tenant's key.
 func (t *Tenant) PresignGet(ctx context.Context, key string, ttl time.Duration) (string, error) {
 	full, err := t.Key(key)

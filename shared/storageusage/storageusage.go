@@ -11,9 +11,11 @@
 //
 // The quota is enforced where uploads are granted (Check): once the last
 // measurement reaches max_storage, no upload URL or upload credential is
-// issued until files are deleted and a measurement shows it. Between two
-// measurements a tenant can go over by what it uploads meanwhile: the
-// figure is as fresh as usage-cron's schedule (hourly).
+// issued until files are deleted and a measurement shows it, and a form
+// upload is granted no more than what is Left. Between two measurements a
+// tenant can still go over by what it uploads meanwhile (several grants at
+// once, PUT URLs and STS credentials, whose sizes the store cannot bound):
+// the figure is as fresh as usage-cron's schedule (hourly).
 package storageusage
 
 import (
@@ -66,17 +68,32 @@ func Get(ctx context.Context, db *sql.DB, tenantID int64) (Usage, error) {
 // its last measurement reached it.
 func (u Usage) Full() bool { return u.MaxStorage != nil && u.UsedBytes >= *u.MaxStorage }
 
+// Left is what the tenant may still store as last measured: bytes, and
+// false when it has no quota.
+func (u Usage) Left() (int64, bool) {
+	if u.MaxStorage == nil {
+		return 0, false
+	}
+	return max(*u.MaxStorage-u.UsedBytes, 0), true
+}
+
 // Check refuses an upload grant for tenantID when it is Full, with 403
 // storage_quota_exceeded naming the figures.
 func Check(ctx context.Context, db *sql.DB, tenantID int64) error {
+	_, err := CheckedUsage(ctx, db, tenantID)
+	return err
+}
+
+// CheckedUsage is Check, returning the usage it read.
+func CheckedUsage(ctx context.Context, db *sql.DB, tenantID int64) (Usage, error) {
 	u, err := Get(ctx, db, tenantID)
 	if err != nil {
-		return err
+		return u, err
 	}
 	if !u.Full() {
-		return nil
+		return u, nil
 	}
-	return fault.New(fault.Forbidden, "storage_quota_exceeded",
+	return u, fault.New(fault.Forbidden, "storage_quota_exceeded",
 		"the tenant's files take %d bytes of its %d (measured %s): delete some, or ask for a larger quota",
 		u.UsedBytes, *u.MaxStorage, u.MeasuredAt.Format(time.RFC3339))
 }

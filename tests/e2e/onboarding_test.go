@@ -5,8 +5,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"mime/multipart"
 	"net/http"
 	"net/url"
+	"slices"
 	"testing"
 
 	"github.com/unitenant/unitenant/shared/provisioning"
@@ -113,6 +115,49 @@ func TestOnboardingOverHTTP(t *testing.T) {
 	}
 	if put.Key != "tenants/k321/uploads/files/hello.txt" {
 		t.Fatalf("object key %q is not under the tenant's prefix", put.Key)
+	}
+
+	// A form upload (op "post") through the gateway, held to its size.
+	var form struct {
+		URL, Method string
+		Fields      map[string]string
+		MaxSize     int64
+	}
+	must(t, 200)(s.api(t, "POST", "/api/v1/oss/presign", host, sw.Token, map[string]any{
+		"op": "post", "key": "uploads/files/form.txt", "maxSize": len(content)})).decode(t, &form)
+	send := func(file []byte) int {
+		var body bytes.Buffer
+		mw := multipart.NewWriter(&body)
+		for k, v := range form.Fields {
+			_ = mw.WriteField(k, v)
+		}
+		fw, _ := mw.CreateFormFile("file", "form.txt")
+		_, _ = fw.Write(file)
+		_ = mw.Close()
+		req := s.viaGateway(t, form.Method, form.URL, &body)
+		req.Header.Set("Content-Type", mw.FormDataContentType())
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if status := send(append(slices.Clone(content), '!')); status != 413 {
+		t.Fatalf("form upload over its size: %d, want 413", status)
+	}
+	if status := send(content); status != 200 {
+		t.Fatalf("form upload: %d", status)
+	}
+	must(t, 200)(s.api(t, "POST", "/api/v1/oss/presign", host, sw.Token, map[string]any{"op": "get", "key": "uploads/files/form.txt"})).decode(t, &get)
+	resp, err = http.DefaultClient.Do(s.viaGateway(t, "GET", get.URL, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !bytes.Equal(got, content) || resp.Header.Get("Content-Type") != "text/plain; charset=utf-8" {
+		t.Fatalf("form upload read back: %d %q %q", resp.StatusCode, got, resp.Header.Get("Content-Type"))
 	}
 }
 

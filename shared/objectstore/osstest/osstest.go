@@ -1,9 +1,10 @@
 // Package osstest is a fake Aliyun OSS server for tests: one bucket in
 // memory behind httptest, speaking OSS's REST wire protocol path-style
 // (http://127.0.0.1:port/<bucket>/<key>, which the SDK uses for IP
-// endpoints) — PutObject, GetObject, HeadObject, DeleteObject and
-// ListObjects (V1) — and checking every request's V1 signature, in the
-// Authorization header or in a presigned URL's query, as OSS does.
+// endpoints) — PutObject, GetObject, HeadObject, DeleteObject, ListObjects
+// (V1) and PostObject (form uploads) — and checking every request's V1
+// signature, in the Authorization header, in a presigned URL's query or,
+// for a form, over its policy, whose conditions it enforces, as OSS does.
 //
 // It never accepts a request it cannot verify: a wrong secret is 403
 // SignatureDoesNotMatch, an unsigned request 403 AccessDenied.
@@ -16,6 +17,7 @@ import (
 	"crypto/sha1"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"encoding/xml"
 	"fmt"
 	"hash/crc64"
@@ -86,6 +88,9 @@ func (s *Server) Object(key string) ([]byte, string, bool) {
 	return o.data, o.contentType, ok
 }
 
+// SetNow sets the server's clock, which judges expiries.
+func (s *Server) SetNow(now func() time.Time) { s.now = now }
+
 // Requests returns how many requests the server has verified and served.
 func (s *Server) Requests() int64 { return s.reqs.Load() }
 
@@ -117,6 +122,10 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
 	if bucket != s.Bucket {
 		fail(w, http.StatusNotFound, "NoSuchBucket", "The specified bucket does not exist.")
+		return
+	}
+	if key == "" && r.Method == http.MethodPost {
+		s.post(w, r) // a form upload: the form carries its own signature
 		return
 	}
 	if code, msg := s.verify(r, bucket, key); code != "" {
@@ -339,4 +348,189 @@ func (s *Server) list(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("X-Oss-Request-Id", "fake-request-id")
 	_, _ = io.WriteString(w, xml.Header)
 	_ = xml.NewEncoder(w).Encode(res)
+}
+
+// post is PostObject: a multipart/form-data body of fields, the file last.
+// With a policy, the form is signed over it (OSSAccessKeyId, Signature) and
+// must meet each of its conditions; without one, the bucket would have to
+// be public-write, which this one is not.
+func (s *Server) post(w http.ResponseWriter, r *http.Request) {
+	mr, err := r.MultipartReader()
+	if err != nil {
+		fail(w, http.StatusBadRequest, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data.")
+		return
+	}
+	fields := map[string]string{} // by lower-case name, as OSS matches them
+	var (
+		data     []byte
+		filename string
+		gotFile  bool
+	)
+	for {
+		part, err := mr.NextPart()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			fail(w, http.StatusBadRequest, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data.")
+			return
+		}
+		if part.FormName() == "file" {
+			data, err = io.ReadAll(part)
+			if err != nil {
+				fail(w, http.StatusBadRequest, "IncompleteBody", "The request body is incomplete.")
+				return
+			}
+			filename, gotFile = part.FileName(), true
+			break // the file is the last field: anything after it is ignored
+		}
+		v, err := io.ReadAll(io.LimitReader(part, 64<<10))
+		if err != nil {
+			fail(w, http.StatusBadRequest, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data.")
+			return
+		}
+		fields[strings.ToLower(part.FormName())] = string(v)
+	}
+	if !gotFile {
+		fail(w, http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain a field named 'file', and it must be the last field.")
+		return
+	}
+	key, ok := fields["key"]
+	if !ok || key == "" {
+		fail(w, http.StatusBadRequest, "InvalidArgument", "Bucket POST must contain a field named 'key'.")
+		return
+	}
+	key = strings.ReplaceAll(key, "${filename}", filename)
+	fields["key"] = key
+	policy, ok := fields["policy"]
+	if !ok {
+		fail(w, http.StatusForbidden, "AccessDenied", "You have no right to access this object because of bucket acl.")
+		return
+	}
+	if fields["ossaccesskeyid"] != s.AccessKeyID {
+		fail(w, http.StatusForbidden, "InvalidAccessKeyId", "The OSS Access Key Id you provided does not exist in our records.")
+		return
+	}
+	mac := hmac.New(sha1.New, []byte(s.AccessKeySecret))
+	mac.Write([]byte(policy))
+	if !hmac.Equal([]byte(fields["signature"]), []byte(base64.StdEncoding.EncodeToString(mac.Sum(nil)))) {
+		fail(w, http.StatusForbidden, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
+		return
+	}
+	if status, code, msg := s.checkPolicy(policy, fields, int64(len(data))); code != "" {
+		fail(w, status, code, msg)
+		return
+	}
+	ct := fields["content-type"]
+	if ct == "" {
+		ct = "application/octet-stream"
+	}
+	s.mu.Lock()
+	s.objects[key] = object{data: data, contentType: ct, modified: s.now().UTC().Truncate(time.Second)}
+	s.mu.Unlock()
+	s.reqs.Add(1)
+	w.Header().Set("ETag", etag(data))
+	w.Header().Set("X-Oss-Request-Id", "fake-request-id")
+	switch fields["success_action_status"] {
+	case "200":
+		w.WriteHeader(http.StatusOK)
+	case "201":
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusCreated)
+		fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?>
+<PostResponse><Bucket>%s</Bucket><ETag>%s</ETag><Key>%s</Key><Location>%s/%s/%s</Location></PostResponse>`,
+			s.Bucket, xmlEscape(etag(data)), xmlEscape(key), s.URL, s.Bucket, xmlEscape(key))
+	default:
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// checkPolicy decodes a form's policy and checks the form against it:
+// its expiration, then each condition — {"field": value} and ["eq",
+// "$field", value], ["starts-with", "$field", prefix], ["in" | "not-in",
+// "$field", [values]], ["content-length-range", min, max] — answering as
+// OSS does when one fails.
+func (s *Server) checkPolicy(encoded string, fields map[string]string, size int64) (int, string, string) {
+	raw, err := base64.StdEncoding.DecodeString(encoded)
+	var p struct {
+		Expiration string            `json:"expiration"`
+		Conditions []json.RawMessage `json:"conditions"`
+	}
+	if err != nil || json.Unmarshal(raw, &p) != nil {
+		return http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid JSON."
+	}
+	exp, err := time.Parse("2006-01-02T15:04:05.000Z", p.Expiration)
+	if err != nil {
+		return http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid 'expiration' value: '" + p.Expiration + "'."
+	}
+	if !s.now().Before(exp) {
+		return http.StatusForbidden, "AccessDenied", "Invalid according to Policy: Policy expired."
+	}
+	value := func(field string) string {
+		field = strings.ToLower(strings.TrimPrefix(field, "$"))
+		if field == "bucket" {
+			return s.Bucket
+		}
+		return fields[field]
+	}
+	failed := func(c []byte) (int, string, string) {
+		return http.StatusForbidden, "AccessDenied", "Invalid according to Policy: Policy Condition failed: " + string(c)
+	}
+	for _, c := range p.Conditions {
+		var eq map[string]string
+		if json.Unmarshal(c, &eq) == nil {
+			for f, v := range eq {
+				if value(f) != v {
+					return failed(c)
+				}
+			}
+			continue
+		}
+		var cond []json.RawMessage
+		if json.Unmarshal(c, &cond) != nil || len(cond) != 3 {
+			return http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid Simple-Condition: " + string(c)
+		}
+		var op string
+		_ = json.Unmarshal(cond[0], &op)
+		op = strings.ToLower(op)
+		if op == "content-length-range" {
+			var lo, hi int64
+			if json.Unmarshal(cond[1], &lo) != nil || json.Unmarshal(cond[2], &hi) != nil || lo < 0 || hi < lo {
+				return http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid content-length-range: " + string(c)
+			}
+			if size > hi {
+				return http.StatusBadRequest, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size."
+			}
+			if size < lo {
+				return http.StatusBadRequest, "EntityTooSmall", "Your proposed upload is smaller than the minimum allowed size."
+			}
+			continue
+		}
+		var field string
+		if json.Unmarshal(cond[1], &field) != nil {
+			return http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid Simple-Condition: " + string(c)
+		}
+		got := value(field)
+		switch op {
+		case "eq", "starts-with":
+			var want string
+			if json.Unmarshal(cond[2], &want) != nil {
+				return http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid Simple-Condition: " + string(c)
+			}
+			if (op == "eq" && got != want) || (op != "eq" && !strings.HasPrefix(got, want)) {
+				return failed(c)
+			}
+		case "in", "not-in":
+			var set []string
+			if json.Unmarshal(cond[2], &set) != nil {
+				return http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Invalid Simple-Condition: " + string(c)
+			}
+			if slices.Contains(set, got) != (op == "in") {
+				return failed(c)
+			}
+		default:
+			return http.StatusBadRequest, "InvalidPolicyDocument", "Invalid Policy: Unknown condition: " + op
+		}
+	}
+	return 0, "", ""
 }
