@@ -960,6 +960,12 @@ func (p *purger) purgeTenant(ctx context.Context, tx *sql.Tx, r cleanupRow, now 
 	if _, err := tx.ExecContext(ctx, "UPDATE tenant_databases SET status = 'dropped', dropped_at = ? WHERE tenant_id = ?", now, r.TenantID); err != nil {
 		return err
 	}
+	// Its objects are gone: what usage-cron last measured of them no
+	// longer holds (nor does a scan in progress, which finds no row to
+	// go on with).
+	if _, err := tx.ExecContext(ctx, "DELETE FROM tenant_storage_usage WHERE tenant_id = ?", r.TenantID); err != nil {
+		return err
+	}
 	archives, err := queryStrings(ctx, tx, `SELECT a.object_key FROM tenant_resource_cleanup c
 		JOIN tenant_archives a ON a.object_key = c.oss_path WHERE c.tenant_id = ? AND c.resource_type = ? AND c.status = 'completed'`,
 		r.TenantID, ResourceDatabase)

@@ -77,6 +77,10 @@ func (e *purgeEnv) createDeleted(code, plan string) *deletedTenant {
 		e.t.Fatal(err)
 	}
 	d := &deletedTenant{id: id, code: code}
+	// usage-cron measured its storage before the deletion.
+	if _, err := e.sys.DB.Exec("INSERT INTO tenant_storage_usage (tenant_id, used_bytes, object_count, measured_at) VALUES (?, 1234, 5, NOW(3))", id); err != nil {
+		e.t.Fatal(err)
+	}
 	var user sql.NullString
 	if err := e.sys.DB.QueryRow("SELECT database_name, db_user FROM tenant_databases WHERE tenant_id = ?", id).Scan(&d.database, &user); err != nil {
 		e.t.Fatal(err)
@@ -213,6 +217,9 @@ func (e *purgeEnv) checkPurged(d *deletedTenant) string {
 	}
 	if n := e.count("SELECT COUNT(*) FROM tenant_databases WHERE tenant_id = ? AND status = 'dropped' AND dropped_at IS NOT NULL", d.id); n != 1 {
 		e.t.Errorf("tenant_databases of %s not dropped", d.code)
+	}
+	if n := e.count("SELECT COUNT(*) FROM tenant_storage_usage WHERE tenant_id = ?", d.id); n != 0 {
+		e.t.Errorf("tenant %s keeps its storage usage after the purge", d.code)
 	}
 	if n := e.count("SELECT COUNT(*) FROM webhook_events WHERE tenant_id = ? AND event_type = 'tenant.purged'", d.id); n != 1 {
 		e.t.Errorf("%d tenant.purged events, want 1", n)
