@@ -148,3 +148,31 @@ func TestFormUploadHeldToQuota(t *testing.T) {
 	measure(time.Now().Add(storageusage.DefaultEvery + time.Minute))
 	want(t, f.call(t, "k001", "k001", "POST", "/api/v1/oss/presign", map[string]any{"op": "post", "key": "docs/c.bin"}), 403, "storage_quota_exceeded")
 }
+
+// TestQuotaBeforeAnyMeasurement: a tenant never measured is judged by its
+// quota alone — a quota of 0 is full, a small one caps form grants — and
+// the refusals say it was not measured yet.
+func TestQuotaBeforeAnyMeasurement(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, nil)
+	if _, err := f.sys.Exec("UPDATE tenants SET max_storage = CASE tenant_code WHEN 'k001' THEN 0 ELSE 5 END"); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []map[string]any{{"op": "put", "key": "a.png", "contentType": "image/png"}, {"op": "post", "key": "a.png"}} {
+		r := f.call(t, "k001", "k001", "POST", "/api/v1/oss/presign", in)
+		want(t, r, 403, "storage_quota_exceeded")
+		if !strings.Contains(string(r.Raw), "not measured yet") {
+			t.Errorf("%v: %s", in, r.Raw)
+		}
+	}
+	r := f.call(t, "k002", "k002", "POST", "/api/v1/oss/presign", map[string]any{"op": "post", "key": "a.png", "maxSize": 6})
+	want(t, r, 403, "storage_quota_exceeded")
+	if !strings.Contains(string(r.Raw), "not measured yet") {
+		t.Errorf("maxSize over a never measured quota: %s", r.Raw)
+	}
+	r = f.call(t, "k002", "k002", "POST", "/api/v1/oss/presign", map[string]any{"op": "post", "key": "a.png"})
+	want(t, r, 200, "")
+	if g := httpapitest.Data[presignOutput](t, r); g.MaxSize != 5 {
+		t.Fatalf("grant under a quota of 5, never measured = %+v", g)
+	}
+}

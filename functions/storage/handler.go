@@ -236,8 +236,8 @@ func (h *handler) presignPost(r *http.Request, store *objectstore.Tenant, key st
 	if left, limited := usage.Left(); limited && left < size {
 		if in.MaxSize != nil {
 			return nil, fault.New(fault.Forbidden, "storage_quota_exceeded",
-				"a file of %d bytes does not fit: the tenant has %d bytes left of its %d (measured %s)",
-				size, left, *usage.MaxStorage, usage.MeasuredAt.Format(time.RFC3339))
+				"a file of %d bytes does not fit: the tenant has %d bytes left of its %d (%s)",
+				size, left, *usage.MaxStorage, usage.When())
 		}
 		size = left
 	}

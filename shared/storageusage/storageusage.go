@@ -94,8 +94,18 @@ func CheckedUsage(ctx context.Context, db *sql.DB, tenantID int64) (Usage, error
 		return u, nil
 	}
 	return u, fault.New(fault.Forbidden, "storage_quota_exceeded",
-		"the tenant's files take %d bytes of its %d (measured %s): delete some, or ask for a larger quota",
-		u.UsedBytes, *u.MaxStorage, u.MeasuredAt.Format(time.RFC3339))
+		"the tenant's files take %d bytes of its %d (%s): delete some, or ask for a larger quota",
+		u.UsedBytes, *u.MaxStorage, u.When())
+}
+
+// When says when the figures were measured, for a message: "measured
+// <RFC 3339 time>", or "not measured yet" (a quota of 0 is full before
+// any measurement).
+func (u Usage) When() string {
+	if u.MeasuredAt == nil {
+		return "not measured yet"
+	}
+	return "measured " + u.MeasuredAt.Format(time.RFC3339)
 }
 
 // Options are Measure's settings.
