@@ -188,7 +188,7 @@ func (h *handler) presign(r *http.Request, store *objectstore.Tenant, _ string) 
 		return h.presignPost(r, store, key, in, out, ttl)
 	}
 	if in.Op == "put" {
-		if err := h.underQuota(r); err != nil {
+		if _, err := h.underQuota(r); err != nil {
 			return nil, err
 		}
 		out.Method = http.MethodPut
@@ -203,12 +203,20 @@ func (h *handler) presign(r *http.Request, store *objectstore.Tenant, _ string) 
 	if err != nil {
 		return nil, err
 	}
+	if out.URL, err = h.absolute(r, raw); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// absolute is a presigned URL as the client uses it: the local store's
+// are relative to this function (see base); OSS URLs are absolute already.
+func (h *handler) absolute(r *http.Request, raw string) (string, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("presigned url: %w", err)
+		return "", fmt.Errorf("presigned url: %w", err)
 	}
-	out.URL = h.base(r).ResolveReference(u).String() // OSS URLs are absolute already
-	return out, nil
+	return h.base(r).ResolveReference(u).String(), nil
 }
 
 // presignPost grants a form upload of key: the store itself refuses a
@@ -225,11 +233,7 @@ func (h *handler) presignPost(r *http.Request, store *objectstore.Tenant, key st
 		}
 		size = *in.MaxSize
 	}
-	t, ok := tenancy.FromContext(r.Context())
-	if !ok {
-		return nil, tenancy.ErrNoTenant
-	}
-	usage, err := storageusage.CheckedUsage(r.Context(), h.db, t.ID)
+	usage, err := h.underQuota(r)
 	if err != nil {
 		return nil, err
 	}
@@ -251,11 +255,10 @@ func (h *handler) presignPost(r *http.Request, store *objectstore.Tenant, key st
 	if err != nil {
 		return nil, err
 	}
-	u, err := url.Parse(form.URL)
-	if err != nil {
-		return nil, fmt.Errorf("form upload url: %w", err)
+	if out.URL, err = h.absolute(r, form.URL); err != nil {
+		return nil, err
 	}
-	out.Method, out.URL, out.Fields, out.MaxSize = http.MethodPost, h.base(r).ResolveReference(u).String(), form.Fields, size
+	out.Method, out.Fields, out.MaxSize = http.MethodPost, form.Fields, size
 	return out, nil
 }
 
@@ -360,7 +363,7 @@ func (h *handler) stsToken(r *http.Request, store *objectstore.Tenant, role stri
 	}
 	// The credentials upload: none for a tenant at its quota (presigned
 	// GETs and deletes stay open to it).
-	if err := h.underQuota(r); err != nil {
+	if _, err := h.underQuota(r); err != nil {
 		return nil, err
 	}
 	access := objectstore.AccessUpload
@@ -438,13 +441,14 @@ func (h *handler) remove(r *http.Request, store *objectstore.Tenant, role string
 var errDeleteRole = fault.New(fault.Forbidden, "permission_denied", "deleting files needs the tenant's owner or admin role")
 
 // underQuota refuses an upload grant to a tenant whose last measured
-// storage reached its max_storage: 403 storage_quota_exceeded.
-func (h *handler) underQuota(r *http.Request) error {
+// storage reached its max_storage (403 storage_quota_exceeded), and
+// returns the usage it read.
+func (h *handler) underQuota(r *http.Request) (storageusage.Usage, error) {
 	t, ok := tenancy.FromContext(r.Context())
 	if !ok {
-		return tenancy.ErrNoTenant
+		return storageusage.Usage{}, tenancy.ErrNoTenant
 	}
-	return storageusage.Check(r.Context(), h.db, t.ID)
+	return storageusage.CheckedUsage(r.Context(), h.db, t.ID)
 }
 
 // memberRole is the caller's role in the request's tenant now (see

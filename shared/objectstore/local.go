@@ -456,14 +456,23 @@ func (l *Local) Verify(op string, q url.Values) (key, contentType string, err er
 	if err != nil {
 		return "", "", err
 	}
-	wantRaw, _ := base64.RawURLEncoding.DecodeString(want)
-	if !hmac.Equal(sig, wantRaw) {
-		return "", "", ErrURLSignature
-	}
-	if l.now().Unix() >= expires {
-		return "", "", ErrURLExpired
+	if err := l.valid(sig, want, expires); err != nil {
+		return "", "", err
 	}
 	return key, contentType, nil
+}
+
+// valid checks a signature sent against the one wanted (as the mac
+// functions encode it), then the expiry it covers.
+func (l *Local) valid(sig []byte, want string, expires int64) error {
+	wantRaw, _ := base64.RawURLEncoding.DecodeString(want)
+	if !hmac.Equal(sig, wantRaw) {
+		return ErrURLSignature
+	}
+	if l.now().Unix() >= expires {
+		return ErrURLExpired
+	}
+	return nil
 }
 
 // Handler serves the presigned URLs: PUT <URLPath>/put stores the body,
@@ -583,12 +592,8 @@ func (l *Local) verifyPost(f map[string]string) (key, contentType string, maxSiz
 	if err != nil {
 		return "", "", 0, err
 	}
-	wantRaw, _ := base64.RawURLEncoding.DecodeString(want)
-	if !hmac.Equal(sig, wantRaw) {
-		return "", "", 0, ErrURLSignature
-	}
-	if l.now().Unix() >= expires {
-		return "", "", 0, ErrURLExpired
+	if err := l.valid(sig, want, expires); err != nil {
+		return "", "", 0, err
 	}
 	return key, contentType, maxSize, nil
 }
