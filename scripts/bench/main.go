@@ -14,12 +14,15 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
@@ -67,6 +70,11 @@ type section struct {
 }
 
 func run(bin, dist, out string, starts int) error {
+	durability, restore, err := durableCommits(os.Getenv("MYSQL_DSN"))
+	if err != nil {
+		return err
+	}
+	defer restore()
 	var rows []row
 
 	cold, err := coldStarts(filepath.Join(bin, "health"), starts)
@@ -117,7 +125,7 @@ func run(bin, dist, out string, starts int) error {
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "# Benchmarks\n\nWritten by `make bench` (scripts/bench); every figure below was measured in that run.\n\n")
 	fmt.Fprintf(&b, "- Date: %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
-	for _, m := range machine() {
+	for _, m := range append(machine(), durability) {
 		fmt.Fprintf(&b, "- %s\n", m)
 	}
 	var missed []row
@@ -456,6 +464,61 @@ func percentile(sorted []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// durableCommits makes the server make every commit durable for the run, as
+// a production server does: the bridge's figures wait on commits, and a
+// server that does not sync them (the private dev server runs with
+// innodb_flush_log_at_trx_commit=2 for speed) would flatter them. restore
+// puts back what the server had, also when the run is interrupted. The
+// note says what the figures were taken with.
+func durableCommits(dsn string) (note string, restore func(), err error) {
+	db, err := sqldb.OpenDSN(dsn)
+	if err != nil {
+		return "", nil, fmt.Errorf("durable commits: %w", err)
+	}
+	var (
+		flush, syncBinlog int
+		logBin, dblwr     bool
+	)
+	err = db.QueryRow("SELECT @@innodb_flush_log_at_trx_commit, @@sync_binlog, @@log_bin, @@innodb_doublewrite").Scan(&flush, &syncBinlog, &logBin, &dblwr)
+	if err != nil {
+		db.Close()
+		return "", nil, fmt.Errorf("durable commits: read the server's settings: %w", err)
+	}
+	binlog := "binary log off"
+	if logBin {
+		binlog = fmt.Sprintf("binary log on, sync_binlog=%d", syncBinlog)
+	}
+	note = fmt.Sprintf("MySQL durability: innodb_flush_log_at_trx_commit=1 (each commit synced to disk), %s, doublewrite %s",
+		binlog, map[bool]string{true: "on", false: "off"}[dblwr])
+	if flush == 1 {
+		db.Close()
+		return note, func() {}, nil
+	}
+	if _, err := db.Exec("SET GLOBAL innodb_flush_log_at_trx_commit = 1"); err != nil {
+		db.Close()
+		return "", nil, fmt.Errorf("durable commits: the server runs with innodb_flush_log_at_trx_commit=%d and this user cannot set it to 1: %w", flush, err)
+	}
+	note += fmt.Sprintf(" (set for this run; the server runs with %d)", flush)
+	var once sync.Once
+	restore = func() {
+		once.Do(func() {
+			if _, err := db.Exec("SET GLOBAL innodb_flush_log_at_trx_commit = ?", flush); err != nil {
+				fmt.Fprintf(os.Stderr, "bench: put back innodb_flush_log_at_trx_commit=%d: %v\n", flush, err)
+			}
+			db.Close()
+		})
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		restore()
+		fmt.Fprintln(os.Stderr, "bench:", s)
+		os.Exit(1)
+	}()
+	return note, restore, nil
+}
 
 // machine describes where the figures were taken.
 func machine() []string {
