@@ -266,21 +266,27 @@ func (h *handler) presignPost(r *http.Request, store *objectstore.Tenant, key st
 // choose one) that a browser will not run as a page: see activeType. key is
 // the full key: an upload without a type whose key ends like a page
 // (.html, .svg, ...) must declare a type, since a store may choose the type
-// from the extension.
+// from the extension: OSS from its table (see activeExtensions), the local
+// store and presignPost from Go's, which reads the system's mime.types.
 func checkContentType(op, key, ct string) error {
 	if ct == "" {
-		if op != "get" && activeExtensions[strings.ToLower(path.Ext(key))] {
+		ext := path.Ext(key)
+		byExt, _, _ := mime.ParseMediaType(mime.TypeByExtension(ext))
+		if op != "get" && (activeExtensions[strings.ToLower(ext)] || activeType(byExt)) {
 			return fault.Field("invalid_content_type", "contentType", fmt.Sprintf(
 				"is required for a key ending in %s: pages and scripts are not stored as such; "+
-					"application/octet-stream stores the file as a download", path.Ext(key)))
+					"application/octet-stream stores the file as a download", ext))
 		}
 		return nil
 	}
 	if op == "get" {
 		return fault.Field("invalid_content_type", "contentType", "applies to uploads (put, post) only")
 	}
+	// ParseMediaType also takes a bare token ("foo", "html"), which is
+	// Content-Disposition's form, not a media type: a browser ignores it
+	// and sniffs the body.
 	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || len(ct) > 255 || strings.ContainsFunc(ct, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
+	if err != nil || !strings.Contains(mt, "/") || len(ct) > 255 || strings.ContainsFunc(ct, func(c rune) bool { return c < 0x20 || c == 0x7f }) {
 		return fault.Field("invalid_content_type", "contentType", "must be a media type such as image/png")
 	}
 	if activeType(mt) {
@@ -293,26 +299,35 @@ func checkContentType(op, key, ct string) error {
 
 // activeType reports whether browsers run content of media type mt (lower
 // case, no parameters) as a document or script of the origin serving it:
-// HTML, SVG, XML (which XSLT turns into HTML) and JavaScript. OSS serves an
-// object with the type it was uploaded with, from the bucket's origin, which
-// every tenant's URLs share: an uploaded page would run there for whoever
-// opens its link.
+// HTML, SVG, XML (which XSLT turns into HTML), JavaScript (every name the
+// WHATWG MIME Sniffing standard gives it) and legacy page types, or sniff
+// what it is, which without nosniff (OSS sends none) may be HTML: the
+// "unknown" types and */*. OSS serves an object with the type it was
+// uploaded with, from the bucket's origin, which every tenant's URLs share:
+// an uploaded page would run there for whoever opens its link.
 func activeType(mt string) bool {
 	switch mt {
 	case "text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml", "text/xsl",
 		"text/javascript", "application/javascript", "application/x-javascript", "application/ecmascript",
-		"text/ecmascript", "text/jscript", "application/x-shockwave-flash", "multipart/x-mixed-replace":
+		"application/x-ecmascript", "text/ecmascript", "text/x-ecmascript", "text/x-javascript", "text/jscript",
+		"text/livescript", "text/vbscript", "application/x-shockwave-flash", "multipart/x-mixed-replace",
+		"application/hta", "text/x-component", "text/scriptlet", "text/webviewhtml",
+		"unknown/unknown", "application/unknown", "*/*":
 		return true
 	}
-	return strings.HasSuffix(mt, "+xml")
+	return strings.HasSuffix(mt, "+xml") || strings.HasPrefix(mt, "text/javascript1.")
 }
 
 // activeExtensions are the extensions that make a store choosing a type by
-// extension (mime.TypeByExtension, a browser's file picker) pick an active
-// one.
+// extension (mime.TypeByExtension, a browser's file picker, OSS's table:
+// aliyun-oss-go-sdk's oss.TypeByExtension) pick an active one.
 var activeExtensions = map[string]bool{
 	".html": true, ".htm": true, ".shtml": true, ".xhtml": true, ".xht": true, ".svg": true, ".svgz": true,
 	".xml": true, ".xsl": true, ".xslt": true, ".js": true, ".mjs": true, ".swf": true,
+	// OSS's own: pages and XML besides the above.
+	".dhtml": true, ".hts": true, ".shtm": true, ".stm": true, ".xhtm": true, ".htt": true, ".hta": true, ".htc": true,
+	".sct": true, ".swfl": true, ".atom": true, ".rdf": true, ".mathml": true, ".xul": true, ".vxml": true,
+	".grxml": true, ".xsit": true,
 }
 
 // base is where the local store's relative URLs are served: the configured

@@ -326,8 +326,8 @@ func (l *Local) List(ctx context.Context, prefix, marker string, max int) (Page,
 	var keys []string
 	err = fs.WalkDir(root.FS(), start, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
-			if p == start && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR)) {
-				return fs.SkipAll // nothing stored under the prefix yet
+			if p == start && (errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) || errors.Is(err, syscall.ENAMETOOLONG)) {
+				return fs.SkipAll // nothing stored under the prefix yet (or ever: a folder name too long to hold)
 			}
 			return err
 		}

@@ -159,11 +159,25 @@ func checkList(prefix, marker string, max int) error {
 	if err := checkKey("prefix", prefix, true); err != nil {
 		return err
 	}
-	if err := checkKey("marker", marker, true); err != nil {
+	if err := checkMarker(marker); err != nil {
 		return err
 	}
 	if max < 1 || max > MaxList {
 		return fault.Field("invalid_max", "max", "must be between 1 and 1000")
+	}
+	return nil
+}
+
+// checkMarker checks a listing marker, which only says where a listing
+// resumes: any key a store holds, and OSS holds keys CheckKey refuses (a
+// client with STS credentials uploads "a//b.jpg" or "../b.jpg" under its
+// prefix), so that a page ending on one is not the last page reachable.
+func checkMarker(marker string) error {
+	if len(marker) > MaxKeyLen {
+		return fault.Field("invalid_key", "marker", "is longer than 1023 bytes")
+	}
+	if !utf8.ValidString(marker) {
+		return fault.Field("invalid_key", "marker", "is not valid UTF-8")
 	}
 	return nil
 }

@@ -145,6 +145,16 @@ func (s *OSS) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
+// deleteListed deletes a key this store listed, without CheckKey: OSS holds
+// keys it refuses (a client with STS credentials uploads "a//b.jpg" under
+// its prefix), and RemoveAll must empty a prefix of them too.
+func (s *OSS) deleteListed(ctx context.Context, key string) error {
+	if err := s.bucket.DeleteObject(key, oss.WithContext(ctx)); err != nil {
+		return fmt.Errorf("oss delete %s: %w", key, err)
+	}
+	return nil
+}
+
 // List implements Store with ListObjects (V1: prefix, marker, max-keys).
 func (s *OSS) List(ctx context.Context, prefix, marker string, max int) (Page, error) {
 	if err := checkList(prefix, marker, max); err != nil {

@@ -120,18 +120,28 @@ func (t *Tenant) Key(key string) (string, error) { return t.resolve("key", key, 
 func (t *Tenant) ListPrefix(prefix string) (string, error) { return t.resolve("prefix", prefix, true) }
 
 // Marker returns the full key of a listing marker ("" stays ""). Errors
-// name the field "marker".
+// name the field "marker". A marker may be any key the store holds under
+// the prefix (see checkMarker), not only one CheckKey takes: it reaches no
+// object, the listing's prefix bounds what is listed.
 func (t *Tenant) Marker(marker string) (string, error) {
 	if marker == "" {
 		return "", nil
 	}
-	return t.resolve("marker", marker, false)
+	if err := checkMarker(marker); err != nil {
+		return "", err
+	}
+	return t.join("marker", marker)
 }
 
 func (t *Tenant) resolve(field, key string, prefix bool) (string, error) {
 	if err := checkKey(field, key, prefix); err != nil {
 		return "", err
 	}
+	return t.join(field, key)
+}
+
+// join returns the full key of a checked key, relative or full.
+func (t *Tenant) join(field, key string) (string, error) {
 	full := key
 	switch {
 	case strings.HasPrefix(key, t.prefix):
@@ -263,6 +273,14 @@ func (l Layout) Code(prefix string) (string, bool) {
 // while it runs may survive; callers remove a tenant's objects once the
 // tenant can no longer write (deleted, or never activated).
 func RemoveAll(ctx context.Context, t *Tenant) error {
+	// Keys the store listed under the prefix are deleted as listed, even
+	// those CheckKey refuses (see OSS.deleteListed).
+	del := t.store.Delete
+	if s, ok := t.store.(interface {
+		deleteListed(context.Context, string) error
+	}); ok {
+		del = s.deleteListed
+	}
 	marker := ""
 	for {
 		page, err := t.store.List(ctx, t.prefix, marker, MaxList)
@@ -272,7 +290,12 @@ func RemoveAll(ctx context.Context, t *Tenant) error {
 		g, gctx := errgroup.WithContext(ctx)
 		g.SetLimit(16)
 		for _, o := range page.Objects {
-			g.Go(func() error { return t.store.Delete(gctx, o.Key) })
+			g.Go(func() error {
+				if !strings.HasPrefix(o.Key, t.prefix) { // never, as listed: but nothing else is deleted
+					return fmt.Errorf("the listing returned %q", o.Key)
+				}
+				return del(gctx, o.Key)
+			})
 		}
 		if err := g.Wait(); err != nil {
 			return fmt.Errorf("remove %s: %w", t.prefix, err)
