@@ -62,7 +62,7 @@ func (cl *call) insertLog(a *attempt) (string, []any) {
 			model_id, model_name, provider, input_price_per_1k, output_price_per_1k, status, ip_address, user_agent, metadata)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ` + decimal + `, ` + decimal + `, 'pending', ?, ?, ?)`,
 		[]any{cl.id, a.n, cl.c.TenantID, user, key, cl.endpoint, m.ID, m.Name, m.Provider, m.InPrice.String(), m.OutPrice.String(),
-			nullStr(truncate(cl.c.IP, 45)), nullStr(truncate(cl.c.UserAgent, 500)), cl.metadata(a, 0)}
+			nullStr(sqldb.Text(cl.c.IP, 45)), nullStr(sqldb.Text(cl.c.UserAgent, 500)), cl.metadata(a, 0)}
 }
 
 // logFinish completes the row of an attempt that failed and is followed by
@@ -137,15 +137,15 @@ func outcome(err error) (status, code, message string, httpStatus any) {
 		if pe.Status != 0 {
 			httpStatus = pe.Status
 		}
-		return status, truncate(code, 64), truncate(pe.Error(), 2000), httpStatus
+		return status, sqldb.Text(code, 64), sqldb.Text(pe.Error(), 2000), httpStatus
 	}
 	if errors.Is(err, context.Canceled) {
 		return LogCancelled, "cancelled", "", nil
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		return LogTimeout, "timeout", truncate(err.Error(), 2000), nil
+		return LogTimeout, "timeout", sqldb.Text(err.Error(), 2000), nil
 	}
-	return LogError, "bridge_error", truncate(err.Error(), 2000), nil
+	return LogError, "bridge_error", sqldb.Text(err.Error(), 2000), nil
 }
 
 func nullStr(s string) any {
@@ -153,14 +153,4 @@ func nullStr(s string) any {
 		return nil
 	}
 	return s
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xC0 == 0x80 {
-		n-- // do not cut a UTF-8 sequence
-	}
-	return s[:n]
 }

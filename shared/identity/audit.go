@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"unicode/utf8"
 
 	"github.com/unitenant/unitenant/shared/sqldb"
 )
@@ -69,12 +68,12 @@ func (s *Service) recordIn(ctx context.Context, tx *sql.Tx, c Client, ev event) 
 		b, _ := json.Marshal(details)
 		detailsJSON = string(b)
 	}
-	ip, ua, rid := nullable(truncate(c.IP, 45)), nullable(truncate(c.UserAgent, 500)), nullable(truncate(c.RequestID, 64))
+	ip, ua, rid := nullable(sqldb.Text(c.IP, 45)), nullable(sqldb.Text(c.UserAgent, 500)), nullable(sqldb.Text(c.RequestID, 64))
 	if ev.Method != "" {
 		if _, err := tx.ExecContext(ctx, `
 			INSERT INTO login_history (subject_type, subject_id, identifier, tenant_id, login_method, success, failure_reason, ip_address, user_agent, request_id, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			ev.Subject, nullID(ev.SubjectID), truncate(ev.Identifier, 255), nullID(ev.TenantID), ev.Method,
+			ev.Subject, nullID(ev.SubjectID), sqldb.Text(ev.Identifier, 255), nullID(ev.TenantID), ev.Method,
 			ev.Success, nullable(ev.Reason), ip, ua, rid, now); err != nil {
 			return fmt.Errorf("insert login_history: %w", err)
 		}
@@ -87,15 +86,6 @@ func (s *Service) recordIn(ctx context.Context, tx *sql.Tx, c Client, ev event) 
 		return fmt.Errorf("insert unified_auth_logs: %w", err)
 	}
 	return nil
-}
-
-// truncate cuts s to at most n runes, so an oversized header never fails an
-// audit insert.
-func truncate(s string, n int) string {
-	if utf8.RuneCountInString(s) <= n {
-		return s
-	}
-	return string([]rune(s)[:n])
 }
 
 func nullable(s string) any {

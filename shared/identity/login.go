@@ -349,7 +349,7 @@ func (s *Service) authenticate(ctx context.Context, c Client, t table, a *accoun
 			return nil
 		}
 		_, err = tx.ExecContext(ctx, `UPDATE `+t.table+` SET failed_login_count = 0, first_failed_login_at = NULL,
-			locked_until = NULL, last_login_at = ?, last_login_ip = ? WHERE id = ?`, now.UTC(), nullable(truncate(c.IP, 45)), a.id)
+			locked_until = NULL, last_login_at = ?, last_login_ip = ? WHERE id = ?`, now.UTC(), nullable(sqldb.Text(c.IP, 45)), a.id)
 		if err != nil {
 			return fmt.Errorf("reset failed logins: %w", err)
 		}

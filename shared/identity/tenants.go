@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/sqldb"
 	"github.com/unitenant/unitenant/shared/tenancy"
@@ -241,6 +242,43 @@ func MemberRole(ctx context.Context, db *sql.DB, userID, tenantID int64) (string
 		return "", fmt.Errorf("membership of user %d in tenant %d: %w", userID, tenantID, err)
 	}
 	return role, nil
+}
+
+// adminRanks orders the admin roles (admin_users.role).
+var adminRanks = map[string]int{"operator": 1, "admin": 2, "super_admin": 3}
+
+// AdminRole is the admin's role now: a deleted or disabled account is
+// ErrAccountDisabled. A token's role claim outlives a demotion or a
+// removal made after it was issued; the account does not.
+func AdminRole(ctx context.Context, db *sql.DB, adminID int64) (string, error) {
+	var role, status string
+	err := db.QueryRowContext(ctx, "SELECT role, status FROM admin_users WHERE id = ?", adminID).Scan(&role, &status)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && status != "active" {
+		return "", ErrAccountDisabled
+	}
+	if err != nil {
+		return "", fmt.Errorf("read admin %d: %w", adminID, err)
+	}
+	return role, nil
+}
+
+// RequireAdmin lets the admin of c through when both the token and the
+// account as it is now give at least the role least: 403
+// permission_denied otherwise, or ErrAccountDisabled for an account
+// deleted or disabled since the token was issued.
+func RequireAdmin(ctx context.Context, db *sql.DB, c *auth.Claims, least string) error {
+	denied := fault.New(fault.Forbidden, "permission_denied", "this needs the %s role", least)
+	if c == nil || c.Kind != auth.KindAdmin || adminRanks[c.Role] < adminRanks[least] {
+		return denied
+	}
+	role, err := AdminRole(ctx, db, c.SubjectID())
+	if err != nil {
+		return err
+	}
+	if adminRanks[role] < adminRanks[least] {
+		return denied
+	}
+	return nil
 }
 
 // ManagesTenant reports whether role runs the tenant — its owner and

@@ -58,7 +58,7 @@ func (s *Service) issue(ctx context.Context, tx *sql.Tx, c Client, g grant) (Ses
 		INSERT INTO refresh_tokens (token_hash, family_id, parent_hash, subject_type, subject_id, tenant_id, role, issued_at, expires_at, ip_address, user_agent)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		tokenHash(raw), g.family, nullable(g.parent), g.subject, g.id, nullID(g.tenantID), nullable(role),
-		now, now.Add(s.cfg.RefreshTTL), nullable(truncate(c.IP, 45)), nullable(truncate(c.UserAgent, 500)))
+		now, now.Add(s.cfg.RefreshTTL), nullable(sqldb.Text(c.IP, 45)), nullable(sqldb.Text(c.UserAgent, 500)))
 	if err != nil {
 		return Session{}, fmt.Errorf("store refresh token: %w", err)
 	}
@@ -200,15 +200,9 @@ func (s *Service) checkSpendable(ctx context.Context, c Client, r refreshRow, ev
 func (s *Service) regrant(ctx context.Context, r refreshRow) (grant, error) {
 	g := grant{subject: r.subject, id: r.subjectID}
 	if r.subject == subjectAdmin {
-		var status string
-		err := s.db.QueryRowContext(ctx, `SELECT role, status FROM admin_users WHERE id = ?`, r.subjectID).Scan(&g.role, &status)
-		if errors.Is(err, sql.ErrNoRows) || err == nil && status != "active" {
-			return g, ErrAccountDisabled
-		}
-		if err != nil {
-			return g, fmt.Errorf("read admin: %w", err)
-		}
-		return g, nil
+		var err error
+		g.role, err = AdminRole(ctx, s.db, r.subjectID)
+		return g, err
 	}
 	if err := s.activeUser(ctx, r.subjectID); err != nil {
 		return g, err

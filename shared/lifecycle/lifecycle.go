@@ -153,7 +153,7 @@ func Audit(ctx context.Context, ex notify.Execer, a Actor, action string, tenant
 		before_state, after_state, reason, request_id, ip_address, user_agent)
 		VALUES (?, ?, ?, ?, 'tenant', ?, ?, ?, ?, ?, ?, ?, ?)`,
 		a.Type, nullID(a.ID), nullS(a.Name), "tenant."+action, code, tenantID, string(b), string(af), nullS(reason),
-		nullS(a.RequestID), nullS(a.IP), nullS(truncate(a.UserAgent, 500)))
+		nullS(a.RequestID), nullS(a.IP), nullS(sqldb.Text(a.UserAgent, 500)))
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)
 	}
@@ -200,7 +200,7 @@ func (s *Service) Suspend(ctx context.Context, code string, a Actor, reason stri
 	}
 	return s.transition(ctx, code, ActionSuspend, a, reason, func(tx *sql.Tx, t *Tenant) (string, any, error) {
 		now := s.now()
-		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET status = 'suspended', previous_status = status, suspended_at = ?, suspended_reason = ?
+		if _, err := tx.ExecContext(ctx, `UPDATE tenants SET previous_status = status, status = 'suspended', suspended_at = ?, suspended_reason = ?
 			WHERE id = ?`, now, reason, t.ID); err != nil {
 			return "", nil, err
 		}
@@ -380,11 +380,4 @@ func nullS(s string) any {
 		return nil
 	}
 	return s
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }

@@ -2,6 +2,7 @@ package lifecycle_test
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"testing"
@@ -66,11 +67,21 @@ func TestLifecycle(t *testing.T) {
 
 	_, err := e.life.Suspend(ctx, "k001", admin, "")
 	wantCode(t, err, "invalid_input")
-	if _, err := e.life.Suspend(ctx, "k001", admin, "unpaid invoice"); err != nil {
+	suspended, err := e.life.Suspend(ctx, "k001", admin, "unpaid invoice")
+	if err != nil {
 		t.Fatal(err)
 	}
 	if e.status(t, "k001") != "suspended" {
 		t.Fatal("not suspended")
+	}
+	// What it was before is stored, as the answer says: MariaDB assigns
+	// left to right, so "previous_status = status" must come first.
+	var prev sql.NullString
+	if err := e.sys.DB.QueryRow("SELECT previous_status FROM tenants WHERE tenant_code = 'k001'").Scan(&prev); err != nil {
+		t.Fatal(err)
+	}
+	if prev.String != "active" || suspended.PreviousStatus == nil || *suspended.PreviousStatus != prev.String {
+		t.Fatalf("previous_status stored %q, answered %v; want active", prev.String, suspended.PreviousStatus)
 	}
 	_, err = e.life.Suspend(ctx, "k001", admin, "again")
 	wantCode(t, err, "invalid_transition")
