@@ -7,16 +7,20 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/budget"
 	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/httpapi"
 	"github.com/unitenant/unitenant/shared/idempotency"
+	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/lifecycle"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/secretbox"
@@ -48,7 +52,7 @@ import (
 //	GET/POST /api/admin/webhooks, PATCH/DELETE /api/admin/webhooks/{id}   webhook endpoints (webhooks.go)
 func newHandler(h *handler) http.Handler {
 	rt := httpapi.NewRouter()
-	read, manage, destroy := role("operator"), role("admin"), role("super_admin")
+	read, manage, destroy := h.role("operator"), h.role("admin"), h.role("super_admin")
 	rt.Handle("GET /api/admin/tenants", read(h.list))
 	rt.Handle("GET /api/admin/tenants/{code}", read(h.get))
 	rt.Handle("PATCH /api/admin/tenants/{code}", manage(h.update))
@@ -99,15 +103,22 @@ type handler struct {
 // endpoint is a route's logic: its result, or an error for the envelope.
 type endpoint func(r *http.Request, c *auth.Claims) (int, any, error)
 
-// ranks orders admin roles: a route names the least it needs.
-var ranks = map[string]int{"operator": 1, "admin": 2, "super_admin": 3}
-
-func role(least string) func(endpoint) http.Handler {
+// role lets through admins whose token and account, as it is now, give at
+// least the role least: an admin deleted, disabled or demoted since the
+// token was issued acts as they are now, not until the token expires.
+func (h *handler) role(least string) func(endpoint) http.Handler {
 	return func(fn endpoint) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, _ := auth.FromContext(r.Context())
-			if c == nil || c.Kind != auth.KindAdmin || ranks[c.Role] < ranks[least] {
-				fail(w, r, fault.New(fault.Forbidden, "permission_denied", "this needs the %s role", least))
+			if err := identity.RequireAdmin(r.Context(), h.db, c, least); err != nil {
+				fail(w, r, err)
+				return
+			}
+			// A tenant code is matched by the column's collation, which folds
+			// case, width and trailing spaces: only a well-formed code may
+			// reach a query, so "K001" or "k001 " never acts on k001.
+			if code := r.PathValue("code"); code != "" && !tenancy.ValidCode(code) {
+				fail(w, r, errNoTenant(code))
 				return
 			}
 			status, data, err := fn(r, c)
@@ -122,6 +133,10 @@ func role(least string) func(endpoint) http.Handler {
 			httpapi.JSON(w, r, status, data)
 		})
 	}
+}
+
+func errNoTenant(code string) error {
+	return fault.New(fault.NotFound, "tenant_not_found", "no tenant %q", code)
 }
 
 // replayed is an answer given before to a request with the same
@@ -277,9 +292,12 @@ type TenantDetail struct {
 }
 
 func (h *handler) tenant(ctx context.Context, code string) (TenantView, error) {
+	if !tenancy.ValidCode(code) { // the collation would match "K001" or "k001 " to k001
+		return TenantView{}, errNoTenant(code)
+	}
 	v, err := scanTenant(h.db.QueryRowContext(ctx, "SELECT "+tenantColumns+" FROM tenants t WHERE t.tenant_code = ?", code))
 	if errors.Is(err, sql.ErrNoRows) {
-		return v, fault.New(fault.NotFound, "tenant_not_found", "no tenant %q", code)
+		return v, errNoTenant(code)
 	}
 	return v, err
 }
@@ -394,19 +412,19 @@ func (h *handler) update(r *http.Request, c *auth.Claims) (int, any, error) {
 			set, args = append(set, "plan_type = ?"), append(args, *in.PlanType)
 		}
 	}
-	limit := func(field, col string, o optLimit) {
+	limit := func(field, col string, o optLimit, max int64) {
 		switch {
 		case !o.named:
 		case o.v == nil:
 			set = append(set, col+" = NULL")
-		case *o.v < 0:
-			bad[field] = "must be 0 or more, or null for no limit"
+		case *o.v < 0 || *o.v > max:
+			bad[field] = fmt.Sprintf("must be 0 to %d, or null for no limit", max)
 		default:
 			set, args = append(set, col+" = ?"), append(args, *o.v)
 		}
 	}
-	limit("maxUsers", "max_users", in.MaxUsers)
-	limit("maxStorage", "max_storage", in.MaxStorage)
+	limit("maxUsers", "max_users", in.MaxUsers, math.MaxUint32) // INT UNSIGNED
+	limit("maxStorage", "max_storage", in.MaxStorage, math.MaxInt64)
 	if len(bad) > 0 {
 		return 0, nil, &fault.Error{Kind: fault.Invalid, Code: "invalid_input", Message: "invalid fields", Fields: bad}
 	}
@@ -435,9 +453,25 @@ type reasonInput struct {
 	Reason string `json:"reason"`
 }
 
-func (h *handler) suspend(r *http.Request, c *auth.Claims) (int, any, error) {
+// maxReason is the length of the reason columns (VARCHAR(500)).
+const maxReason = 500
+
+// decodeReason reads a {reason} body, refusing a reason longer than the
+// columns that keep it.
+func decodeReason(r *http.Request) (reasonInput, error) {
 	var in reasonInput
 	if err := httpapi.Decode(r, &in); err != nil {
+		return in, err
+	}
+	if utf8.RuneCountInString(in.Reason) > maxReason {
+		return in, fault.Field("invalid_input", "reason", fmt.Sprintf("must be at most %d characters", maxReason))
+	}
+	return in, nil
+}
+
+func (h *handler) suspend(r *http.Request, c *auth.Claims) (int, any, error) {
+	in, err := decodeReason(r)
+	if err != nil {
 		return 0, nil, err
 	}
 	t, err := h.life.Suspend(r.Context(), r.PathValue("code"), actor(r, c), in.Reason)
@@ -450,8 +484,8 @@ func (h *handler) resume(r *http.Request, c *auth.Claims) (int, any, error) {
 }
 
 func (h *handler) requestDeletion(r *http.Request, c *auth.Claims) (int, any, error) {
-	var in reasonInput
-	if err := httpapi.Decode(r, &in); err != nil {
+	in, err := decodeReason(r)
+	if err != nil {
 		return 0, nil, err
 	}
 	code := r.PathValue("code")
@@ -515,8 +549,9 @@ func (h *handler) addDomain(r *http.Request, c *auth.Claims) (int, any, error) {
 		return 0, nil, err
 	}
 	dom := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(in.Domain), "."))
-	if !tenancy.ValidHostname(dom) || strings.HasSuffix(dom, "."+h.tenants.Hosts.BaseDomain) || dom == h.tenants.Hosts.BaseDomain {
-		return 0, nil, fault.Field("invalid_input", "domain", "must be a host name outside the base domain, e.g. school.example.com")
+	if !tenancy.ValidHostname(dom) || strings.HasSuffix(dom, "."+h.tenants.Hosts.BaseDomain) || dom == h.tenants.Hosts.BaseDomain ||
+		!h.routable(dom) {
+		return 0, nil, fault.Field("invalid_input", "domain", "must be a host name outside the base domain and the platform's hosts, e.g. school.example.com")
 	}
 	_, err = h.db.ExecContext(ctx, "INSERT INTO tenant_domains (tenant_id, domain, domain_type) VALUES (?, ?, 'custom')", t.ID, dom)
 	if err != nil {
@@ -531,6 +566,21 @@ func (h *handler) addDomain(r *http.Request, c *auth.Claims) (int, any, error) {
 	return http.StatusCreated, map[string]string{"tenantCode": t.Code, "domain": dom}, nil
 }
 
+// routable reports whether tenancy would look dom up as a custom domain:
+// an IP address or a platform host (a gateway's own domain) never is, so
+// registering one would reserve a name that routes nowhere.
+func (h *handler) routable(dom string) bool {
+	if net.ParseIP(dom) != nil {
+		return false
+	}
+	for _, p := range h.tenants.Hosts.Platform {
+		if dom == p || strings.HasPrefix(p, ".") && strings.HasSuffix(dom, p) {
+			return false
+		}
+	}
+	return true
+}
+
 func (h *handler) removeDomain(r *http.Request, c *auth.Claims) (int, any, error) {
 	ctx := r.Context()
 	t, err := h.tenant(ctx, r.PathValue("code"))
@@ -538,6 +588,9 @@ func (h *handler) removeDomain(r *http.Request, c *auth.Claims) (int, any, error
 		return 0, nil, err
 	}
 	dom := strings.ToLower(r.PathValue("domain"))
+	if !tenancy.ValidHostname(dom) { // the collation would match "a.example.com " to a.example.com
+		return 0, nil, fault.New(fault.NotFound, "domain_not_found", "tenant %s has no domain %q", t.Code, dom)
+	}
 	res, err := h.db.ExecContext(ctx, "DELETE FROM tenant_domains WHERE tenant_id = ? AND domain = ?", t.ID, dom)
 	if err != nil {
 		return 0, nil, fmt.Errorf("remove domain: %w", err)
@@ -670,6 +723,12 @@ func (h *handler) withTenantDB(ctx context.Context, code string, fn func(t *tena
 	if err != nil {
 		return err
 	}
+	// Members change in a tenant that runs (active or suspended), not in
+	// one being set up (no database yet) nor in one deleted (its database
+	// awaits its purge, or is gone).
+	if t.Status != tenancy.StatusActive && t.Status != tenancy.StatusSuspended {
+		return tenancy.Gate(t)
+	}
 	conn, err := h.tenants.Router.Conn(ctx, t)
 	if err != nil {
 		return err
@@ -696,16 +755,29 @@ func (h *handler) memberChange(r *http.Request, c *auth.Claims, gid int64, phone
 	if gid == 0 {
 		q, arg = "SELECT id, phone, real_name FROM global_users WHERE phone = ?", phone
 	}
-	if err := h.db.QueryRowContext(ctx, q, arg).Scan(&gid, &phone, &realName); errors.Is(err, sql.ErrNoRows) {
+	var found string
+	if err := h.db.QueryRowContext(ctx, q, arg).Scan(&gid, &found, &realName); errors.Is(err, sql.ErrNoRows) ||
+		err == nil && phone != "" && found != phone { // the collation matches "13722223333 " to 13722223333
 		return 0, nil, fault.New(fault.NotFound, "user_not_found", "no global user %v", arg)
 	} else if err != nil {
 		return 0, nil, err
 	}
+	phone = found
 	var res tenantapp.BindResult
 	err := h.withTenantDB(ctx, code, func(t *tenancy.Tenant, conn *sql.Conn) error {
 		b := tenantapp.Binding{GlobalUserID: gid, Phone: phone, RealName: realName.String, TenantID: t.ID, TenantCode: t.Code, Role: role}
 		var err error
 		if set {
+			// A role is changed for a member; PATCH never makes one (POST does).
+			var status string
+			err = h.db.QueryRowContext(ctx, "SELECT status FROM global_user_tenant_relations WHERE tenant_id = ? AND global_user_id = ?",
+				t.ID, gid).Scan(&status)
+			if errors.Is(err, sql.ErrNoRows) || err == nil && status != "active" {
+				return fault.New(fault.NotFound, "not_a_member", "user %d is not a member of tenant %s", gid, t.Code)
+			}
+			if err != nil {
+				return fmt.Errorf("membership of user %d: %w", gid, err)
+			}
 			res, err = tenantapp.SetRole(ctx, h.db, connTx{conn}, b)
 		} else {
 			res, err = tenantapp.Bind(ctx, h.db, connTx{conn}, b)
