@@ -23,6 +23,7 @@ import (
 	"github.com/unitenant/unitenant/shared/budget"
 	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/httpapi"
+	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/logging"
 	"github.com/unitenant/unitenant/shared/serverless"
 	"github.com/unitenant/unitenant/shared/sqldb"
@@ -62,11 +63,10 @@ func (h *handler) adminRoutes(rt *httpapi.Router) {
 // error for the envelope.
 type adminEndpoint func(r *http.Request, c *auth.Claims) (int, any, error)
 
-// adminRanks orders admin roles: a route names the least it needs.
-var adminRanks = map[string]int{"operator": 1, "admin": 2, "super_admin": 3}
-
 // adminRole authenticates an admin token (401 for none, a bad one or a
-// tenant's) and requires at least the role least (403). Each route does it
+// tenant's) and requires at least the role least (403), from the token and
+// from the account as it is now (an admin deleted, disabled or demoted
+// since the token was issued acts as they are now). Each route does it
 // itself: this function also serves tenants, whose credentials must never
 // reach these routes, whatever newHandler wraps around them.
 func (h *handler) adminRole(least string) func(adminEndpoint) http.Handler {
@@ -74,8 +74,8 @@ func (h *handler) adminRole(least string) func(adminEndpoint) http.Handler {
 	return func(fn adminEndpoint) http.Handler {
 		return authenticate(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			c, _ := auth.FromContext(r.Context())
-			if c == nil || c.Kind != auth.KindAdmin || adminRanks[c.Role] < adminRanks[least] {
-				httpapi.Fail(w, r, h.log, fault.New(fault.Forbidden, "permission_denied", "this needs the %s role", least))
+			if err := identity.RequireAdmin(r.Context(), h.db, c, least); err != nil {
+				httpapi.Fail(w, r, h.log, err)
 				return
 			}
 			status, data, err := fn(r, c)
@@ -114,10 +114,7 @@ func adminAudit(ctx context.Context, tx *sql.Tx, r *http.Request, c *auth.Claims
 	if err != nil {
 		return fmt.Errorf("audit %s: %w", action, err)
 	}
-	ua := r.UserAgent()
-	if utf8.RuneCountInString(ua) > 500 {
-		ua = string([]rune(ua)[:500])
-	}
+	ua := sqldb.Text(r.UserAgent(), 500)
 	_, err = tx.ExecContext(ctx, `INSERT INTO audit_logs (actor_type, actor_id, actor_name, action, target_type, target_id, tenant_id,
 		before_state, after_state, request_id, ip_address, user_agent) VALUES ('admin', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		adminNull(c.SubjectID()), adminNull(c.Role), action, targetType, targetID, adminNull(tenantID), b, a,

@@ -41,6 +41,11 @@ func newAdminFixture(t *testing.T) *adminFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The admin the tokens name: a super admin, so each token's role is
+	// the one in force.
+	if _, err := sys.DB.Exec("INSERT INTO admin_users (id, username, password_hash, role) VALUES (1, 'root', 'x', 'super_admin')"); err != nil {
+		t.Fatal(err)
+	}
 	signer := auth.NewSigner(sys.SigningKey, nil)
 	h := &handler{
 		db: sys.DB, box: sys.Box, verifier: auth.NewVerifier([]*rsa.PublicKey{signer.Public()}, nil),

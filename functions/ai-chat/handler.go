@@ -44,12 +44,36 @@ func newHandler(h *handler) http.Handler {
 	rt.Handle("POST /api/v1/ai/keys", seed(h.createKey))
 	rt.Handle("GET /api/v1/ai/keys", seed(h.listKeys))
 	rt.Handle("DELETE /api/v1/ai/keys/{id}", seed(h.revokeKey))
-	rt.Handle("POST /v1/chat/completions", openai(h.chatCompletions))
-	rt.Handle("POST /v1/completions", openai(h.completions))
-	rt.Handle("POST /v1/embeddings", openai(h.embeddings))
-	rt.Handle("GET /v1/models", openai(h.models))
+	v1 := map[string]string{} // path -> method
+	for _, route := range []struct {
+		method, path string
+		fn           tenantEndpoint
+	}{
+		{"POST", "/v1/chat/completions", h.chatCompletions},
+		{"POST", "/v1/completions", h.completions},
+		{"POST", "/v1/embeddings", h.embeddings},
+		{"GET", "/v1/models", h.models},
+	} {
+		rt.Handle(route.method+" "+route.path, openai(route.fn))
+		v1[route.path] = route.method
+	}
+	rt.Handle("/v1/", h.openAINoRoute(v1))
 	h.adminRoutes(rt)
 	return forgetAfterChanges(h.bridge, rt)
+}
+
+// openAINoRoute answers a /v1/ request that no route takes (405 or 404)
+// in OpenAI's error shape, as every answer there is: an OpenAI SDK reads
+// the error's type from it.
+func (h *handler) openAINoRoute(routes map[string]string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if method, ok := routes[r.URL.Path]; ok {
+			w.Header().Set("Allow", method)
+			openAIFail(w, r, h.log, fault.New(fault.MethodNotAllowed, "method_not_allowed", "%s is not allowed on %s; use %s", r.Method, r.URL.Path, method))
+			return
+		}
+		openAIFail(w, r, h.log, fault.New(fault.NotFound, "route_not_found", "no route for %s %s", r.Method, r.URL.Path))
+	})
 }
 
 // forgetAfterChanges drops the bridge's cache after any request that may
@@ -140,8 +164,10 @@ func (h *handler) authenticate(r *http.Request) (*principal, error) {
 		}
 		p.claims = c
 	}
+	// The User-Agent goes to utf8mb4 columns (call logs, audit rows),
+	// which refuse bytes that are not UTF-8.
 	p.caller = aibridge.Caller{TenantID: p.tenant.ID, TenantCode: p.tenant.Code, Key: p.key,
-		RequestID: logging.RequestID(ctx), IP: serverless.ClientIP(r), UserAgent: r.UserAgent()}
+		RequestID: logging.RequestID(ctx), IP: serverless.ClientIP(r), UserAgent: strings.ToValidUTF8(r.UserAgent(), "\uFFFD")}
 	if p.claims != nil {
 		p.caller.UserID = p.claims.SubjectID()
 	}

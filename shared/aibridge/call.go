@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"time"
@@ -102,6 +103,12 @@ type attempt struct {
 	answered   bool // an answer came without usage: estimate it
 }
 
+// MaxCallTokens bounds the tokens one call may count: its prompt's
+// estimate and every completion it asks for (n, best_of, prompts) at its
+// cap. No model comes near it; it keeps the worst case and the token
+// counts from overflowing.
+const MaxCallTokens = math.MaxInt32
+
 // newCallID is a fresh id for a call's rows; never the client's, so no
 // client can collide with another call's reservation.
 func newCallID() string {
@@ -132,6 +139,13 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 		if cl.maxTokens == 0 {
 			cl.maxTokens = orDefault(chain[0].DefaultMaxTokens, orDefault(b.DefaultMaxTokens, DefaultMaxTokens))
 		}
+	}
+	// Checked before multiplying: a product past the int range wraps, to a
+	// worst case of nothing held and nothing counted for a call that may
+	// write any number of tokens.
+	if cl.maxTokens > (MaxCallTokens-prompt)/cl.outputs {
+		return nil, fault.Field("invalid_max_tokens", "max_tokens", fmt.Sprintf("%d completions of up to %d tokens each, after a prompt of about %d, exceed the %d tokens one call may use",
+			cl.outputs, cl.maxTokens, prompt, MaxCallTokens))
 	}
 	var worst budget.Amount
 	for _, m := range chain {

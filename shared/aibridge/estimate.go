@@ -3,6 +3,7 @@ package aibridge
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/unitenant/unitenant/shared/aiprovider"
@@ -47,11 +48,23 @@ func estimateChat(req aiprovider.ChatRequest) int {
 			n += EstimateTokens(string(m.Content))
 			continue
 		}
-		for _, p := range parts {
-			if p.Type == "image_url" {
+		var raw []json.RawMessage // the parts as sent, read when one is neither text nor image
+		for i, p := range parts {
+			switch p.Type {
+			case "image_url":
 				n += tokensPerImage
-			} else {
+			case "text":
 				n += EstimateTokens(p.Text)
+			default:
+				// Audio, files and parts not known here are read by the
+				// model all the same: estimated by their size, as content
+				// that is not parts is, or they would be held for nothing.
+				if raw == nil && json.Unmarshal(m.Content, &raw) != nil {
+					raw = []json.RawMessage{}
+				}
+				if i < len(raw) {
+					n += EstimateTokens(string(raw[i]))
+				}
 			}
 		}
 		n += EstimateTokens(string(m.ToolCalls))
@@ -76,8 +89,17 @@ const (
 )
 
 // count reads the optional positive integer member name of a request's
-// unnamed members, 1 when absent; above most it is refused as invalid.
+// unnamed members, 1 when absent; above most it is refused as invalid. A
+// member differing from name only in case (as encoding/json folds it) is
+// refused too: it travels upstream beside the one read here, and an
+// upstream that decodes as Go does may take it instead ("beſt_of" sorts
+// after "best_of", so it is the one read last).
 func count(extra aiprovider.Extra, name string, most int) (int, error) {
+	for k := range extra {
+		if k != name && strings.EqualFold(k, name) {
+			return 0, fault.Field("ambiguous_field", k, fmt.Sprintf("differs from %q only in case; member names are case-sensitive", name))
+		}
+	}
 	raw, ok := extra[name]
 	if !ok || string(raw) == "null" {
 		return 1, nil

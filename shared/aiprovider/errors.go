@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Types of a *ProviderError that did not come from a provider's error body.
@@ -147,6 +148,9 @@ func scalar(raw json.RawMessage) string {
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n-- // never cut a character in two: a Chinese error page stays UTF-8
 	}
 	return s[:n] + "..."
 }

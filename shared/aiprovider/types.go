@@ -3,6 +3,7 @@ package aiprovider
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"reflect"
@@ -204,6 +205,10 @@ func (s *Strings) UnmarshalJSON(b []byte) error {
 	}
 	var many []string
 	if err := json.Unmarshal(b, &many); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return te // as is: the decoder adds the member's name to it
+		}
 		return fmt.Errorf("want a string or an array of strings: %w", err)
 	}
 	*s = Strings{Values: many}
@@ -425,7 +430,7 @@ func marshalExtra(v any, extra Extra) ([]byte, error) {
 // UnmarshalJSON of its own) and the members v does not name into *extra.
 func unmarshalExtra(b []byte, v any, extra *Extra) error {
 	if err := json.Unmarshal(b, v); err != nil {
-		return err
+		return memberPath(err, reflect.TypeOf(v).Elem())
 	}
 	var all map[string]json.RawMessage
 	if err := json.Unmarshal(b, &all); err != nil {
@@ -463,6 +468,41 @@ func (e Extra) Shadow(v any) (member, named string) {
 		}
 	}
 	return "", ""
+}
+
+// memberPath makes a type error of decoding into struct type t name the
+// member as the client wrote it: encoding/json puts the Go names of
+// embedded structs in the path ("Sampling.max_tokens"), which no request
+// has.
+func memberPath(err error, t reflect.Type) error {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Field == "" {
+		return err
+	}
+	embedded := embeddedNames(t)
+	path := strings.Split(te.Field, ".")
+	kept := path[:0]
+	for _, p := range path {
+		if !embedded[p] {
+			kept = append(kept, p)
+		}
+	}
+	te.Field = strings.Join(kept, ".")
+	return err
+}
+
+// embeddedNames is the Go names of the structs t embeds without a JSON
+// name, whose members encoding/json promotes.
+func embeddedNames(t reflect.Type) map[string]bool {
+	names := map[string]bool{}
+	for f := range t.Fields() {
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if f.Anonymous && f.Type.Kind() == reflect.Struct && name == "" {
+			names[f.Name] = true
+			maps.Copy(names, embeddedNames(f.Type))
+		}
+	}
+	return names
 }
 
 var jsonNameCache sync.Map // reflect.Type -> map[string]bool

@@ -7,6 +7,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/unitenant/unitenant/shared/fault"
@@ -66,7 +67,7 @@ func decodeError(err error, limit int64) error {
 		if field == "" {
 			return fault.New(fault.Invalid, "invalid_json", "body must be a JSON object, not %s", typeErr.Value)
 		}
-		return fault.Field("invalid_field_type", field, fmt.Sprintf("must be %s, not %s", jsonType(typeErr.Type.String()), typeErr.Value))
+		return fault.Field("invalid_field_type", field, fmt.Sprintf("must be %s, not %s", jsonType(typeErr.Type), typeErr.Value))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
 		return fault.Field("unknown_field", name, "is not a known field")
@@ -74,19 +75,24 @@ func decodeError(err error, limit int64) error {
 	return fault.New(fault.Invalid, "invalid_json", "malformed JSON: %v", err)
 }
 
-// jsonType names a Go type the way a JSON client thinks of it.
-func jsonType(goType string) string {
-	switch {
-	case strings.HasPrefix(goType, "int"), strings.HasPrefix(goType, "uint"), strings.HasPrefix(goType, "float"):
+// jsonType names a Go type the way a JSON client thinks of it, never by
+// its Go name (a struct is "an object", whatever the package calls it).
+func jsonType(t reflect.Type) string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
 		return "a number"
-	case goType == "string":
+	case reflect.String:
 		return "a string"
-	case goType == "bool":
+	case reflect.Bool:
 		return "a boolean"
-	case strings.HasPrefix(goType, "[]"):
+	case reflect.Slice, reflect.Array:
 		return "an array"
-	case strings.HasPrefix(goType, "map["), strings.HasPrefix(goType, "struct"):
+	case reflect.Map, reflect.Struct:
 		return "an object"
 	}
-	return "of type " + goType
+	return "another JSON type"
 }

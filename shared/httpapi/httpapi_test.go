@@ -17,6 +17,11 @@ type input struct {
 	Name  string   `json:"name"`
 	Count int      `json:"count"`
 	Tags  []string `json:"tags"`
+	Where *place   `json:"where"`
+}
+
+type place struct {
+	City string `json:"city"`
 }
 
 // echo decodes an input and answers it back: the route every decode case uses.
@@ -94,6 +99,7 @@ func TestDecode(t *testing.T) {
 		{"UnknownField", `{"name":"a","admin":true}`, 400, "unknown_field", "admin"},
 		{"WrongType", `{"name":"a","count":"two"}`, 400, "invalid_field_type", "count"},
 		{"WrongTypeInArray", `{"tags":[1]}`, 400, "invalid_field_type", "tags"},
+		{"WrongTypeForObject", `{"where":"x"}`, 400, "invalid_field_type", "where"},
 		{"NotAnObject", `[1,2]`, 400, "invalid_json", ""},
 		{"TrailingData", `{"name":"a"} {"name":"b"}`, 400, "invalid_json", ""},
 		{"Oversize", `{"name":"` + strings.Repeat("x", httpapi.DefaultMaxBody) + `"}`, 413, "body_too_large", ""},
@@ -123,6 +129,24 @@ func TestDecode(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestDecodeNamesJSONTypes: a type error says what JSON the member takes,
+// never the Go type behind it.
+func TestDecodeNamesJSONTypes(t *testing.T) {
+	t.Parallel()
+	srv := newServer(t)
+	for body, want := range map[string]string{
+		`{"where":"x"}`:        "must be an object, not string",
+		`{"where":{"city":1}}`: "must be a string, not number",
+		`{"count":[1]}`:        "must be a number, not array",
+		`{"tags":{}}`:          "must be an array, not object",
+	} {
+		_, env := do(t, srv, "POST", "/echo", body)
+		if env.Error == nil || !strings.Contains(env.Error.Message, want) || strings.Contains(env.Error.Message, "httpapi") {
+			t.Errorf("%s: %+v, want a message saying %q", body, env.Error, want)
+		}
 	}
 }
 
