@@ -321,12 +321,14 @@ func TestSuspendedTenantDeletedComesBackSuspended(t *testing.T) {
 	want(t, f.do(t, "super_admin", "POST", "/api/admin/tenants/k001/delete/confirm", map[string]string{"token": tok}), 400, "invalid_confirmation_token")
 }
 
-// raw sends body to path with token as the bearer.
+// raw sends body (nil: none) to path with token as the bearer.
 func (f *fixture) raw(t *testing.T, method, path, token string, body io.Reader) reply {
 	t.Helper()
 	req, _ := http.NewRequest(method, f.srv.URL+path, body)
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := f.srv.Client().Do(req)
 	if err != nil {
 		t.Fatal(err)

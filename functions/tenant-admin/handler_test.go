@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/rsa"
 	"encoding/json"
+	"io"
 	"log/slog"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -81,26 +81,12 @@ type reply struct {
 
 func (f *fixture) do(t *testing.T, role, method, path string, body any) reply {
 	t.Helper()
-	var b []byte
+	var b io.Reader
 	if body != nil {
-		b, _ = json.Marshal(body)
+		raw, _ := json.Marshal(body)
+		b = bytes.NewReader(raw)
 	}
-	req, _ := http.NewRequest(method, f.srv.URL+path, bytes.NewReader(b))
-	req.Header.Set("Authorization", "Bearer "+f.token(t, role))
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := f.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var r reply
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		t.Fatal(err)
-	}
-	r.Status = resp.StatusCode
-	return r
+	return f.raw(t, method, path, f.token(t, role), b)
 }
 
 func want(t *testing.T, r reply, status int, code string) {
