@@ -72,21 +72,21 @@ func (b *Bridge) Models(ctx context.Context, c Caller) ([]Model, error) {
 
 // call is one metered request across its attempts.
 type call struct {
-	b           *Bridge
-	c           Caller
-	endpoint    string
-	chain       []Model
-	id          string
-	prompt      int // estimated prompt tokens
-	maxTokens   int // the completion cap in force
-	outputs     int // completions the provider may write, each up to maxTokens
-	reserved    budget.Amount
-	logged      budget.Amount // the cost the attempts' rows carry
-	started     time.Time
-	firstLogged bool          // the first attempt's row was inserted with the hold
-	committed   func() error  // the outcome of the begin's commit
-	windows     []tokenWindow // the token windows counted in, to correct after the call
-	tokenCount  int           // the tokens counted in each: the prompt's estimate and the cap
+	b          *Bridge
+	c          Caller
+	endpoint   string
+	chain      []Model
+	id         string
+	prompt     int // estimated prompt tokens
+	maxTokens  int // the completion cap in force
+	outputs    int // completions the provider may write, each up to maxTokens
+	reserved   budget.Amount
+	logged     budget.Amount // the cost the attempts' rows carry
+	started    time.Time
+	committed  func() error  // the outcome of the begin's commit
+	windows    []tokenWindow // the token windows counted in, to correct after the call
+	tokenCount int           // the tokens counted in each: the prompt's estimate and the cap
+	used       []int         // the tokens each attempt used (attempt n at n-1), once known
 }
 
 // attempt is one model tried.
@@ -182,7 +182,7 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 				return err
 			}
 			if l.tokens {
-				cl.windows = append(cl.windows, tokenWindow{l.key, d.WindowStart})
+				cl.windows = append(cl.windows, tokenWindow{l.key, d.WindowStart, l.attempt})
 			}
 		}
 		r, err := hold.Decide(ctx, q, res)
@@ -196,7 +196,6 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 		}
 		return nil, fmt.Errorf("begin AI call for tenant %d: %w", c.TenantID, err)
 	}
-	cl.firstLogged = true
 	return cl, nil
 }
 
@@ -211,69 +210,138 @@ func (cl *call) begun() error {
 
 // limit is one staged count of a call.
 type limit struct {
-	s      ratelimit.Staged
-	key    string
-	tokens bool // counts tokens, corrected after the call
+	s       ratelimit.Staged
+	key     string
+	tokens  bool // counts tokens, corrected after the call
+	attempt int  // the attempt whose model's limit it is (0: the call's)
 }
 
-// tokenWindow is a token count's window, to correct after the call.
+// tokenWindow is a token count's window, to correct after the call: by
+// the tokens of the whole call, or of the attempt whose model it limits.
 type tokenWindow struct {
-	key   string
-	start time.Time
+	key     string
+	start   time.Time
+	attempt int
 }
 
-// limit stages counting the call against the tenant's, the key's and the
-// first model's limits: requests per minute, then tokens per minute (the
-// prompt's estimate and the completion cap, corrected to the tokens used
-// after the call) and the model's tokens a day. Each is one atomic
+// limitCount is one limit a call or attempt is counted against.
+type limitCount struct {
+	key     string
+	n       int
+	limit   int64
+	window  time.Duration
+	what    string // a token limit, as the refusal names it
+	attempt int
+}
+
+// limit stages counting the call against the tenant's and the key's
+// limits and the first model's (modelCounts): requests per minute, then
+// tokens per minute (the prompt's estimate and the completion cap,
+// corrected to the tokens used after the call). Each is one atomic
 // statement shared by every instance, the rows always taken in this order.
 // A call that alone exceeds a token limit is refused as invalid.
 func (cl *call) limit(batch *sqldb.Tx) ([]limit, error) {
-	b, now, m := cl.b, cl.b.now(), cl.chain[0]
-	type count struct {
-		key    string
-		n      int
-		limit  int64
-		window time.Duration
-		what   string // a token limit, as the refusal names it
-	}
+	b := cl.b
 	tenant := "ai:t:" + strconv.FormatInt(cl.c.TenantID, 10)
-	model := tenant + ":m:" + strconv.FormatInt(m.ID, 10)
 	key := ""
-	counts := []count{{key: tenant, n: 1, limit: int64(orDefault(b.TenantRPM, DefaultTenantRPM)), window: time.Minute}}
+	counts := []limitCount{{key: tenant, n: 1, limit: int64(orDefault(b.TenantRPM, DefaultTenantRPM)), window: time.Minute}}
 	if k := cl.c.Key; k != nil {
 		key = "ai:k:" + strconv.FormatInt(k.ID, 10)
-		counts = append(counts, count{key: key, n: 1, limit: int64(orDefault(k.RPMLimit, orDefault(b.KeyRPM, DefaultTenantRPM))), window: time.Minute})
-	}
-	if m.RPM > 0 {
-		counts = append(counts, count{key: model, n: 1, limit: int64(m.RPM), window: time.Minute})
+		counts = append(counts, limitCount{key: key, n: 1, limit: int64(orDefault(k.RPMLimit, orDefault(b.KeyRPM, DefaultTenantRPM))), window: time.Minute})
 	}
 	n := cl.prompt + cl.maxTokens*cl.outputs
 	cl.tokenCount = n
 	if b.TenantTPM > 0 {
-		counts = append(counts, count{tenant + ":tok", n, int64(b.TenantTPM), time.Minute, "the tenant's limit of %d tokens a minute"})
+		counts = append(counts, limitCount{key: tenant + ":tok", n: n, limit: int64(b.TenantTPM), window: time.Minute, what: "the tenant's limit of %d tokens a minute"})
 	}
 	if k := cl.c.Key; k != nil && orDefault(k.TPMLimit, b.KeyTPM) > 0 {
-		counts = append(counts, count{key + ":tok", n, int64(orDefault(k.TPMLimit, b.KeyTPM)), time.Minute, "the API key's limit of %d tokens a minute"})
+		counts = append(counts, limitCount{key: key + ":tok", n: n, limit: int64(orDefault(k.TPMLimit, b.KeyTPM)), window: time.Minute, what: "the API key's limit of %d tokens a minute"})
+	}
+	return cl.stage(batch, append(counts, cl.modelCounts(cl.chain[0], 1)...))
+}
+
+// modelCounts are the limits the tenant set on model m, which attempt n
+// counts against: requests and tokens per minute and tokens a day. Every
+// attempt counts against its own model's: a fallback is refused by its
+// model's limits as a first choice would be.
+func (cl *call) modelCounts(m Model, n int) []limitCount {
+	model := "ai:t:" + strconv.FormatInt(cl.c.TenantID, 10) + ":m:" + strconv.FormatInt(m.ID, 10)
+	var counts []limitCount
+	if m.RPM > 0 {
+		counts = append(counts, limitCount{key: model, n: 1, limit: int64(m.RPM), window: time.Minute, attempt: n})
 	}
 	if m.TPM > 0 {
-		counts = append(counts, count{model + ":tok", n, int64(m.TPM), time.Minute, "the model's limit of %d tokens a minute"})
+		counts = append(counts, limitCount{key: model + ":tok", n: cl.tokenCount, limit: int64(m.TPM), window: time.Minute, what: "the model's limit of %d tokens a minute", attempt: n})
 	}
 	if m.DailyTokens > 0 {
-		counts = append(counts, count{model + ":tok:day", n, m.DailyTokens, 24 * time.Hour, "the model's limit of %d tokens a day"})
+		counts = append(counts, limitCount{key: model + ":tok:day", n: cl.tokenCount, limit: m.DailyTokens, window: 24 * time.Hour, what: "the model's limit of %d tokens a day", attempt: n})
 	}
+	return counts
+}
+
+// stage adds counts to the batch, in order.
+func (cl *call) stage(batch *sqldb.Tx, counts []limitCount) ([]limit, error) {
+	now := cl.b.now()
 	out := make([]limit, 0, len(counts))
 	for _, c := range counts {
 		if c.what != "" && int64(c.n) > c.limit {
 			return nil, fault.Field("too_many_tokens", "max_tokens", fmt.Sprintf("this call may use %d tokens, over "+c.what, c.n, c.limit))
 		}
-		s, err := b.windows.Stage(batch, c.key, c.n, int(c.limit), c.window, now)
+		s, err := cl.b.windows.Stage(batch, c.key, c.n, int(c.limit), c.window, now)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, limit{s: s, key: c.key, tokens: c.what != ""})
+		out = append(out, limit{s: s, key: c.key, tokens: c.what != "", attempt: c.attempt})
 	}
 	return out, nil
+}
+
+// startFallback counts attempt a, a fallback, against its model's limits
+// and inserts its pending row, in one transaction committed before the
+// provider is called. A model over one of its limits is not tried: the
+// refusal is returned (see overLimit), and nothing is counted or written.
+func (cl *call) startFallback(ctx context.Context, a *attempt) error {
+	var (
+		limits  []limit
+		windows []tokenWindow
+	)
+	committed, err := sqldb.TxBatch(ctx, cl.b.DB, func(batch *sqldb.Tx) (err error) {
+		if limits, err = cl.stage(batch, cl.modelCounts(a.model, a.n)); err != nil {
+			return err
+		}
+		q, args := cl.insertLog(a)
+		batch.Add(q, args...)
+		return nil
+	}, func(_ *sql.Conn, res sqldb.Results) error {
+		windows = windows[:0]
+		for _, l := range limits {
+			d, err := l.s.Decide(res)
+			if err != nil {
+				return err
+			}
+			if l.tokens {
+				windows = append(windows, tokenWindow{l.key, d.WindowStart, l.attempt})
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = committed()
+	}
+	if err != nil {
+		if overLimit(err) {
+			return err
+		}
+		return fmt.Errorf("call log: %w", err)
+	}
+	cl.windows = append(cl.windows, windows...)
+	return nil
+}
+
+// overLimit tells a refusal by a rate or token limit.
+func overLimit(err error) bool {
+	e, ok := fault.As(err)
+	return ok && (e.Code == "rate_limited" || e.Code == "too_many_tokens")
 }
 
 // attemptFunc makes one attempt on a provider; it records usage and
@@ -281,18 +349,29 @@ func (cl *call) limit(batch *sqldb.Tx) ([]limit, error) {
 type attemptFunc func(ctx context.Context, p aiprovider.Provider, t aiprovider.Target, a *attempt) error
 
 // run tries the chain in order until an attempt succeeds, fails for good,
-// or the deadline leaves no time; every attempt is logged. The last one's
-// row is completed and the reservation settled to the logged cost in one
-// round trip.
+// or the deadline leaves no time; every attempt is logged. A fallback
+// whose model is over one of its limits is not tried (startFallback). The
+// last attempt's row is completed and the reservation settled to the
+// logged cost in one round trip.
 func (cl *call) run(ctx context.Context, stream bool, fn attemptFunc) (Metering, error) {
 	b := cl.b
 	deadline := cl.started.Add(orDefault(b.Deadline, DefaultDeadline))
-	var prev *attempt // the last attempt whose row is complete
+	var (
+		prev    *attempt // the last attempt whose row is complete
+		failure error    // its error
+	)
 	for i, m := range cl.chain {
 		left := time.Until(deadline)
-		a := &attempt{n: i + 1, model: m, started: time.Now()}
-		if i > 0 || !cl.firstLogged {
-			if err := cl.logStart(ctx, a); err != nil {
+		a := &attempt{n: 1, model: m, started: time.Now()}
+		if prev != nil {
+			if left <= 0 || ctx.Err() != nil {
+				break // the models before were skipped until no time was left
+			}
+			a.n = prev.n + 1
+			if err := cl.startFallback(ctx, a); overLimit(err) {
+				b.log().InfoContext(ctx, "fallback model over its limits: not tried", "call", cl.id, "model", m.Name, "err", err)
+				continue
+			} else if err != nil {
 				return cl.close(ctx, prev, nil, err)
 			}
 		}
@@ -315,9 +394,13 @@ func (cl *call) run(ctx context.Context, stream bool, fn attemptFunc) (Metering,
 		if lerr := cl.logFinish(ctx, a, err); lerr != nil {
 			return cl.close(ctx, a, nil, err)
 		}
-		prev = a
+		prev, failure = a, err
 	}
-	return cl.close(ctx, prev, nil, errors.New("no model to try")) // unreachable: a chain is never empty
+	if prev == nil {
+		failure = errors.New("no model to try") // unreachable: a chain is never empty
+	}
+	// The models left were over their limits: the last one tried failed.
+	return cl.close(ctx, prev, nil, failure)
 }
 
 // attemptBound is the most one attempt may take: a non-streaming one its
@@ -373,12 +456,11 @@ func (cl *call) target(m Model, left time.Duration, stream bool) (aiprovider.Pro
 // reported from (nil: none started).
 func (cl *call) close(ctx context.Context, a, finish *attempt, failure error) (Metering, error) {
 	met := Metering{CallID: cl.id, UsageSource: UsageProvider}
-	used := 0
 	if a != nil {
 		met.Model, met.Attempts, met.ResponseTime, met.ClientGone = a.model, a.n, time.Since(a.started), a.clientGone
 		in, out, source := cl.tokens(a)
 		met.InputTokens, met.OutputTokens, met.TotalTokens, met.UsageSource = in, out, in+out, source
-		used = in + out
+		cl.usedBy(a, in+out)
 	}
 	var (
 		batch   sqldb.Batch
@@ -406,7 +488,7 @@ func (cl *call) close(ctx context.Context, a, finish *attempt, failure error) (M
 		}
 		// What is on record is durable: Reconcile settles at the rows' cost.
 		cl.b.log().ErrorContext(ctx, "call not closed; left to reconciliation", "call", cl.id, "err", err)
-		cl.adjustTokens(ctx, used)
+		cl.adjustTokens(ctx)
 	} else {
 		cl.b.pending.Add(1)
 		go func() {
@@ -415,7 +497,7 @@ func (cl *call) close(ctx context.Context, a, finish *attempt, failure error) (M
 			if err := rest(); err != nil {
 				cl.b.log().ErrorContext(ctx, "call not settled; left to reconciliation", "call", cl.id, "err", err)
 			}
-			cl.adjustTokens(ctx, used)
+			cl.adjustTokens(ctx)
 		}()
 	}
 	if berr != nil {
@@ -442,11 +524,31 @@ func (cl *call) unbegun(ctx context.Context, a *attempt, berr, attemptErr error)
 	return met, berr
 }
 
+// usedBy records the tokens attempt a used.
+func (cl *call) usedBy(a *attempt, tokens int) {
+	for len(cl.used) < a.n {
+		cl.used = append(cl.used, 0)
+	}
+	cl.used[a.n-1] = tokens
+}
+
 // adjustTokens corrects the token windows from the tokens counted to the
-// tokens used. It is never retried with the settlement: a correction must
-// not run twice.
-func (cl *call) adjustTokens(ctx context.Context, used int) {
+// tokens used: a model's by its attempt's, the tenant's and the key's by
+// the whole call's. It is never retried with the settlement: a correction
+// must not run twice.
+func (cl *call) adjustTokens(ctx context.Context) {
+	total := 0
+	for _, n := range cl.used {
+		total += n
+	}
 	for _, w := range cl.windows {
+		used := total
+		if w.attempt > 0 {
+			used = 0
+			if w.attempt <= len(cl.used) {
+				used = cl.used[w.attempt-1]
+			}
+		}
 		if err := ratelimit.Adjust(ctx, cl.b.DB, w.key, w.start, used-cl.tokenCount); err != nil {
 			cl.b.log().WarnContext(ctx, "token limit not corrected", "key", w.key, "err", err)
 		}

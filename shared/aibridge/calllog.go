@@ -27,13 +27,6 @@ const logWriteTimeout = 15 * time.Second
 
 const decimal = "CAST(? AS DECIMAL(20,6))"
 
-// logStart inserts the attempt's pending row: from here on the attempt is
-// on record, whatever happens to this process.
-func (cl *call) logStart(ctx context.Context, a *attempt) error {
-	q, args := cl.insertLog(a)
-	return cl.write(ctx, q, args)
-}
-
 // write runs one call-log statement, even after the client left.
 func (cl *call) write(ctx context.Context, q string, args []any) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), logWriteTimeout)
@@ -73,6 +66,8 @@ func (cl *call) logFinish(ctx context.Context, a *attempt, failure error) error 
 		return err
 	}
 	cl.logged += charged
+	in, out, _ := cl.tokens(a)
+	cl.usedBy(a, in+out)
 	return nil
 }
 
