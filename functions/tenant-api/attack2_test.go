@@ -184,6 +184,30 @@ func TestUnboundMemberLosesAccessAtOnce(t *testing.T) {
 	want(t, f.call(t, "teacher1", "k001", "POST", "/api/app/students", map[string]any{"name": "After removal"}), 403, "not_a_member")
 }
 
+// TestMembershipEndedInTheSystemAloneStillEndsAccess: an unbinding cut
+// off after the relation was marked removed, before the tenant's user was
+// made inactive, still refuses the token; and so does a disabled
+// membership. The tenant's user row alone is never enough.
+func TestMembershipEndedInTheSystemAloneStillEndsAccess(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	want(t, f.call(t, "teacher1", "k001", "GET", "/api/app/classes", nil), 200, "")
+	want(t, f.call(t, "admin1", "k001", "GET", "/api/app/me", nil), 200, "")
+	for user, status := range map[string]string{"teacher1": "removed", "admin1": "disabled"} {
+		if _, err := f.sys.Exec("UPDATE global_user_tenant_relations SET status = ? WHERE global_user_id = ?", status, f.users[user]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want(t, f.call(t, "teacher1", "k001", "GET", "/api/app/classes", nil), 403, "not_a_member")
+	want(t, f.call(t, "teacher1", "k001", "POST", "/api/app/classes", map[string]any{"name": "After removal"}), 403, "not_a_member")
+	want(t, f.call(t, "admin1", "k001", "GET", "/api/app/me", nil), 403, "not_a_member")
+	if n := count(t, f.tenants["k001"], "classes WHERE name = 'After removal'"); n != 0 {
+		t.Fatalf("a refused caller made %d classes", n)
+	}
+	// k002's admin, untouched, is served.
+	want(t, f.call(t, "admin2", "k002", "GET", "/api/app/me", nil), 200, "")
+}
+
 // TestOddInputIsA400: values at the edges of their types are refused by
 // name, never a 500, and change nothing.
 func TestOddInputIsA400(t *testing.T) {

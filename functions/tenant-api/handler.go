@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -11,6 +12,7 @@ import (
 	"github.com/unitenant/unitenant/shared/auth"
 	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/httpapi"
+	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/tenancy"
 	"github.com/unitenant/unitenant/shared/tenantapp"
 )
@@ -31,8 +33,8 @@ import (
 //	GET    /api/app/students/{id}   students:read   one student
 //	PUT    /api/app/students/{id}   students:write  change the fields given
 //	DELETE /api/app/students/{id}   students:write  delete (soft)
-func newHandler(v *auth.Verifier, ten *tenancy.Service, log *slog.Logger, now func() time.Time) http.Handler {
-	h := &handler{log: log, now: now}
+func newHandler(v *auth.Verifier, ten *tenancy.Service, sys *sql.DB, log *slog.Logger, now func() time.Time) http.Handler {
+	h := &handler{sys: sys, log: log, now: now}
 	rt := httpapi.NewRouter()
 	rt.Handle("GET /api/app/me", h.route("", h.me))
 	rt.Handle("GET /api/app/users", h.route("users:read", list(tenantapp.ListUsers)))
@@ -54,6 +56,7 @@ func newHandler(v *auth.Verifier, ten *tenancy.Service, log *slog.Logger, now fu
 }
 
 type handler struct {
+	sys *sql.DB // the system database: memberships
 	log *slog.Logger
 	now func() time.Time
 }
@@ -68,8 +71,11 @@ type caller struct {
 
 type callerKey struct{}
 
-// member finds the caller's active user in the tenant database by the
-// token's global user id, with its roles and permissions.
+// member finds the caller's active membership in the system database and
+// its active user in the tenant database by the token's global user id,
+// with its roles and permissions. Both must hold: a membership ends in the
+// system database first (tenantapp.Unbind), and a removal cut off before
+// the tenant's user was made inactive still ends it.
 func (h *handler) member(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
@@ -77,6 +83,10 @@ func (h *handler) member(next http.Handler) http.Handler {
 		t, tok := tenancy.FromContext(ctx)
 		if !ok || !tok || claims.Kind != auth.KindUser {
 			httpapi.Fail(w, r, h.log, tenantapp.ErrNotMember)
+			return
+		}
+		if _, err := identity.MemberRole(ctx, h.sys, claims.SubjectID(), t.ID); err != nil {
+			httpapi.Fail(w, r, h.log, err)
 			return
 		}
 		conn, err := tenancy.Conn(ctx)

@@ -110,7 +110,7 @@ func newFixture(t *testing.T) *fixture {
 	}
 	t.Cleanup(func() { ten.Router.Close() })
 	now := func() time.Time { return time.Date(2025, 10, 1, 8, 0, 0, 0, time.UTC) }
-	f.handler = newHandler(verifier, ten, logging.New(os.Stderr, "t", slog.LevelError), now)
+	f.handler = newHandler(verifier, ten, sys, logging.New(os.Stderr, "t", slog.LevelError), now)
 	return f
 }
 

@@ -19,5 +19,5 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 	if err != nil {
 		return serverless.Service{}, err
 	}
-	return serverless.Service{Handler: newHandler(f.Verifier, f.Tenancy, d.Log, time.Now), Close: f.Close}, nil
+	return serverless.Service{Handler: newHandler(f.Verifier, f.Tenancy, f.DB, d.Log, time.Now), Close: f.Close}, nil
 }
