@@ -59,7 +59,27 @@ func newHandler(h *handler) http.Handler {
 	}
 	rt.Handle("/v1/", h.openAINoRoute(v1))
 	h.adminRoutes(rt)
-	return forgetAfterChanges(h.bridge, rt)
+	return shaped{forgetAfterChanges(h.bridge, rt)}
+}
+
+// openAIPath reports whether r is for an OpenAI-compatible route, where
+// every error is in OpenAI's shape.
+func openAIPath(r *http.Request) bool { return strings.HasPrefix(r.URL.Path, "/v1/") }
+
+// shaped is the function's handler as the standard stack sees it
+// (httpapi.Failer): what the stack refuses before a route runs (a body
+// over MaxBody, a host it cannot route by, a panic) is answered in the
+// shape of the route asked for, as the route's own errors are. An OpenAI
+// SDK reads error.type, which the envelope lacks.
+type shaped struct{ http.Handler }
+
+// Fail answers err in OpenAI's shape under /v1/, else in the envelope.
+func (shaped) Fail(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if openAIPath(r) {
+		openAIFail(w, r, log, err)
+		return
+	}
+	httpapi.Fail(w, r, log, err)
 }
 
 // openAINoRoute answers a /v1/ request that no route takes (405 or 404)

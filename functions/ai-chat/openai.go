@@ -208,6 +208,9 @@ func readCompletion(r *http.Request, req *aiprovider.CompletionRequest, modelReq
 	if req.Prompt.IsZero() {
 		return fault.Field("invalid_prompt", "prompt", "is required")
 	}
+	if err := fewInputs(req.Prompt, "prompt"); err != nil {
+		return err
+	}
 	if req.Stream {
 		return fault.Field("unsupported", "stream", "streaming is offered on chat completions only")
 	}
@@ -240,8 +243,21 @@ func readEmbedding(r *http.Request, req *aiprovider.EmbeddingRequest, modelRequi
 	if req.Input.IsZero() {
 		return fault.Field("invalid_input", "input", "is required")
 	}
-	if len(req.Input.Values) > 2048 {
-		return fault.Field("invalid_input", "input", "at most 2048 inputs")
+	return fewInputs(req.Input, "input")
+}
+
+// maxInputs is the most strings a completion's prompt or an embedding's
+// input may hold: OpenAI's limit for embedding inputs. Each prompt is a
+// completion the provider writes, held for and counted as one, and OpenAI
+// documents no limit for prompts of its own, so they are held to the same.
+// The seed's routes and OpenAI's decode through here, before anything is
+// counted, held or sent.
+const maxInputs = 2048
+
+// fewInputs refuses a prompt or input array (member) over maxInputs.
+func fewInputs(s aiprovider.Strings, member string) error {
+	if n := len(s.Values); n > maxInputs {
+		return fault.Field("invalid_"+member, member, fmt.Sprintf("must hold at most %d items, not %d", maxInputs, n))
 	}
 	return nil
 }

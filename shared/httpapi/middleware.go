@@ -34,10 +34,35 @@ func Standard(h http.Handler, log *slog.Logger) http.Handler {
 // StandardLimit is Standard with another body limit, for a function that
 // takes uploads; its JSON routes stay at DefaultMaxBody through Decode.
 func StandardLimit(h http.Handler, log *slog.Logger, maxBody int64) http.Handler {
+	return StandardFail(h, log, maxBody, FailOf(h))
+}
+
+// StandardFail is StandardLimit with the errors the stack answers itself
+// (a body over the limit, a panic) answered by fail.
+func StandardFail(h http.Handler, log *slog.Logger, maxBody int64, fail FailFunc) http.Handler {
 	if maxBody <= 0 {
 		maxBody = DefaultMaxBody
 	}
-	return Chain(h, RequestID, AccessLog(log), Recover(log), LimitBody(maxBody))
+	return Chain(h, RequestID, AccessLog(log), recoverWith(log, fail), limitBody(maxBody, log, fail))
+}
+
+// FailFunc answers an error; Fail answers it in the envelope.
+type FailFunc func(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error)
+
+// Failer is a handler that answers some requests' errors in a shape of its
+// own (an OpenAI-compatible API answers in OpenAI's). The standard stack
+// answers the errors it finds before the handler runs through its Fail, so
+// that a client gets one shape whatever refused its request.
+type Failer interface {
+	Fail(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error)
+}
+
+// FailOf is how h answers errors: its Fail when it is a Failer, else Fail.
+func FailOf(h http.Handler) FailFunc {
+	if f, ok := h.(Failer); ok {
+		return f.Fail
+	}
+	return Fail
 }
 
 // clientIDPattern is what a client-supplied X-Request-Id must look like to be
@@ -92,7 +117,9 @@ func AccessLog(log *slog.Logger) Middleware {
 // Recover turns a panic into a 500 with the request id, logs the stack, and
 // keeps the process serving. http.ErrAbortHandler is re-raised, as net/http
 // expects.
-func Recover(log *slog.Logger) Middleware {
+func Recover(log *slog.Logger) Middleware { return recoverWith(log, Fail) }
+
+func recoverWith(log *slog.Logger, fail FailFunc) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			sw, ok := w.(*StatusWriter)
@@ -109,7 +136,7 @@ func Recover(log *slog.Logger) Middleware {
 				}
 				log.ErrorContext(r.Context(), "panic", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if !sw.Written() {
-					Fail(sw, r, log, fault.New(fault.Internal, "internal", "panic"))
+					fail(sw, r, log, fault.New(fault.Internal, "internal", "panic"))
 				}
 			}()
 			next.ServeHTTP(sw, r)
@@ -118,11 +145,13 @@ func Recover(log *slog.Logger) Middleware {
 }
 
 // LimitBody caps every request body at n bytes; Decode reports the overrun.
-func LimitBody(n int64) Middleware {
+func LimitBody(n int64) Middleware { return limitBody(n, nil, Fail) }
+
+func limitBody(n int64, log *slog.Logger, fail FailFunc) Middleware {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.ContentLength > n {
-				Fail(w, r, nil, fault.New(fault.TooLarge, "body_too_large", "body exceeds %d bytes", n))
+				fail(w, r, log, fault.New(fault.TooLarge, "body_too_large", "body exceeds %d bytes", n))
 				return
 			}
 			r.Body = http.MaxBytesReader(w, r.Body, n)

@@ -175,17 +175,19 @@ func Run(ctx context.Context, mode Mode, svc Service, log *slog.Logger, getenv f
 // It also makes every platform's request look like net/http's: r.Host is
 // the host the request was served for (see RequestHost) and r.Header holds
 // no "Host"; a request whose host RequestHost refuses is answered 400.
+// The errors answered before h runs take h's shape (httpapi.Failer).
 func Handler(h http.Handler, log *slog.Logger, maxBody int64) http.Handler {
-	return ensureStatus(httpapi.StandardLimit(servedHost(h, log), log, maxBody))
+	fail := httpapi.FailOf(h)
+	return ensureStatus(httpapi.StandardFail(servedHost(h, log, fail), log, maxBody, fail))
 }
 
 // servedHost sets r.Host to the authority the platform served r for and
 // drops any literal Host header, so that nothing downstream can read the
 // client's claim instead.
-func servedHost(next http.Handler, log *slog.Logger) http.Handler {
+func servedHost(next http.Handler, log *slog.Logger, fail httpapi.FailFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, err := RequestHost(r); err != nil {
-			httpapi.Fail(w, r, log, err)
+			fail(w, r, log, err)
 			return
 		}
 		if served := servedAuthority(r); served != r.Host || r.Header["Host"] != nil {
