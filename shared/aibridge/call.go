@@ -737,7 +737,7 @@ func (b *Bridge) Complete(ctx context.Context, c Caller, req aiprovider.Completi
 	if err != nil {
 		return nil, Metering{}, err
 	}
-	cl, err := b.begin(ctx, c, EndpointCompletion, req.Model, estimateStrings(req.Prompt), maxTokens, outputs)
+	cl, err := b.begin(ctx, c, EndpointCompletion, req.Model, estimateStrings(req.Prompt, req.Extra), maxTokens, outputs)
 	if err != nil {
 		return nil, Metering{}, err
 	}
@@ -765,7 +765,7 @@ func (b *Bridge) Complete(ctx context.Context, c Caller, req aiprovider.Completi
 // Embed makes an embeddings call (no fallback: vectors of another model
 // are not comparable).
 func (b *Bridge) Embed(ctx context.Context, c Caller, req aiprovider.EmbeddingRequest) (*aiprovider.EmbeddingResponse, Metering, error) {
-	cl, err := b.begin(ctx, c, EndpointEmbedding, req.Model, estimateStrings(req.Input), 0, 1)
+	cl, err := b.begin(ctx, c, EndpointEmbedding, req.Model, estimateStrings(req.Input, req.Extra), 0, 1)
 	if err != nil {
 		return nil, Metering{}, err
 	}

@@ -67,16 +67,30 @@ func estimateChat(req aiprovider.ChatRequest) int {
 				}
 			}
 		}
-		n += EstimateTokens(string(m.ToolCalls))
+		n += EstimateTokens(string(m.ToolCalls)) + EstimateTokens(m.ToolCallID) + estimateExtra(m.Extra)
 	}
-	return n + EstimateTokens(string(req.Tools))
+	return n + EstimateTokens(string(req.Tools)) + EstimateTokens(string(req.ToolChoice)) + estimateExtra(req.Extra)
 }
 
-// estimateStrings estimates a completion prompt's or embedding input's tokens.
-func estimateStrings(s aiprovider.Strings) int {
+// estimateStrings estimates a completion prompt's or embedding input's
+// tokens, with the request's members not known here.
+func estimateStrings(s aiprovider.Strings, extra aiprovider.Extra) int {
 	n := 0
 	for _, v := range s.Values {
 		n += EstimateTokens(v) + 1
+	}
+	return n + estimateExtra(extra)
+}
+
+// estimateExtra estimates members not known here, passed upstream as they
+// came: a provider may read any of them as prompt (legacy functions, a
+// response format's schema, a predicted output, a suffix), so each is held
+// for by its size, or a request could carry any amount of prompt in them
+// and be held for none of it.
+func estimateExtra(extra aiprovider.Extra) int {
+	n := 0
+	for k, v := range extra {
+		n += EstimateTokens(k) + EstimateTokens(string(v))
 	}
 	return n
 }
