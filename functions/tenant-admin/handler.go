@@ -10,6 +10,8 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -23,6 +25,7 @@ import (
 	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/lifecycle"
 	"github.com/unitenant/unitenant/shared/logging"
+	"github.com/unitenant/unitenant/shared/provisioning"
 	"github.com/unitenant/unitenant/shared/secretbox"
 	"github.com/unitenant/unitenant/shared/serverless"
 	"github.com/unitenant/unitenant/shared/sqldb"
@@ -98,6 +101,18 @@ type handler struct {
 	// addresses: NOTIFY_ALLOW_PRIVATE_URLS, the setting the dispatcher
 	// delivers by (on in development only, by default).
 	allowPrivateURLs bool
+	// phones is PHONE_PATTERN, which tenant creation checks contact phones
+	// by (nil: identity.DefaultPhonePattern).
+	phones *regexp.Regexp
+}
+
+var defaultPhones = regexp.MustCompile(identity.DefaultPhonePattern)
+
+func (h *handler) phonePattern() *regexp.Regexp {
+	if h.phones != nil {
+		return h.phones
+	}
+	return defaultPhones
 }
 
 // endpoint is a route's logic: its result, or an error for the envelope.
@@ -302,6 +317,39 @@ func (h *handler) tenant(ctx context.Context, code string) (TenantView, error) {
 	return v, err
 }
 
+// lockChangeable reads tenant code FOR UPDATE in tx, for a change to its
+// settings or domains, and refuses one that is not running: a tenant being
+// set up (its placement follows the plan it was created with), one deleted
+// (it is restored first; a domain added meanwhile would route to it once
+// restored) or purged. Lifecycle transitions lock the row too, so a
+// deletion waits for the change, or the change sees the deletion.
+func (h *handler) lockChangeable(ctx context.Context, tx *sql.Tx, code string) (TenantView, error) {
+	if !tenancy.ValidCode(code) {
+		return TenantView{}, errNoTenant(code)
+	}
+	v, err := scanTenant(tx.QueryRowContext(ctx, "SELECT "+tenantColumns+" FROM tenants t WHERE t.tenant_code = ? FOR UPDATE", code))
+	if errors.Is(err, sql.ErrNoRows) {
+		return v, errNoTenant(code)
+	}
+	if err != nil {
+		return v, fmt.Errorf("lock tenant %s: %w", code, err)
+	}
+	switch v.Status {
+	case tenancy.StatusActive, tenancy.StatusSuspended:
+		return v, nil
+	case tenancy.StatusDeleted, tenancy.StatusPurged:
+		// tenancy.ErrDeleted, as member changes refuse it, saying what to do.
+		e := *tenancy.ErrDeleted
+		e.Message = fmt.Sprintf("tenant %s is deleted: restore it before changing it", v.Code)
+		if v.Status == tenancy.StatusPurged {
+			e.Message = fmt.Sprintf("tenant %s is purged: it can no longer be changed", v.Code)
+		}
+		e.Fields = map[string]string{"status": v.Status}
+		return v, &e
+	}
+	return v, tenancy.Gate(&tenancy.Tenant{Code: v.Code, Status: v.Status}) // provisioning: 503, retry
+}
+
 func (h *handler) get(r *http.Request, _ *auth.Claims) (int, any, error) {
 	ctx := r.Context()
 	v, err := h.tenant(ctx, r.PathValue("code"))
@@ -401,10 +449,24 @@ func (h *handler) update(r *http.Request, c *auth.Claims) (int, any, error) {
 		}
 		set, args = append(set, col+" = ?"), append(args, strings.TrimSpace(*v))
 	}
+	// A contact is checked as tenant creation checks it, as written: it is
+	// required there, so it cannot be cleared here either.
+	contact := func(field, col string, v *string, problem func(string) string) {
+		if v == nil {
+			return
+		}
+		if p := problem(*v); p != "" {
+			bad[field] = p
+			return
+		}
+		set, args = append(set, col+" = ?"), append(args, *v)
+	}
 	text("name", "tenant_name", in.Name, 255)
 	text("contactName", "contact_name", in.ContactName, 100)
-	text("contactPhone", "contact_phone", in.ContactPhone, 20)
-	text("contactEmail", "contact_email", in.ContactEmail, 255)
+	contact("contactPhone", "contact_phone", in.ContactPhone, func(s string) string {
+		return provisioning.ContactPhoneProblem(h.phonePattern(), s)
+	})
+	contact("contactEmail", "contact_email", in.ContactEmail, provisioning.ContactEmailProblem)
 	if in.PlanType != nil {
 		if !plans[*in.PlanType] {
 			bad["planType"] = "must be basic, standard, premium or enterprise"
@@ -432,18 +494,22 @@ func (h *handler) update(r *http.Request, c *auth.Claims) (int, any, error) {
 		return 0, nil, fault.New(fault.Invalid, "invalid_input", "nothing to update")
 	}
 	ctx := r.Context()
-	before, err := h.tenant(ctx, r.PathValue("code"))
+	var after TenantView
+	err := sqldb.InTxRetry(ctx, h.db, func(tx *sql.Tx) error {
+		before, err := h.lockChangeable(ctx, tx, r.PathValue("code"))
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, "UPDATE tenants SET "+strings.Join(set, ", ")+" WHERE id = ?",
+			append(slices.Clip(args), before.ID)...); err != nil {
+			return fmt.Errorf("update tenant: %w", err)
+		}
+		if after, err = scanTenant(tx.QueryRowContext(ctx, "SELECT "+tenantColumns+" FROM tenants t WHERE t.id = ?", before.ID)); err != nil {
+			return fmt.Errorf("read tenant %s: %w", before.Code, err)
+		}
+		return lifecycle.Audit(ctx, tx, actor(r, c), "update", before.ID, before.Code, before, after, "")
+	})
 	if err != nil {
-		return 0, nil, err
-	}
-	if _, err := h.db.ExecContext(ctx, "UPDATE tenants SET "+strings.Join(set, ", ")+" WHERE id = ?", append(args, before.ID)...); err != nil {
-		return 0, nil, fmt.Errorf("update tenant: %w", err)
-	}
-	after, err := h.tenant(ctx, before.Code)
-	if err != nil {
-		return 0, nil, err
-	}
-	if err := lifecycle.Audit(ctx, h.db, actor(r, c), "update", before.ID, before.Code, before, after, ""); err != nil {
 		return 0, nil, err
 	}
 	return http.StatusOK, after, nil
@@ -544,23 +610,27 @@ func (h *handler) addDomain(r *http.Request, c *auth.Claims) (int, any, error) {
 		return 0, nil, err
 	}
 	ctx := r.Context()
-	t, err := h.tenant(ctx, r.PathValue("code"))
-	if err != nil {
-		return 0, nil, err
-	}
 	dom := strings.ToLower(strings.TrimSuffix(strings.TrimSpace(in.Domain), "."))
-	if !tenancy.ValidHostname(dom) || strings.HasSuffix(dom, "."+h.tenants.Hosts.BaseDomain) || dom == h.tenants.Hosts.BaseDomain ||
-		!h.routable(dom) {
-		return 0, nil, fault.Field("invalid_input", "domain", "must be a host name outside the base domain and the platform's hosts, e.g. school.example.com")
-	}
-	_, err = h.db.ExecContext(ctx, "INSERT INTO tenant_domains (tenant_id, domain, domain_type) VALUES (?, ?, 'custom')", t.ID, dom)
-	if err != nil {
-		if sqldb.IsDuplicate(err) {
-			return 0, nil, fault.New(fault.Conflict, "domain_taken", "domain %s is registered already", dom)
+	var t TenantView
+	err := sqldb.InTxRetry(ctx, h.db, func(tx *sql.Tx) error {
+		var err error
+		if t, err = h.lockChangeable(ctx, tx, r.PathValue("code")); err != nil {
+			return err
 		}
-		return 0, nil, fmt.Errorf("add domain: %w", err)
-	}
-	if err := lifecycle.Audit(ctx, h.db, actor(r, c), "domain.add", t.ID, t.Code, nil, map[string]string{"domain": dom}, ""); err != nil {
+		if !tenancy.ValidHostname(dom) || strings.HasSuffix(dom, "."+h.tenants.Hosts.BaseDomain) || dom == h.tenants.Hosts.BaseDomain ||
+			!h.routable(dom) {
+			return fault.Field("invalid_input", "domain", "must be a host name outside the base domain and the platform's hosts, e.g. school.example.com")
+		}
+		_, err = tx.ExecContext(ctx, "INSERT INTO tenant_domains (tenant_id, domain, domain_type) VALUES (?, ?, 'custom')", t.ID, dom)
+		if sqldb.IsDuplicate(err) {
+			return fault.New(fault.Conflict, "domain_taken", "domain %s is registered already", dom)
+		}
+		if err != nil {
+			return fmt.Errorf("add domain: %w", err)
+		}
+		return lifecycle.Audit(ctx, tx, actor(r, c), "domain.add", t.ID, t.Code, nil, map[string]string{"domain": dom}, "")
+	})
+	if err != nil {
 		return 0, nil, err
 	}
 	return http.StatusCreated, map[string]string{"tenantCode": t.Code, "domain": dom}, nil
@@ -764,14 +834,15 @@ func (h *handler) memberChange(r *http.Request, c *auth.Claims, gid int64, phone
 	}
 	phone = found
 	var res tenantapp.BindResult
+	var previous string // the member's role before a change
 	err := h.withTenantDB(ctx, code, func(t *tenancy.Tenant, conn *sql.Conn) error {
 		b := tenantapp.Binding{GlobalUserID: gid, Phone: phone, RealName: realName.String, TenantID: t.ID, TenantCode: t.Code, Role: role}
 		var err error
 		if set {
 			// A role is changed for a member; PATCH never makes one (POST does).
 			var status string
-			err = h.db.QueryRowContext(ctx, "SELECT status FROM global_user_tenant_relations WHERE tenant_id = ? AND global_user_id = ?",
-				t.ID, gid).Scan(&status)
+			err = h.db.QueryRowContext(ctx, "SELECT status, role_in_tenant FROM global_user_tenant_relations WHERE tenant_id = ? AND global_user_id = ?",
+				t.ID, gid).Scan(&status, &previous)
 			if errors.Is(err, sql.ErrNoRows) || err == nil && status != "active" {
 				return fault.New(fault.NotFound, "not_a_member", "user %d is not a member of tenant %s", gid, t.Code)
 			}
@@ -785,7 +856,13 @@ func (h *handler) memberChange(r *http.Request, c *auth.Claims, gid int64, phone
 		if err != nil {
 			return err
 		}
-		return lifecycle.Audit(ctx, h.db, actor(r, c), "member.bind", t.ID, t.Code, nil, map[string]any{"globalUserId": gid, "role": role}, "")
+		after := map[string]any{"globalUserId": gid, "role": role}
+		if set {
+			// A role change is its own action, from the role the member had.
+			return lifecycle.Audit(ctx, h.db, actor(r, c), "member.role", t.ID, t.Code,
+				map[string]any{"globalUserId": gid, "role": previous}, after, "")
+		}
+		return lifecycle.Audit(ctx, h.db, actor(r, c), "member.bind", t.ID, t.Code, nil, after, "")
 	})
 	if err != nil {
 		return 0, nil, err

@@ -6,10 +6,13 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"regexp"
 	"time"
 
 	"github.com/unitenant/unitenant/shared/config"
 	"github.com/unitenant/unitenant/shared/idempotency"
+	"github.com/unitenant/unitenant/shared/identity"
 	"github.com/unitenant/unitenant/shared/lifecycle"
 	"github.com/unitenant/unitenant/shared/notify"
 	"github.com/unitenant/unitenant/shared/secretbox"
@@ -24,6 +27,11 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 	if err != nil {
 		return serverless.Service{}, err
 	}
+	// Contact phones are checked as tenant creation checks them.
+	phones, err := regexp.Compile(d.Env.String("PHONE_PATTERN", identity.DefaultPhonePattern))
+	if err != nil {
+		return serverless.Service{}, fmt.Errorf("PHONE_PATTERN: %w", err)
+	}
 	f, err := tenancy.OpenFunction(d)
 	if err != nil {
 		return serverless.Service{}, err
@@ -36,7 +44,7 @@ func setup(_ context.Context, d serverless.Deps) (serverless.Service, error) {
 	}
 	h := &handler{
 		db: f.DB, tenants: f.Tenancy, notifier: notifier, box: box, idem: &idempotency.Store{DB: f.DB}, verifier: f.Verifier, log: d.Log, now: time.Now,
-		allowPrivateURLs: notifyCfg.AllowPrivate,
+		allowPrivateURLs: notifyCfg.AllowPrivate, phones: phones,
 		life: &lifecycle.Service{DB: f.DB,
 			Grace:        d.Env.Duration("DELETION_GRACE", lifecycle.DefaultGrace),
 			Confirmation: d.Env.Duration("DELETION_CONFIRMATION_TTL", lifecycle.DefaultConfirmation)},

@@ -170,11 +170,11 @@ func (p *Pipeline) Validate(r *Request) error {
 	checkLen("contactName", r.ContactName, 1, 100)
 	checkLen("address", r.Address, 0, 500)
 	checkLen("description", r.Description, 0, 2000)
-	if !p.PhonePattern.MatchString(r.ContactPhone) {
-		bad["contactPhone"] = "must match " + p.PhonePattern.String()
+	if problem := ContactPhoneProblem(p.PhonePattern, r.ContactPhone); problem != "" {
+		bad["contactPhone"] = problem
 	}
-	if a, err := mail.ParseAddress(r.ContactEmail); err != nil || a.Address != r.ContactEmail || len(r.ContactEmail) > 255 {
-		bad["contactEmail"] = "must be a plain e-mail address"
+	if problem := ContactEmailProblem(r.ContactEmail); problem != "" {
+		bad["contactEmail"] = problem
 	}
 	if r.Subdomain == "" {
 		r.Subdomain = r.Code
@@ -198,6 +198,35 @@ func (p *Pipeline) Validate(r *Request) error {
 	}
 	names := slices.Sorted(maps.Keys(bad))
 	return &fault.Error{Kind: fault.Invalid, Code: "invalid_input", Message: "invalid fields: " + strings.Join(names, ", "), Fields: bad}
+}
+
+// Lengths of the tenants columns a contact is kept in.
+const (
+	maxContactPhone = 20  // contact_phone VARCHAR(20)
+	maxContactEmail = 255 // contact_email VARCHAR(255)
+)
+
+// ContactPhoneProblem says what is wrong with phone as a tenant's contact
+// phone, pattern being PHONE_PATTERN, or "" when nothing is. Tenant
+// creation and the admin API's changes check a contact alike, so a tenant
+// never holds one that creation would have refused.
+func ContactPhoneProblem(pattern *regexp.Regexp, phone string) string {
+	switch {
+	case !pattern.MatchString(phone):
+		return "must match " + pattern.String()
+	case utf8.RuneCountInString(phone) > maxContactPhone:
+		return fmt.Sprintf("must be at most %d characters", maxContactPhone)
+	}
+	return ""
+}
+
+// ContactEmailProblem says what is wrong with email as a tenant's contact
+// e-mail address, or "" when nothing is (see ContactPhoneProblem).
+func ContactEmailProblem(email string) string {
+	if a, err := mail.ParseAddress(email); err != nil || a.Address != email || len(email) > maxContactEmail {
+		return "must be a plain e-mail address"
+	}
+	return ""
 }
 
 // Start validates r and reserves its code and subdomain: the tenant row
