@@ -881,8 +881,18 @@ func (p *purger) objects(ctx context.Context, r *cleanupRow) error {
 				return err
 			}
 		}
-		if err := deleteAll(ctx, t, page.Objects); err != nil {
+		named, unnamed := byName(page.Objects)
+		if err := deleteAll(ctx, t, named); err != nil {
 			return fmt.Errorf("delete under %s: %w", r.Name, err)
+		}
+		if unnamed > 0 {
+			// Keys OSS holds that no caller may name (a console's folder
+			// "photos/", an STS upload "a//b.jpg"): Tenant.Delete refuses
+			// them, so the prefix is emptied as the store lists it, in one
+			// go (authorized just above, like a page).
+			if err := p.o.Store.Remove(ctx, r.Name); err != nil {
+				return fmt.Errorf("delete under %s: %w", r.Name, err)
+			}
 		}
 		if !page.Truncated {
 			return p.crash("objects:removed")
@@ -891,6 +901,20 @@ func (p *purger) objects(ctx context.Context, r *cleanupRow) error {
 			return err
 		}
 	}
+}
+
+// byName splits a listing into the objects a caller can name
+// (objectstore.CheckKey takes their keys, so Tenant.Delete does) and counts
+// the others, which OSS holds all the same.
+func byName(objs []objectstore.Info) (named []objectstore.Info, unnamed int) {
+	for _, o := range objs {
+		if objectstore.CheckKey(o.Key) != nil {
+			unnamed++
+			continue
+		}
+		named = append(named, o)
+	}
+	return named, unnamed
 }
 
 // deleteAll deletes objs from t, a few at a time.
@@ -994,10 +1018,7 @@ func (p *purger) actor(ctx context.Context) Actor {
 func (p *purger) fail(ctx context.Context, r cleanupRow, cause error) error {
 	attempts := r.Retries + 1
 	final := attempts >= r.MaxRetries
-	msg := cause.Error()
-	if len(msg) > 2000 {
-		msg = msg[:2000]
-	}
+	msg := sqldb.Text(cause.Error(), 2000) // a cut mid-character would fail the row's update
 	err := sqldb.InTxRetry(ctx, p.o.Sys, func(tx *sql.Tx) error {
 		now := p.o.now()
 		if !final {
@@ -1235,8 +1256,11 @@ func sweepTenantTemp(ctx context.Context, t *objectstore.Tenant, cutoff time.Tim
 		if err != nil {
 			return deleted, err
 		}
+		// A key no caller can name (see byName) cannot be deleted on its
+		// own: it is left for the tenant's purge, and the sweep goes on.
+		named, _ := byName(page.Objects)
 		var old []objectstore.Info
-		for _, obj := range page.Objects {
+		for _, obj := range named {
 			if obj.LastModified.Before(cutoff) && !strings.HasSuffix(obj.Key, "/"+objectstore.KeepObject) {
 				old = append(old, obj)
 			}
