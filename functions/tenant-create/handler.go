@@ -72,8 +72,8 @@ type created struct {
 func (h *handler) create(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	claims, _ := auth.FromContext(ctx)
-	if claims.Kind == auth.KindAdmin && claims.Role == "operator" {
-		httpapi.Fail(w, r, h.log, fault.New(fault.Forbidden, "permission_denied", "operators cannot create tenants"))
+	if err := h.mayCreate(ctx, claims); err != nil {
+		httpapi.Fail(w, r, h.log, err)
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, httpapi.DefaultMaxBody))
@@ -166,12 +166,18 @@ func (h *handler) provision(r *http.Request, claims *auth.Claims, scope, key str
 			return 0, created{}, err
 		}
 	case claims.Kind == auth.KindAdmin:
-		id, err := h.contactUser(ctx, req)
+		// The contact's user is made with the tenant: a refused request
+		// (the code taken) leaves no user behind.
+		var hash string
+		err := sqldb.InTxRetry(ctx, h.db, func(tx *sql.Tx) error {
+			id, err := h.contactUser(ctx, tx, req, &hash)
+			if err != nil {
+				return err
+			}
+			req.AdminUserID = id
+			return reserve(tx)
+		})
 		if err != nil {
-			return 0, created{}, err
-		}
-		req.AdminUserID = id
-		if err := sqldb.InTxRetry(ctx, h.db, reserve); err != nil {
 			return 0, created{}, err
 		}
 	}
@@ -212,33 +218,51 @@ func (h *handler) reservedByKey(ctx context.Context, scope, key, code string) (b
 	return n > 0, nil // else aborted since: reserve it again
 }
 
-// contactUser finds the global user of the contact phone, or creates one
-// (without a usable password: they set one by SMS) for an admin's request.
-func (h *handler) contactUser(ctx context.Context, req provisioning.Request) (int64, error) {
+// contactUser finds, in tx, the global user of the contact phone, or
+// creates one (without a usable password: they set one by SMS) for an
+// admin's request. hash keeps the password hash across retries of tx.
+func (h *handler) contactUser(ctx context.Context, tx *sql.Tx, req provisioning.Request, hash *string) (int64, error) {
 	var id int64
-	err := h.db.QueryRowContext(ctx, "SELECT id FROM global_users WHERE phone = ?", req.ContactPhone).Scan(&id)
+	err := tx.QueryRowContext(ctx, "SELECT id FROM global_users WHERE phone = ?", req.ContactPhone).Scan(&id)
 	if err == nil {
 		return id, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("find contact user: %w", err)
 	}
-	hash, err := identity.HashPassword(identity.RandomPassword(), h.bcryptCost)
-	if err != nil {
-		return 0, err
-	}
-	err = sqldb.Retry(ctx, func() error {
-		res, err := h.db.ExecContext(ctx, `INSERT INTO global_users (phone, password_hash, real_name, email, registration_source)
-			VALUES (?, ?, ?, ?, 'admin') ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`, req.ContactPhone, hash, req.ContactName, req.ContactEmail)
-		if err == nil {
-			id, err = res.LastInsertId()
+	if *hash == "" {
+		if *hash, err = identity.HashPassword(identity.RandomPassword(), h.bcryptCost); err != nil {
+			return 0, err
 		}
-		return err
-	})
+	}
+	// real_name is narrower than a contact name may be: it takes its start.
+	res, err := tx.ExecContext(ctx, `INSERT INTO global_users (phone, password_hash, real_name, email, registration_source)
+		VALUES (?, ?, LEFT(?, 50), ?, 'admin') ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id)`, req.ContactPhone, *hash, req.ContactName, req.ContactEmail)
+	if err == nil {
+		id, err = res.LastInsertId()
+	}
 	if err != nil {
 		return 0, fmt.Errorf("create contact user: %w", err)
 	}
 	return id, nil
+}
+
+// mayCreate lets through admins who are at least admin and global users
+// who are active, as their accounts are now: a token's role outlives a
+// demotion or a disabling made after it was issued.
+func (h *handler) mayCreate(ctx context.Context, c *auth.Claims) error {
+	if c.Kind == auth.KindAdmin {
+		return identity.RequireAdmin(ctx, h.db, c, "admin")
+	}
+	var status string
+	err := h.db.QueryRowContext(ctx, "SELECT status FROM global_users WHERE id = ?", c.SubjectID()).Scan(&status)
+	if errors.Is(err, sql.ErrNoRows) || err == nil && status != "active" {
+		return identity.ErrAccountDisabled
+	}
+	if err != nil {
+		return fmt.Errorf("read user %d: %w", c.SubjectID(), err)
+	}
+	return nil
 }
 
 func (h *handler) progress(w http.ResponseWriter, r *http.Request) {
@@ -259,7 +283,7 @@ func (h *handler) progress(w http.ResponseWriter, r *http.Request) {
 // mayView: admins, the creator, and the tenant's members see its progress.
 func (h *handler) mayView(ctx context.Context, c *auth.Claims, v *provisioning.ProgressView) bool {
 	if c.Kind == auth.KindAdmin {
-		return true
+		return identity.RequireAdmin(ctx, h.db, c, "operator") == nil
 	}
 	if v.CreatorUserID() != 0 && v.CreatorUserID() == c.SubjectID() {
 		return true

@@ -57,6 +57,11 @@ func newFixture(t *testing.T) *fixture {
 		t.Fatal(err)
 	}
 	id, _ := res.LastInsertId()
+	// The admins whose tokens the tests use: create checks the account too.
+	if _, err := sys.DB.Exec(`INSERT IGNORE INTO admin_users (id, username, password_hash, role)
+		VALUES (1, 'root', 'x', 'super_admin'), (2, 'ops', 'x', 'operator'), (?, 'owner-admin', 'x', 'admin')`, id); err != nil {
+		t.Fatal(err)
+	}
 	return &fixture{srv: srv, sys: sys, codes: codes, outbox: outbox, signer: signer, userID: id}
 }
 

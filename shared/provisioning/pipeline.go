@@ -151,18 +151,22 @@ func (p *Pipeline) Validate(r *Request) error {
 	r.Code = strings.TrimSpace(r.Code)
 	if !p.CodePattern.MatchString(r.Code) || !tenancy.ValidCode(r.Code) {
 		bad["tenantCode"] = "must match " + p.CodePattern.String()
-	} else if name, err := DatabaseName(p.Prefix, r.Code); err != nil || warmName.MatchString(strings.TrimPrefix(name, p.Prefix)) {
+	} else if name, err := DatabaseName(p.Prefix, r.Code); err != nil || warmName.MatchString(strings.TrimPrefix(name, p.Prefix)) || name == p.Template {
 		// Its database step (and Abort) drops the database of that name
 		// before cloning it: a warm pool database, which another tenant
-		// may have claimed, must never be it.
+		// may have claimed, or the template must never be it.
 		bad["tenantCode"] = "names a database this deployment cannot give it"
 	} else if p.Storage != nil && p.Storage.Prefix(r.Code) == "" {
 		// e.g. "archives" in the layout "{code}/": its prefix would be the
 		// platform's archives of other tenants' databases.
 		bad["tenantCode"] = "has no storage prefix of its own in this deployment's layout"
 	}
+	// Stored as checked: padding would not count, yet not fit the columns.
+	for _, v := range []*string{&r.Name, &r.ContactName, &r.Address, &r.Description} {
+		*v = strings.TrimSpace(*v)
+	}
 	checkLen := func(field, v string, min, max int) {
-		if n := utf8.RuneCountInString(strings.TrimSpace(v)); n < min || n > max || !utf8.ValidString(v) {
+		if n := utf8.RuneCountInString(v); n < min || n > max || !utf8.ValidString(v) {
 			bad[field] = fmt.Sprintf("must be %d to %d characters", min, max)
 		}
 	}
@@ -258,7 +262,8 @@ func (p *Pipeline) StartTx(ctx context.Context, tx *sql.Tx, r Request) (int64, e
 		r.Code, strings.TrimSpace(r.Name), r.Subdomain, r.PlanType, r.ContactName, r.ContactPhone, r.ContactEmail,
 		nullString(r.Address), nullString(r.Description), nullInt(r.CreatedBy))
 	if sqldb.IsDuplicate(err) {
-		if strings.Contains(err.Error(), "subdomain") {
+		// By the key named last, not by a word the duplicate value may hold.
+		if strings.HasSuffix(err.Error(), "uk_tenants_subdomain'") {
 			return 0, fault.New(fault.Conflict, "subdomain_taken", "subdomain %q is taken", r.Subdomain)
 		}
 		return 0, fault.New(fault.Conflict, "tenant_code_taken", "tenant code %q is taken", r.Code)
@@ -532,9 +537,7 @@ func (p *Pipeline) failStep(ctx context.Context, st *state, name string, cause e
 	if fe, ok := fault.As(cause); ok && fe.Kind != fault.Internal {
 		msg = fe.Message
 	}
-	if len(msg) > 2000 {
-		msg = msg[:2000]
-	}
+	msg = sqldb.Text(msg, 2000) // a cut mid-character would fail the row's update
 	_ = p.fenced(ctx, st, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, "UPDATE tenant_init_steps SET status = 'failed', error_message = ? WHERE tenant_id = ? AND step_name = ?",
 			msg, st.tenantID, name); err != nil {

@@ -36,27 +36,53 @@ var ErrNoCapacity = fault.New(fault.Unavailable, "no_capacity", "no database clu
 // place picks the least-loaded active cluster under its capacity (load is
 // placed tenants over max_tenants; ties go to the heavier weight). Enterprise
 // tenants get the siloed tier.
+//
+// A tenant placed whose database is not recorded yet (cloning takes
+// seconds) counts as placed, until it is recorded or the provisioning is
+// aborted: placements go one at a time, holding the
+// clusters' rows, and each records its choice before it lets go, so
+// concurrent creates never place more than max_tenants on a cluster.
 func (p *Pipeline) place(ctx context.Context, st *state) (any, error) {
 	var pl placement
 	if st.output("place", &pl) {
 		return pl, nil
 	}
-	err := p.Sys.QueryRowContext(ctx, `
-		SELECT c.id FROM db_clusters c
-		LEFT JOIN (SELECT cluster_id, COUNT(*) AS used FROM tenant_databases WHERE status <> 'dropped' GROUP BY cluster_id) d
-		  ON d.cluster_id = c.id
-		WHERE c.status = 'active' AND COALESCE(d.used, 0) < c.max_tenants
-		ORDER BY COALESCE(d.used, 0) / c.max_tenants, c.weight DESC, c.id
-		LIMIT 1`).Scan(&pl.ClusterID)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, ErrNoCapacity
-	}
-	if err != nil {
-		return nil, fmt.Errorf("choose cluster: %w", err)
-	}
 	pl.Tier = tenancy.TierPooled
 	if st.req.PlanType == "enterprise" {
 		pl.Tier = tenancy.TierSiloed
+	}
+	err := p.fenced(ctx, st, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, "SELECT id FROM db_clusters WHERE status = 'active' FOR UPDATE")
+		if err != nil {
+			return fmt.Errorf("lock clusters: %w", err)
+		}
+		rows.Close()
+		err = tx.QueryRowContext(ctx, `
+			SELECT c.id FROM db_clusters c
+			LEFT JOIN (SELECT cluster_id, COUNT(*) AS used FROM (
+			    SELECT cluster_id FROM tenant_databases WHERE status <> 'dropped'
+			    UNION ALL
+			    SELECT CAST(JSON_VALUE(s.output, '$.clusterId') AS UNSIGNED) FROM tenant_init_progress g
+			    JOIN tenant_init_steps s ON s.tenant_id = g.tenant_id AND s.step_name = 'place' AND s.output IS NOT NULL
+			    WHERE g.status IN ('pending', 'running', 'failed') AND g.tenant_id <> ?
+			      AND NOT EXISTS (SELECT 1 FROM tenant_databases d WHERE d.tenant_id = g.tenant_id)
+			  ) u GROUP BY cluster_id) d
+			  ON d.cluster_id = c.id
+			WHERE c.status = 'active' AND COALESCE(d.used, 0) < c.max_tenants
+			ORDER BY COALESCE(d.used, 0) / c.max_tenants, c.weight DESC, c.id
+			LIMIT 1`, st.tenantID).Scan(&pl.ClusterID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return ErrNoCapacity
+		}
+		if err != nil {
+			return fmt.Errorf("choose cluster: %w", err)
+		}
+		out, _ := json.Marshal(pl)
+		_, err = tx.ExecContext(ctx, "UPDATE tenant_init_steps SET output = ? WHERE tenant_id = ? AND step_name = 'place'", string(out), st.tenantID)
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	return pl, nil
 }
@@ -350,6 +376,9 @@ func (p *Pipeline) siloUser(ctx context.Context, server *sql.DB, database string
 	if err != nil {
 		return "", "", err
 	}
+	// In the database of a database-level GRANT, '_' and '%' are
+	// wildcards: unescaped, `tenant_a_b`.* would also grant tenant_axb.
+	q = strings.NewReplacer("_", `\_`, "%", `\%`).Replace(q)
 	host := p.SiloUserHost
 	for _, stmt := range []string{
 		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s'", user, host, pw),
@@ -378,6 +407,10 @@ func (p *Pipeline) withTenantDB(ctx context.Context, st *state, fn func(*sql.DB)
 	return fn(conn)
 }
 
+// maxCampusName is the width of kindergartens.name, narrower than a tenant's
+// name may be: the main campus takes the name's start.
+const maxCampusName = 128
+
 // seed writes the tenant's own data into its database: its name and contact
 // in tenant_config, its main campus. Upserts, so reruns change nothing.
 func (p *Pipeline) seed(ctx context.Context, st *state) (any, error) {
@@ -394,8 +427,8 @@ func (p *Pipeline) seed(ctx context.Context, st *state) (any, error) {
 		}
 		_, err := db.ExecContext(ctx, `
 			INSERT INTO kindergartens (code, name, phone, email)
-			SELECT 'main', ?, ?, ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM kindergartens WHERE code = 'main')`,
-			r.Name, r.ContactPhone, r.ContactEmail)
+			SELECT 'main', LEFT(?, ?), ?, ? FROM DUAL WHERE NOT EXISTS (SELECT 1 FROM kindergartens WHERE code = 'main')`,
+			r.Name, maxCampusName, r.ContactPhone, r.ContactEmail)
 		return err
 	})
 	if err != nil {
