@@ -17,16 +17,18 @@ import (
 
 // job is one hourly run, in order:
 //
-//	rollup     recompute yesterday's and today's totals (UTC): call logs of
-//	           yesterday still land after midnight, and a recomputation is
-//	           idempotent, so both are redone every run; and every day since
-//	           the last final one (rolledThroughKey), so days the job
-//	           missed, down or failing, are caught up, MaxCatchUpDays a run
 //	reconcile  close the budget reservations past their expiry; one whose
 //	           tenant's account is gone is closed as orphaned and logged;
 //	           one whose rows another transaction holds is left for the
 //	           next run and logged; what the settled ones cost beyond
 //	           what they held (not charged) is logged and reported
+//	rollup     recompute yesterday's and today's totals (UTC): call logs of
+//	           yesterday still land after midnight, and a recomputation is
+//	           idempotent, so both are redone every run; and every day since
+//	           the last final one (rolledThroughKey), so days the job
+//	           missed, down or failing, are caught up, MaxCatchUpDays a run;
+//	           each day made final is recorded as soon as it is, so a run
+//	           killed or timed out half-way keeps what it did
 //	storage    measure the object storage of the tenants not measured for
 //	           storageusage.DefaultEvery (storageusage.Measure), within
 //	           storageBudget; a scan cut short goes on next run
@@ -82,40 +84,9 @@ func (j *job) run(ctx context.Context) (any, error) {
 	today := now.Truncate(24 * time.Hour)
 	res := result{Days: []usage.Report{}}
 	var errs []error
-	from, err := j.firstDay(ctx, today)
-	if err != nil {
-		errs = append(errs, err)
-	}
-	rolled := err == nil
-	var days []time.Time
-	for d := from; !d.After(today) && len(days) < MaxCatchUpDays; d = d.AddDate(0, 0, 1) {
-		days = append(days, d)
-	}
-	through := today.AddDate(0, 0, -2) // final once these are rolled up
-	if last := days[len(days)-1]; last.Before(through) {
-		through = last
-	}
-	for _, d := range []time.Time{today.AddDate(0, 0, -1), today} {
-		if d.After(days[len(days)-1]) { // caught up only so far: still yesterday and today
-			days = append(days, d)
-		}
-	}
-	for _, day := range days {
-		rep, err := usage.Rollup(ctx, j.db, day, now)
-		if err != nil {
-			errs, rolled = append(errs, err), false
-		}
-		if rep.Date != "" { // recorded, if only for some tenants
-			res.Days = append(res.Days, rep)
-		}
-	}
-	if rolled {
-		if _, err := j.db.ExecContext(ctx, `INSERT INTO system_config (config_key, config_value, config_type, description) VALUES (?, ?, 'string', ?)
-			ON DUPLICATE KEY UPDATE config_value = VALUES(config_value)`, rolledThroughKey, through.Format(time.DateOnly),
-			"last UTC day whose AI usage totals are final (usage-cron); set it back to roll days up again"); err != nil {
-			errs = append(errs, fmt.Errorf("record the days rolled up: %w", err))
-		}
-	}
+	// Reservations first: a catch-up of many days may take the rest of the
+	// run, and an expired hold keeps refusing its tenant's calls until
+	// closed.
 	rec, err := budget.Reconcile(ctx, j.db, now)
 	res.Reconcile = reconcileReport{Settled: rec.Settled, Expired: rec.Expired, Orphaned: rec.Orphaned, Skipped: rec.Skipped,
 		Locked: rec.Locked, Charged: rec.Charged.String(), Uncharged: rec.Uncharged.String(),
@@ -144,6 +115,46 @@ func (j *job) run(ctx context.Context) (any, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("reconcile reservations: %w", err))
 	}
+	from, err := j.firstDay(ctx, today)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	rolled := err == nil
+	var days []time.Time
+	for d := from; !d.After(today) && len(days) < MaxCatchUpDays; d = d.AddDate(0, 0, 1) {
+		days = append(days, d)
+	}
+	through := today.AddDate(0, 0, -2) // final once these are rolled up
+	if last := days[len(days)-1]; last.Before(through) {
+		through = last
+	}
+	for _, d := range []time.Time{today.AddDate(0, 0, -1), today} {
+		if d.After(days[len(days)-1]) { // caught up only so far: still yesterday and today
+			days = append(days, d)
+		}
+	}
+	for _, day := range days {
+		rep, err := usage.Rollup(ctx, j.db, day, now)
+		if err != nil {
+			errs, rolled = append(errs, err), false
+		}
+		if rep.Date != "" { // recorded, if only for some tenants
+			res.Days = append(res.Days, rep)
+		}
+		if rolled && day.Before(through) {
+			// Final, as are the days before it: recorded at once, so
+			// that a run killed or timed out further on does not start
+			// over from the same day, and a long catch-up ends.
+			if err := j.rolledThrough(ctx, day); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if rolled {
+		if err := j.rolledThrough(ctx, through); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	if j.store != nil {
 		deadline := time.Now().Add(cmp.Or(j.storageBudget, DefaultStorageBudget))
 		st, err := storageusage.Measure(ctx, j.db, j.store, now, deadline, storageusage.Options{})
@@ -157,6 +168,16 @@ func (j *job) run(ctx context.Context) (any, error) {
 		return nil, errors.Join(errs...)
 	}
 	return res, nil
+}
+
+// rolledThrough records day as the last final one (rolledThroughKey).
+func (j *job) rolledThrough(ctx context.Context, day time.Time) error {
+	if _, err := j.db.ExecContext(ctx, `INSERT INTO system_config (config_key, config_value, config_type, description) VALUES (?, ?, 'string', ?)
+		ON DUPLICATE KEY UPDATE config_value = VALUES(config_value)`, rolledThroughKey, day.Format(time.DateOnly),
+		"last UTC day whose AI usage totals are final (usage-cron); set it back to roll days up again"); err != nil {
+		return fmt.Errorf("record the days rolled up: %w", err)
+	}
+	return nil
 }
 
 // firstDay is the first day to roll up: yesterday, or the day after the
