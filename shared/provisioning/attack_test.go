@@ -2,12 +2,15 @@ package provisioning_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/unitenant/unitenant/shared/fault"
+	"github.com/unitenant/unitenant/shared/provisioning"
 	"github.com/unitenant/unitenant/shared/tenancy"
 )
 
@@ -170,5 +173,47 @@ func TestTakenCodeIsNotReportedAsTakenSubdomain(t *testing.T) {
 	r.Subdomain = "subdomain1"
 	if _, err := p.Start(ctx, r); fault.CodeOf(err) != "subdomain_taken" {
 		t.Fatalf("taken subdomain: %v, want subdomain_taken", err)
+	}
+}
+
+// A siloed user made before grants were escaped holds the wildcard grant:
+// provisioning it again (a run resumed after the upgrade) takes it away,
+// and leaves the escaped one alone.
+func TestSiloedUserLosesAnOldWildcardGrant(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	p := h.pipeline("api")
+	p.CodePattern = regexp.MustCompile(`^[a-z][a-z0-9-]{2,20}$`)
+	name, err := provisioning.DatabaseName(p.Prefix, "ab-d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(name))
+	user := "'ut_" + hex.EncodeToString(sum[:])[:16] + "'@'%'"
+	t.Cleanup(func() { _, _ = h.sys.Exec("DROP USER IF EXISTS " + user) })
+	for _, q := range []string{"CREATE USER " + user + " IDENTIFIED BY 'old-password'", "GRANT SELECT ON `" + name + "`.* TO " + user} {
+		if _, err := h.sys.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.create(t, p, "ab-d", "enterprise")
+	rows, err := h.sys.Query("SHOW GRANTS FOR " + user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var escaped bool
+	for rows.Next() {
+		var g string
+		if err := rows.Scan(&g); err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(g, "`"+name+"`") {
+			t.Errorf("the old wildcard grant is still there: %s", g)
+		}
+		escaped = escaped || strings.Contains(g, "`"+strings.ReplaceAll(name, "_", `\_`)+"`")
+	}
+	if !escaped {
+		t.Error("no escaped grant on the tenant's database")
 	}
 }

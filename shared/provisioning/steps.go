@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-sql-driver/mysql"
 	"github.com/unitenant/unitenant/infra/schema"
 	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/logging"
@@ -378,15 +379,23 @@ func (p *Pipeline) siloUser(ctx context.Context, server *sql.DB, database string
 	}
 	// In the database of a database-level GRANT, '_' and '%' are
 	// wildcards: unescaped, `tenant_a_b`.* would also grant tenant_axb.
-	q = strings.NewReplacer("_", `\_`, "%", `\%`).Replace(q)
+	escaped := strings.NewReplacer("_", `\_`, "%", `\%`).Replace(q)
 	host := p.SiloUserHost
 	for _, stmt := range []string{
 		fmt.Sprintf("CREATE USER IF NOT EXISTS '%s'@'%s' IDENTIFIED BY '%s'", user, host, pw),
 		fmt.Sprintf("ALTER USER '%s'@'%s' IDENTIFIED BY '%s'", user, host, pw),
-		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES, LOCK TABLES ON %s.* TO '%s'@'%s'", q, user, host),
+		fmt.Sprintf("GRANT SELECT, INSERT, UPDATE, DELETE, CREATE TEMPORARY TABLES, LOCK TABLES ON %s.* TO '%s'@'%s'", escaped, user, host),
 	} {
 		if _, err := server.ExecContext(ctx, stmt); err != nil {
 			return "", "", fmt.Errorf("siloed user for %s: %w", database, err)
+		}
+	}
+	if escaped != q {
+		// A user made before grants were escaped holds the wildcard one
+		// too: provisioning it again takes that away.
+		_, err := server.ExecContext(ctx, fmt.Sprintf("REVOKE ALL PRIVILEGES ON %s.* FROM '%s'@'%s'", q, user, host))
+		if err != nil && !isNoSuchGrant(err) {
+			return "", "", fmt.Errorf("siloed user for %s: revoke the wildcard grant: %w", database, err)
 		}
 	}
 	return user, pw, nil
@@ -564,4 +573,10 @@ func (p *Pipeline) auditActivation(ctx context.Context, tx *sql.Tx, st *state, n
 		return fmt.Errorf("audit activation: %w", err)
 	}
 	return nil
+}
+
+// isNoSuchGrant tells MySQL's error 1141: the user holds no such grant.
+func isNoSuchGrant(err error) bool {
+	var me *mysql.MySQLError
+	return errors.As(err, &me) && me.Number == 1141
 }

@@ -195,7 +195,9 @@ func DropDatabasesLike(tb testing.TB, prefix string) {
 	// _ is a LIKE wildcard: escape it so only this prefix matches.
 	pattern := strings.ReplaceAll(prefix, "_", `\_`) + "%"
 	tb.Cleanup(func() {
-		rows, err := server.Query("SELECT DISTINCT user, host FROM mysql.db WHERE db LIKE ?", pattern)
+		// A grant's database is stored with _ escaped (see provisioning's
+		// siloUser): compared unescaped.
+		rows, err := server.Query(`SELECT DISTINCT user, host FROM mysql.db WHERE REPLACE(REPLACE(db, '\\_', '_'), '\\%', '%') LIKE ?`, pattern)
 		if err != nil {
 			tb.Errorf("list users: %v", err)
 			return
