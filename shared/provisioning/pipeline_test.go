@@ -301,7 +301,7 @@ func TestAbortLeavesNothing(t *testing.T) {
 			if err := h.server.QueryRow("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", h.prefix+code).Scan(&n); err != nil || n != 0 {
 				t.Errorf("database %s still exists", h.prefix+code)
 			}
-			if err := h.server.QueryRow("SELECT COUNT(*) FROM mysql.user WHERE user LIKE 'ut\\_%' AND user IN (SELECT user FROM mysql.db WHERE db = ?)", h.prefix+code).Scan(&n); err != nil || n != 0 {
+			if err := h.server.QueryRow("SELECT COUNT(*) FROM mysql.user WHERE user LIKE 'ut\\_%' AND user IN (SELECT user FROM mysql.db WHERE REPLACE(db, '\\\\_', '_') = ?)", h.prefix+code).Scan(&n); err != nil || n != 0 {
 				t.Errorf("a siloed user of %s still exists (%v)", code, err)
 			}
 			tn, _ := h.store.Tenant(code)
