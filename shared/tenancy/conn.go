@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql/driver"
 	"fmt"
+	"strings"
 )
 
 // trackingConnector wraps the MySQL connector so every connection remembers
@@ -40,9 +41,89 @@ type mysqlConn interface {
 }
 
 // trackedConn is a connection and the schema it is on ("" = unknown).
+//
+// It also remembers whether its session may hold state a request left
+// behind: a pooled connection serves every tenant of its cluster, and a
+// user variable, session setting, temporary table, named lock or open
+// transaction of one tenant's request must never be there for the next
+// tenant's. The driver cannot reset a session without a round trip, so a
+// connection that ran anything but a plain statement is not pooled again
+// (IsValid reports it spent and database/sql closes it, which ends its
+// session and rolls back what it left open). Only the statement's text is
+// read, never its arguments, so no request data can make it look plain.
 type trackedConn struct {
 	mysqlConn
 	schema string
+	dirty  bool
+}
+
+func (c *trackedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	c.note(query)
+	return c.mysqlConn.ExecContext(ctx, query, args)
+}
+
+func (c *trackedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	c.note(query)
+	return c.mysqlConn.QueryContext(ctx, query, args)
+}
+
+func (c *trackedConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
+	c.note(query)
+	return c.mysqlConn.PrepareContext(ctx, query)
+}
+
+// IsValid keeps a connection whose session may hold a request's state out
+// of the pool.
+func (c *trackedConn) IsValid() bool { return !c.dirty && c.mysqlConn.IsValid() }
+
+// ResetSession refuses to hand such a connection out again, should it be
+// reused without passing IsValid.
+func (c *trackedConn) ResetSession(ctx context.Context) error {
+	if c.dirty {
+		return driver.ErrBadConn
+	}
+	return c.mysqlConn.ResetSession(ctx)
+}
+
+func (c *trackedConn) note(query string) {
+	if !c.dirty && !plainStatement(query) {
+		c.dirty = true
+	}
+}
+
+// plainStatement reports whether query can leave nothing in the session: a
+// SELECT, INSERT, UPDATE, DELETE or REPLACE (or a WITH before one) that
+// names no variable (@) and takes no named lock. Anything else (SET, BEGIN,
+// START TRANSACTION, CREATE TEMPORARY TABLE, LOCK, CALL, a leading
+// comment...) is taken to change the session; erring that way only costs a
+// reconnection.
+func plainStatement(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n")
+	end := 0
+	for end < len(q) && (q[end]|0x20 >= 'a' && q[end]|0x20 <= 'z') {
+		end++
+	}
+	switch strings.ToUpper(q[:end]) {
+	case "SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE", "WITH":
+	default:
+		return false
+	}
+	return !strings.Contains(q, "@") && !containsFold(q, "GET_LOCK")
+}
+
+// containsFold is a case-insensitive strings.Contains for an upper-case
+// ASCII needle, without allocating.
+func containsFold(s, upper string) bool {
+	for i := 0; i+len(upper) <= len(s); i++ {
+		j := 0
+		for j < len(upper) && s[i+j]&^0x20 == upper[j]&^0x20 {
+			j++
+		}
+		if j == len(upper) {
+			return true
+		}
+	}
+	return false
 }
 
 // use selects schema (an identifier already validated and quoted by the
@@ -52,7 +133,7 @@ func (c *trackedConn) use(ctx context.Context, schema string) error {
 		return nil
 	}
 	c.schema = "" // unknown until the server confirms
-	if _, err := c.ExecContext(ctx, "USE `"+schema+"`", nil); err != nil {
+	if _, err := c.mysqlConn.ExecContext(ctx, "USE `"+schema+"`", nil); err != nil {
 		return err
 	}
 	c.schema = schema

@@ -1,0 +1,108 @@
+package tenancy_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+
+	"github.com/unitenant/unitenant/shared/tenancy"
+)
+
+// TestSessionStateNeverReachesTheNextTenant: a pooled connection is shared
+// by every tenant of its cluster. Whatever a request of k001 leaves in its
+// session (a user variable, a session setting, a temporary table, a
+// transaction it opened and never ended) must not be there when the same
+// connection serves k002, who would read it or write inside k001's
+// transaction. A connection whose session only ever ran plain statements
+// keeps being reused, as the routing hot path needs.
+func TestSessionStateNeverReachesTheNextTenant(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	f.add(t, "k001", tenancy.StatusActive)
+	f.add(t, "k002", tenancy.StatusActive)
+	svc := f.service(tenancy.RouterOptions{ClusterMaxOpen: 1}) // one connection: k002 gets k001's
+	defer svc.Router.Close()
+	ctx := context.Background()
+	a, _ := svc.Registry.ByCode(ctx, "k001")
+	b, _ := svc.Registry.ByCode(ctx, "k002")
+	conn := func(tn *tenancy.Tenant) *sql.Conn {
+		t.Helper()
+		c, err := svc.Router.Conn(ctx, tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	connID := func(c *sql.Conn) (id int64) {
+		t.Helper()
+		if err := c.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+
+	// Plain statements leave nothing behind: the connection is reused.
+	c := conn(a)
+	first := connID(c)
+	if _, err := c.ExecContext(ctx, "UPDATE marker SET tenant = ? WHERE id = ?", "k001", 1); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c = conn(b)
+	if got := connID(c); got != first {
+		t.Errorf("a connection that ran only plain statements was not reused (%d, then %d)", first, got)
+	}
+	c.Close()
+
+	for _, dirty := range [][]string{
+		{"SET @secret = 'k001-secret'"},
+		{"SELECT @secret := 'k001-secret'"},
+		{"SET SESSION foreign_key_checks = 0"},
+		{"CREATE TEMPORARY TABLE secret (s VARCHAR(20))", "INSERT INTO secret VALUES ('k001-secret')"},
+		{"START TRANSACTION", "UPDATE marker SET tenant = 'k001-uncommitted' WHERE id = 1"},
+		{"  begin", "UPDATE marker SET tenant = 'k001-uncommitted' WHERE id = 1"},
+		{"SET autocommit = 0", "UPDATE marker SET tenant = 'k001-uncommitted' WHERE id = 1"},
+		{"SELECT get_lock('k001-lock', 0)"},
+	} {
+		c := conn(a)
+		for _, q := range dirty {
+			if _, err := c.ExecContext(ctx, q); err != nil {
+				t.Fatalf("%s: %v", q, err)
+			}
+		}
+		c.Close()
+
+		c = conn(b)
+		var (
+			secret     sql.NullString
+			fk, inTx   int
+			autocommit int
+			temp, lock int
+		)
+		if err := c.QueryRowContext(ctx, `SELECT @secret, @@SESSION.foreign_key_checks, @@in_transaction, @@SESSION.autocommit,
+			COALESCE(IS_USED_LOCK('k001-lock') = CONNECTION_ID(), 0)`).
+			Scan(&secret, &fk, &inTx, &autocommit, &lock); err != nil {
+			t.Fatalf("after %q: %v", dirty, err)
+		}
+		// k001's database has no table "secret": only a temporary table
+		// of this session would answer.
+		if err := c.QueryRowContext(ctx, "SELECT COUNT(*) FROM `"+f.prefix+"k001`.secret").Scan(&temp); err != nil {
+			temp = 0
+		}
+		if secret.Valid || fk != 1 || inTx != 0 || autocommit != 1 || temp != 0 || lock != 0 {
+			t.Errorf("after k001 ran %q, k002's session has @secret=%q foreign_key_checks=%d in_transaction=%d autocommit=%d k001's temporary tables=%d k001's lock=%d",
+				dirty, secret.String, fk, inTx, autocommit, temp, lock)
+		}
+		c.Close()
+
+		// k001's transaction ended with its request: nothing it left open
+		// was committed by whoever used the connection next.
+		var got string
+		if err := f.server.QueryRowContext(ctx, "SELECT tenant FROM `"+f.prefix+"k001`.marker WHERE id = 1").Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != "k001" {
+			t.Fatalf("after %q, k001's marker is %q", dirty, got)
+		}
+	}
+}
