@@ -270,17 +270,22 @@ func (d *Dispatcher) process(ctx context.Context, token string, ev leased, rep *
 		return fmt.Errorf("renew lease: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		rep.Lost++
-		return nil
+		// MySQL counts the rows an UPDATE changed: a lease renewed to the
+		// expiry it had (nothing to send, in the claim's millisecond) is
+		// still held. Only another owner, or a settled event, is lost.
+		var held bool
+		if err := d.DB.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM webhook_events
+			WHERE id = ? AND lease_owner = ? AND status = 'pending'`, ev.id, token).Scan(&held); err != nil {
+			return fmt.Errorf("renew lease: %w", err)
+		}
+		if !held {
+			rep.Lost++
+			return nil
+		}
 	}
 	rep.Events++
 
 	round := ev.attempts + 1
-	final := len(pending) > 0 && round >= d.maxAttempts()
-	var retryAt time.Time
-	if !final {
-		retryAt = now.Add(d.backoff(round))
-	}
 	results := make([]attempt, len(pending))
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, parallel)
@@ -294,6 +299,16 @@ func (d *Dispatcher) process(ctx context.Context, token string, ev leased, rep *
 		}()
 	}
 	wg.Wait()
+	// A delivery cut short by ctx's end (the run's deadline, a shutdown)
+	// says nothing of its receiver: it is not its failure, and it is not a
+	// round of the event's, which stays pending (Deliver releases it) for
+	// the next run to try again.
+	cut := ctx.Err() != nil && slices.ContainsFunc(results, func(a attempt) bool { return !a.ok })
+	final := len(pending) > 0 && round >= d.maxAttempts() && !cut
+	var retryAt time.Time
+	if !final {
+		retryAt = now.Add(d.backoff(round))
+	}
 
 	// What was sent is recorded even when ctx ended meanwhile: an unrecorded
 	// 2xx would be sent again.
@@ -302,6 +317,9 @@ func (d *Dispatcher) process(ctx context.Context, token string, ev leased, rep *
 	var errs []error
 	missing := 0
 	for _, a := range results {
+		if cut && !a.ok {
+			continue
+		}
 		if a.ok {
 			rep.Sent++
 		} else {
@@ -316,6 +334,9 @@ func (d *Dispatcher) process(ctx context.Context, token string, ev leased, rep *
 		}
 	}
 
+	if cut {
+		return errors.Join(errs...)
+	}
 	status, attempts := "pending", ev.attempts
 	if len(pending) > 0 {
 		attempts = round

@@ -217,3 +217,30 @@ func TestSiloedUserLosesAnOldWildcardGrant(t *testing.T) {
 		t.Error("no escaped grant on the tenant's database")
 	}
 }
+
+// A punycode subdomain ("xn--...") shows in a browser as another script,
+// and can be made to look like another tenant's: refused, as is every
+// label RFC 5891 reserves by "--" in its third and fourth characters.
+func TestPunycodeSubdomainIsRefused(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	p := h.pipeline("api")
+	for _, sub := range []string{"xn--80ak6aa92e", "ab--c"} {
+		r := request("k310", "basic", h.userID)
+		r.Subdomain = sub
+		_, err := p.Start(context.Background(), r)
+		fe, ok := fault.As(err)
+		if !ok || fe.Code != "invalid_input" || !strings.Contains(fe.Fields["subdomain"], "punycode") {
+			t.Fatalf("subdomain %s: %v, want invalid_input naming subdomain", sub, err)
+		}
+	}
+	var n int
+	if err := h.sys.QueryRow("SELECT COUNT(*) FROM tenants WHERE tenant_code = 'k310'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("a refused request left %d tenants (%v)", n, err)
+	}
+	r := request("k310", "basic", h.userID)
+	r.Subdomain = "a-b-c"
+	if _, err := p.Start(context.Background(), r); err != nil {
+		t.Fatalf("a subdomain with single hyphens: %v", err)
+	}
+}

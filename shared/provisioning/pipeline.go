@@ -186,6 +186,11 @@ func (p *Pipeline) Validate(r *Request) error {
 	r.Subdomain = strings.ToLower(r.Subdomain)
 	if !tenancy.ValidCode(r.Subdomain) || p.Reserved[r.Subdomain] {
 		bad["subdomain"] = "must be a DNS label that is not reserved"
+	} else if len(r.Subdomain) >= 4 && r.Subdomain[2:4] == "--" {
+		// "xn--..." is punycode, which a browser shows as another script:
+		// a label looking like another tenant's (RFC 5891 reserves every
+		// label with "--" there).
+		bad["subdomain"] = "must not have \"--\" as its third and fourth characters (punycode)"
 	}
 	if r.PlanType == "" {
 		r.PlanType = "basic"
