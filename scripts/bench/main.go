@@ -329,7 +329,7 @@ func bridgeRows(res map[string]map[string]float64) []row {
 		Value: fmt.Sprintf("p50 %.2f ms, p99 %.2f ms, max %.2f ms (%.0f commits)",
 			a["paced-commit-p50-ms"], a["paced-commit-p99-ms"], a["paced-commit-max-ms"], a["paced-commits"]),
 	}, {
-		Name: "Same run: two durable commits one after the other (the one above, then a second on the same connection) — the least an answer waits for: the begin's commit holding the budget, then its row's, which follows it in the server's log, so the storage's slow flushes show in the bridge's slowest calls",
+		Name:  "Same run: two durable commits one after the other (the one above, then a second on the same connection) — the least an answer waits for: the begin's commit holding the budget, then its row's, which follows it in the server's log, so the storage's slow flushes show in the bridge's slowest calls",
 		Value: fmt.Sprintf("p50 %.2f ms, p99 %.2f ms", a["paced-commit-pair-p50-ms"], a["paced-commit-pair-p99-ms"]),
 	}, {
 		Name: "Bridge flat out, 50 clients over 10 tenants, metering, budget and rate limits on: requests per second (the fake provider alone serves the same clients at the figure in brackets)",
