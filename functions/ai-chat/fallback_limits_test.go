@@ -25,15 +25,6 @@ func TestFallbackCountsAgainstItsOwnModelsLimits(t *testing.T) {
 	f.exec(t, "UPDATE tenant_ai_model_configs SET rpm_limit = 1, tpm_limit = 500 WHERE tenant_id = ? AND model_id = ?", k001, claude)
 	f.openai.SetModel("gpt-mini", fakeprovider.Model{Fail: fakeprovider.Failure{Status: 503}})
 	f.anthropic.SetModel("claude-mini", fakeprovider.Model{Reply: "ok", PromptTokens: 10, CompletionTokens: 20})
-	window := func(key string) int64 {
-		t.Helper()
-		f.settled()
-		var n int64
-		if err := f.sys.QueryRow("SELECT COALESCE(SUM(`count`), 0) FROM rate_limit_counters WHERE bucket_key = ?", key).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	model := func(id int64) string { return fmt.Sprintf("ai:t:%d:m:%d", k001, id) }
 	tenantTok := fmt.Sprintf("ai:t:%d:tok", k001)
 	body := chatBody("gpt-mini", "max_tokens", 20)
@@ -43,10 +34,10 @@ func TestFallbackCountsAgainstItsOwnModelsLimits(t *testing.T) {
 	if r.Status != 200 || r.Header.Get(headerModel) != "claude-mini" {
 		t.Fatalf("first call: %d %s", r.Status, r.Body)
 	}
-	if n := window(model(claude)); n != 1 {
+	if n := f.window(t, model(claude)); n != 1 {
 		t.Fatalf("claude-mini's requests this minute %d, want 1", n)
 	}
-	if g, c, tn := window(model(gpt)+":tok"), window(model(claude)+":tok"), window(tenantTok); g != 0 || c != 30 || tn != 30 {
+	if g, c, tn := f.window(t, model(gpt)+":tok"), f.window(t, model(claude)+":tok"), f.window(t, tenantTok); g != 0 || c != 30 || tn != 30 {
 		t.Fatalf("token windows gpt-mini %d, claude-mini %d, tenant %d; want 0 (it failed), 30, 30", g, c, tn)
 	}
 
@@ -60,7 +51,7 @@ func TestFallbackCountsAgainstItsOwnModelsLimits(t *testing.T) {
 	if n := f.anthropic.Calls("claude-mini") - calls; n != 0 {
 		t.Fatalf("claude-mini, over its 1 request a minute, was called %d times", n)
 	}
-	if n := window(model(claude)); n != 1 {
+	if n := f.window(t, model(claude)); n != 1 {
 		t.Fatalf("claude-mini's requests this minute %d after it was skipped, want 1", n)
 	}
 	rows := f.logs(t, "tenant_id = ? AND request_id = (SELECT request_id FROM ai_service_call_logs WHERE tenant_id = ? ORDER BY id DESC LIMIT 1)", k001, k001)
@@ -78,7 +69,7 @@ func TestFallbackCountsAgainstItsOwnModelsLimits(t *testing.T) {
 	if r.Status != 502 || f.anthropic.Calls("claude-mini") != calls {
 		t.Fatalf("fallback whose day cannot hold the call: %d %s, claude-mini called %d times", r.Status, r.Body, f.anthropic.Calls("claude-mini")-calls)
 	}
-	if n := window(model(claude) + ":tok:day"); n != 0 {
+	if n := f.window(t, model(claude)+":tok:day"); n != 0 {
 		t.Fatalf("claude-mini's day window %d, want 0", n)
 	}
 
@@ -88,10 +79,10 @@ func TestFallbackCountsAgainstItsOwnModelsLimits(t *testing.T) {
 	if r.Status != 200 || r.Header.Get(headerModel) != "claude-mini" {
 		t.Fatalf("fallback with room: %d %s", r.Status, r.Body)
 	}
-	if n := window(model(claude) + ":tok:day"); n != 30 {
+	if n := f.window(t, model(claude)+":tok:day"); n != 30 {
 		t.Fatalf("claude-mini's day window %d, want 30", n)
 	}
-	if tn := window(tenantTok); tn != 60 {
+	if tn := f.window(t, tenantTok); tn != 60 {
 		t.Fatalf("tenant token window %d, want 60 (two answered calls of 30)", tn)
 	}
 }

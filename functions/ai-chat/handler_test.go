@@ -302,6 +302,18 @@ func (f *fixture) logs(t *testing.T, where string, args ...any) []logRow {
 	return out
 }
 
+// window is the count of the rate-limit windows of key, once the calls
+// answered so far have settled.
+func (f *fixture) window(t *testing.T, key string) int64 {
+	t.Helper()
+	f.settled()
+	var n int64
+	if err := f.sys.QueryRow("SELECT COALESCE(SUM(`count`), 0) FROM rate_limit_counters WHERE bucket_key = ?", key).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // account reads a tenant's account.
 func (f *fixture) account(t *testing.T, code string) budget.Account {
 	t.Helper()
@@ -936,15 +948,6 @@ func TestTokenLimitsPerTenantKeyAndModelDay(t *testing.T) {
 	body := func(maxTokens int) map[string]any {
 		return chatBody("gpt-mini", "max_tokens", maxTokens, "messages", []map[string]any{{"role": "user", "content": "hi"}})
 	}
-	window := func(key string) int64 {
-		t.Helper()
-		f.settled()
-		var n int64
-		if err := f.sys.QueryRow("SELECT COALESCE(SUM(`count`), 0) FROM rate_limit_counters WHERE bucket_key = ?", key).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	tenantTok := fmt.Sprintf("ai:t:%d:tok", f.tenant["k001"])
 	keyTok := fmt.Sprintf("ai:k:%d:tok", keyID)
 	refused := func(r reply, status int, code, retryAfter, says string) {
@@ -957,18 +960,18 @@ func TestTokenLimitsPerTenantKeyAndModelDay(t *testing.T) {
 
 	// 8 + 40 tokens could never fit the key's 45: invalid, and nothing counted.
 	refused(f.do(t, key, "POST", "/v1/chat/completions", body(40)), 400, "too_many_tokens", "", "API key's limit of 45 tokens a minute")
-	if n := window(keyTok) + window(tenantTok); n != 0 {
+	if n := f.window(t, keyTok) + f.window(t, tenantTok); n != 0 {
 		t.Fatalf("a call refused as invalid counted %d tokens", n)
 	}
 	if r := f.do(t, key, "POST", "/v1/chat/completions", body(20)); r.Status != 200 {
 		t.Fatalf("first call: %d %s", r.Status, r.Body)
 	}
-	if k, tn := window(keyTok), window(tenantTok); k != 30 || tn != 30 {
+	if k, tn := f.window(t, keyTok), f.window(t, tenantTok); k != 30 || tn != 30 {
 		t.Fatalf("after a call that used 30 tokens the windows hold key %d, tenant %d; want 30 each", k, tn)
 	}
 	// The key's window: 30 + 28 > 45. The refusal counts nowhere.
 	refused(f.do(t, key, "POST", "/v1/chat/completions", body(20)), 429, "rate_limited", "30", "rate limit")
-	if k, tn := window(keyTok), window(tenantTok); k != 30 || tn != 30 {
+	if k, tn := f.window(t, keyTok), f.window(t, tenantTok); k != 30 || tn != 30 {
 		t.Fatalf("after a refusal the windows hold key %d, tenant %d; want 30 each", k, tn)
 	}
 	// Without the key only the tenant's 60 applies: 30 + 28 fits, then 60 + 28 does not.
@@ -976,7 +979,7 @@ func TestTokenLimitsPerTenantKeyAndModelDay(t *testing.T) {
 		t.Fatalf("tenant call: %d %s", r.Status, r.Body)
 	}
 	refused(f.do(t, k001, "POST", "/v1/chat/completions", body(20)), 429, "rate_limited", "30", "rate limit")
-	if tn := window(tenantTok); tn != 60 {
+	if tn := f.window(t, tenantTok); tn != 60 {
 		t.Fatalf("tenant window %d, want 60", tn)
 	}
 
@@ -988,10 +991,10 @@ func TestTokenLimitsPerTenantKeyAndModelDay(t *testing.T) {
 	refused(f.do(t, k002, "POST", "/v1/chat/completions", body(20)), 429, "rate_limited", strconv.Itoa(int(14*time.Hour/time.Second)-30), "rate limit")
 	refused(f.do(t, k002, "POST", "/v1/chat/completions", body(45)), 400, "too_many_tokens", "", "the model's limit of 50 tokens a day")
 	day := fmt.Sprintf("ai:t:%d:m:%d:tok:day", f.tenant["k002"], f.models["gpt-mini"])
-	if d := window(day); d != 30 {
+	if d := f.window(t, day); d != 30 {
 		t.Fatalf("k002's day window %d, want 30", d)
 	}
-	if d := window(fmt.Sprintf("ai:t:%d:m:%d:tok:day", f.tenant["k001"], f.models["gpt-mini"])); d != 0 {
+	if d := f.window(t, fmt.Sprintf("ai:t:%d:m:%d:tok:day", f.tenant["k001"], f.models["gpt-mini"])); d != 0 {
 		t.Fatalf("k001, without a daily limit, has a day window of %d", d)
 	}
 }
