@@ -8,8 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aliyun/aliyun-oss-go-sdk/oss"
-
 	"github.com/unitenant/unitenant/shared/lifecycle"
 	"github.com/unitenant/unitenant/shared/objectstore"
 	"github.com/unitenant/unitenant/shared/objectstore/osstest"
@@ -28,24 +26,6 @@ func (e *purgeEnv) useOSS() *osstest.Server {
 	e.store = &objectstore.Service{Backend: objectstore.BackendOSS, Store: s, OSS: s, Layout: objectstore.DefaultLayout()}
 	e.tenants.Pipeline.Storage = e.store
 	return fake
-}
-
-// plantOSS stores key as a client holding the tenant's STS credentials (or
-// an operator in the OSS console) can: straight through the SDK, with no
-// CheckKey in front. OSS holds "a//b.jpg", "photos/" (a console folder)...
-func plantOSS(t *testing.T, fake *osstest.Server, key string) {
-	t.Helper()
-	c, err := oss.New(fake.Endpoint(), fake.AccessKeyID, fake.AccessKeySecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.Bucket(fake.Bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.PutObject(key, strings.NewReader("x")); err != nil {
-		t.Fatalf("plant %q: %v", key, err)
-	}
 }
 
 func keysUnder(fake *osstest.Server, prefix string) []string {
@@ -75,7 +55,7 @@ func TestAttackPurgeRemovesKeysOnlyTheStoreCanName(t *testing.T) {
 	}
 	d := e.createDeleted("k001", "")
 	for _, k := range []string{"tenants/k001/photos/", "tenants/k001/a//b.jpg", "tenants/k001/uploads/images/x.jpg", "tenants/k0011/a//b.jpg"} {
-		plantOSS(t, fake, k)
+		fake.Plant(t, k)
 	}
 	other := keysUnder(fake, "tenants/k0011/")
 	for run := range 3 { // as many as the row's retries
@@ -119,7 +99,7 @@ func TestAttackSweepGetsPastKeysOnlyTheStoreCanName(t *testing.T) {
 		}
 	}
 	for _, k := range []string{"tenants/k001/temp/sub/", "tenants/k001/temp//x.jpg", "tenants/k001/temp/old.jpg", "tenants/k002/temp/old.jpg"} {
-		plantOSS(t, fake, k)
+		fake.Plant(t, k)
 	}
 	o := e.options("sweep", time.Now().Add(lifecycle.DefaultTempAge+24*time.Hour)) // every object is old by then
 	rep, err := lifecycle.Sweep(ctx, o)

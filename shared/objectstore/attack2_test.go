@@ -7,34 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aliyun/aliyun-oss-go-sdk/oss"
-
 	"github.com/unitenant/unitenant/shared/fault"
 	"github.com/unitenant/unitenant/shared/objectstore"
-	"github.com/unitenant/unitenant/shared/objectstore/osstest"
 )
-
-// plant stores key in the fake OSS as a client holding the tenant's STS
-// credentials can: straight through the SDK, with no CheckKey in front.
-// The STS policy lets a member upload any key under the prefix that ends
-// in one of UploadExtensions, "//", "\" and ".." segments included.
-func plant(t *testing.T, fake *osstest.Server, key string) {
-	t.Helper()
-	c, err := oss.New(fake.Endpoint(), fake.AccessKeyID, fake.AccessKeySecret)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.Bucket(fake.Bucket)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.PutObject(key, strings.NewReader("x")); err != nil {
-		t.Fatalf("plant %q: %v", key, err)
-	}
-	if _, _, ok := fake.Object(key); !ok {
-		t.Fatalf("plant %q: the fake holds %q", key, fake.Keys())
-	}
-}
 
 // TestAttack2ListingPagesPastAnyStoredKey: a listing page may end on any
 // key OSS holds under the tenant's prefix, including ones CheckKey refuses
@@ -54,7 +29,7 @@ func TestAttack2ListingPagesPastAnyStoredKey(t *testing.T) {
 	}
 	odd := []string{"tenants/k001/a//b.jpg", `tenants/k001/a\b.jpg`, "tenants/k001/../x.jpg", "tenants/k001/b/./c.jpg", "tenants/k001/c/"}
 	for _, k := range odd {
-		plant(t, fake, k)
+		fake.Plant(t, k)
 	}
 	put(t, b.store, "tenants/k001/z.jpg", "z", "image/jpeg")
 	put(t, b.store, "tenants/k002/a.jpg", "k002", "image/jpeg")
@@ -222,7 +197,7 @@ func TestAttack2RemoveEmptiesPrefixOfAnyKey(t *testing.T) {
 	svc := &objectstore.Service{Store: b.store, Layout: objectstore.DefaultLayout()}
 	for _, k := range []string{"tenants/k001/a//b.jpg", `tenants/k001/a\b.jpg`, "tenants/k001/../x.jpg", "tenants/k001/c/",
 		"tenants/k001//d.jpg", "tenants/k0011/a//b.jpg", "tenants/k002/../k001.jpg"} {
-		plant(t, fake, k)
+		fake.Plant(t, k)
 	}
 	put(t, b.store, "tenants/k001/ok.jpg", "x", "image/jpeg")
 	if err := svc.Remove(ctx, "tenants/k001/"); err != nil {
