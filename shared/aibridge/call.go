@@ -479,8 +479,17 @@ func (cl *call) close(ctx context.Context, a, finish *attempt, failure error) (M
 	// Sent without waiting for the begin's commit: the row's statement
 	// waits for it on the row's lock, so both become durable in as few
 	// flushes of the server's log as may be.
-	_, rest, err := batch.Lead(ctx, cl.b.DB)
+	first, rest, err := batch.Lead(ctx, cl.b.DB)
 	berr := cl.begun()
+	if err == nil && berr == nil && finish != nil && first == 0 {
+		// The reservation was closed before the row could be completed
+		// (finishRow): the settlement after it changes nothing either.
+		charged, err = cl.finishLate(ctx, finish, failure)
+		met.Cost = cl.logged + charged
+		if err != nil {
+			_ = rest()
+		}
+	}
 	if err != nil {
 		cancel()
 		if finish != nil && failure == nil {
