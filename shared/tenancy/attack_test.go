@@ -3,6 +3,7 @@ package tenancy_test
 import (
 	"context"
 	"database/sql"
+	"slices"
 	"testing"
 
 	"github.com/unitenant/unitenant/shared/tenancy"
@@ -104,5 +105,83 @@ func TestSessionStateNeverReachesTheNextTenant(t *testing.T) {
 		if got != "k001" {
 			t.Fatalf("after %q, k001's marker is %q", dirty, got)
 		}
+	}
+}
+
+// TestLastStatementValuesNeverReachTheNextTenant: a session also keeps
+// what its last statements produced — LAST_INSERT_ID() after an insert,
+// FOUND_ROWS() after a SELECT, ROW_COUNT() after a change — and plain
+// statements, which keep a connection pooled, produce them. Reading them
+// as the next tenant on the same connection would tell k002 the ids k001
+// is handing out and the size of what k001 just read. The connection is
+// reused all the same, and each tenant still reads its own values.
+func TestLastStatementValuesNeverReachTheNextTenant(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	f.add(t, "k001", tenancy.StatusActive)
+	f.add(t, "k002", tenancy.StatusActive)
+	for _, code := range []string{"k001", "k002"} {
+		if _, err := f.server.Exec("CREATE TABLE `" + f.prefix + code + "`.notes (id BIGINT AUTO_INCREMENT PRIMARY KEY, body TEXT) AUTO_INCREMENT = 1000"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := f.service(tenancy.RouterOptions{ClusterMaxOpen: 1}) // one connection: k002 gets k001's
+	defer svc.Router.Close()
+	ctx := context.Background()
+	a, _ := svc.Registry.ByCode(ctx, "k001")
+	b, _ := svc.Registry.ByCode(ctx, "k002")
+	conn := func(tn *tenancy.Tenant) *sql.Conn {
+		t.Helper()
+		c, err := svc.Router.Conn(ctx, tn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	var ids []int64
+	session := func(c *sql.Conn) (id, insertID, found, changed int64) {
+		t.Helper()
+		if err := c.QueryRowContext(ctx, "SELECT CONNECTION_ID(), LAST_INSERT_ID(), FOUND_ROWS(), ROW_COUNT()").Scan(&id, &insertID, &found, &changed); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+		return id, insertID, found, changed
+	}
+
+	for _, last := range []string{
+		"INSERT INTO notes (body) VALUES ('k001 secret'), ('k001 secret 2')",
+		"SELECT SQL_CALC_FOUND_ROWS id FROM notes LIMIT 1",
+		"UPDATE notes SET body = 'k001 changed'",
+	} {
+		c := conn(a)
+		if _, err := c.ExecContext(ctx, "INSERT INTO notes (body) VALUES ('k001 private')"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.ExecContext(ctx, last); err != nil {
+			t.Fatalf("%s: %v", last, err)
+		}
+		c.Close()
+
+		c = conn(b)
+		if _, insertID, found, changed := session(c); insertID != 0 || found > 1 || changed > 0 {
+			t.Errorf("after k001 ran %q, k002 reads LAST_INSERT_ID() %d, FOUND_ROWS() %d, ROW_COUNT() %d", last, insertID, found, changed)
+		}
+		// k002's own values are its own.
+		res, err := c.ExecContext(ctx, "INSERT INTO notes (body) VALUES ('k002 note')")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := res.LastInsertId()
+		if _, err := c.ExecContext(ctx, "UPDATE notes SET body = body WHERE id = 0"); err != nil {
+			t.Fatal(err)
+		}
+		var got int64
+		if err := c.QueryRowContext(ctx, "SELECT LAST_INSERT_ID()").Scan(&got); err != nil || got != want {
+			t.Errorf("k002's own LAST_INSERT_ID() is %d (%v), want %d", got, err, want)
+		}
+		c.Close()
+	}
+	if slices.Min(ids) != slices.Max(ids) {
+		t.Errorf("connections %v: the one connection was not reused", ids)
 	}
 }

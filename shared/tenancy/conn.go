@@ -51,25 +51,82 @@ type mysqlConn interface {
 // (IsValid reports it spent and database/sql closes it, which ends its
 // session and rolls back what it left open). Only the statement's text is
 // read, never its arguments, so no request data can make it look plain.
+//
+// A plain statement leaves values behind too, which the next statement may
+// read: LAST_INSERT_ID() (set by an insert), FOUND_ROWS() and ROW_COUNT()
+// (set by the statement before). Those are forgotten, when a statement is
+// about to read one that another schema's statement left, by a statement
+// that sets them to nothing of anyone's: a round trip only then.
 type trackedConn struct {
 	mysqlConn
 	schema string
 	dirty  bool
+	// insertBy is the schema of the last statement that may have set
+	// LAST_INSERT_ID(), lastBy of the last statement ("": none ran).
+	insertBy, lastBy string
 }
 
 func (c *trackedConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
-	c.note(query)
+	if err := c.before(ctx, query); err != nil {
+		return nil, err
+	}
 	return c.mysqlConn.ExecContext(ctx, query, args)
 }
 
 func (c *trackedConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
-	c.note(query)
+	if err := c.before(ctx, query); err != nil {
+		return nil, err
+	}
 	return c.mysqlConn.QueryContext(ctx, query, args)
 }
 
 func (c *trackedConn) PrepareContext(ctx context.Context, query string) (driver.Stmt, error) {
-	c.note(query)
+	if err := c.before(ctx, query); err != nil {
+		return nil, err
+	}
 	return c.mysqlConn.PrepareContext(ctx, query)
+}
+
+// before notes what query may leave in the session and, when it reads a
+// value another schema's statement left, forgets that value first.
+func (c *trackedConn) before(ctx context.Context, query string) error {
+	c.note(query)
+	readsInsertID := containsFold(query, "LAST_INSERT_ID")
+	if readsInsertID && c.insertBy != "" && c.insertBy != c.schema ||
+		c.lastBy != "" && c.lastBy != c.schema && (containsFold(query, "FOUND_ROWS") || containsFold(query, "ROW_COUNT")) {
+		if err := c.forgetLast(ctx); err != nil {
+			return err
+		}
+	}
+	c.lastBy = c.schema
+	if readsInsertID || !selectStatement(query) {
+		c.insertBy = c.schema
+	}
+	return nil
+}
+
+// forgetLast sets LAST_INSERT_ID() to 0, FOUND_ROWS() to 1 and
+// ROW_COUNT() to -1: what one SELECT of nothing leaves.
+func (c *trackedConn) forgetLast(ctx context.Context) error {
+	rows, err := c.mysqlConn.QueryContext(ctx, "SELECT LAST_INSERT_ID(0)", nil)
+	if err != nil {
+		return err
+	}
+	dest := make([]driver.Value, 1)
+	for rows.Next(dest) == nil {
+	}
+	if err := rows.Close(); err != nil {
+		return err
+	}
+	c.insertBy, c.lastBy = c.schema, c.schema
+	return nil
+}
+
+// selectStatement reports whether query starts with SELECT (which, unless
+// it calls LAST_INSERT_ID(n), leaves the last insert id alone).
+func selectStatement(query string) bool {
+	q := strings.TrimLeft(query, " \t\r\n(")
+	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT")
 }
 
 // IsValid keeps a connection whose session may hold a request's state out
