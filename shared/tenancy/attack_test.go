@@ -184,4 +184,21 @@ func TestLastStatementValuesNeverReachTheNextTenant(t *testing.T) {
 	if slices.Min(ids) != slices.Max(ids) {
 		t.Errorf("connections %v: the one connection was not reused", ids)
 	}
+
+	// @@identity is LAST_INSERT_ID() by another name (and, naming a
+	// variable, the last use of its connection).
+	c := conn(a)
+	if _, err := c.ExecContext(ctx, "INSERT INTO notes (body) VALUES ('k001 private')"); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	c = conn(b)
+	defer c.Close()
+	var identity int64
+	if err := c.QueryRowContext(ctx, "SELECT @@identity").Scan(&identity); err != nil || identity != 0 {
+		t.Errorf("k002 reads @@identity %d (%v)", identity, err)
+	}
+	if id, _, _, _ := session(c); id != ids[0] {
+		t.Errorf("k002 was not on k001's connection (%d, not %d): nothing was shown", id, ids[0])
+	}
 }

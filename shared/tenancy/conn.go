@@ -91,7 +91,7 @@ func (c *trackedConn) PrepareContext(ctx context.Context, query string) (driver.
 // value another schema's statement left, forgets that value first.
 func (c *trackedConn) before(ctx context.Context, query string) error {
 	c.note(query)
-	readsInsertID := containsFold(query, "LAST_INSERT_ID")
+	readsInsertID := containsFold(query, "LAST_INSERT_ID") || containsFold(query, "IDENTITY") // @@identity, @@last_insert_id
 	if readsInsertID && c.insertBy != "" && c.insertBy != c.schema ||
 		c.lastBy != "" && c.lastBy != c.schema && (containsFold(query, "FOUND_ROWS") || containsFold(query, "ROW_COUNT")) {
 		if err := c.forgetLast(ctx); err != nil {
