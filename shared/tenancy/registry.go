@@ -1,6 +1,7 @@
 package tenancy
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -48,6 +49,13 @@ type Placement struct {
 	// dbPassword is the sealed siloed password; it never leaves this package.
 	dbPassword []byte
 	MaxConns   int
+}
+
+// same reports whether p and q reach the same server as the same user
+// with the same password and connection cap (the database is selected on
+// each connection handed out).
+func (p Placement) same(q Placement) bool {
+	return p.ClusterID == q.ClusterID && p.DBUser == q.DBUser && bytes.Equal(p.dbPassword, q.dbPassword) && p.MaxConns == q.MaxConns
 }
 
 // Gate refuses a tenant that may not be served: suspended 403, deleted or

@@ -53,9 +53,14 @@ type cluster struct {
 
 type silo struct {
 	tenantID int64
-	pool     *sql.DB
-	users    int  // requests between getting the pool and getting a connection
-	evicted  bool // out of the LRU; closed once users reaches 0
+	// from is the placement the pool was opened with: a tenant whose
+	// placement has changed since (its password re-keyed, its database
+	// moved to another cluster) gets a new pool, never connections opened
+	// with credentials the server no longer takes.
+	from    Placement
+	pool    *sql.DB
+	users   int  // requests between getting the pool and getting a connection
+	evicted bool // out of the LRU; closed once users reaches 0
 }
 
 // NewRouter returns a router that reads clusters from the system database
@@ -268,10 +273,7 @@ func (r *Router) open(cfg *mysql.Config, maxOpen int) (*sql.DB, error) {
 // finish on their connections.
 func (r *Router) siloPool(ctx context.Context, t *Tenant) (*silo, error) {
 	r.mu.Lock()
-	if e, ok := r.silos[t.ID]; ok {
-		r.lru.MoveToFront(e)
-		s := e.Value.(*silo)
-		s.users++
+	if s := r.openSilo(t); s != nil {
 		r.mu.Unlock()
 		return s, nil
 	}
@@ -301,26 +303,45 @@ func (r *Router) siloPool(ctx context.Context, t *Tenant) (*silo, error) {
 
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if e, ok := r.silos[t.ID]; ok {
+	if s := r.openSilo(t); s != nil {
 		pool.Close()
-		r.lru.MoveToFront(e)
-		s := e.Value.(*silo)
-		s.users++
 		return s, nil
 	}
-	s := &silo{tenantID: t.ID, pool: pool, users: 1}
+	s := &silo{tenantID: t.ID, from: t.Placement, pool: pool, users: 1}
 	r.silos[t.ID] = r.lru.PushFront(s)
 	for r.lru.Len() > r.opts.MaxSilos {
-		old := r.lru.Back()
-		o := old.Value.(*silo)
-		r.lru.Remove(old)
-		delete(r.silos, o.tenantID)
-		o.evicted = true
-		if o.users == 0 {
-			go o.pool.Close() // waits for in-use connections to come back
-		}
+		r.evict(r.lru.Back())
 	}
 	return s, nil
+}
+
+// openSilo claims t's pool if one is open for its placement as it is now,
+// evicting one opened for another. r.mu is held.
+func (r *Router) openSilo(t *Tenant) *silo {
+	e, ok := r.silos[t.ID]
+	if !ok {
+		return nil
+	}
+	s := e.Value.(*silo)
+	if !s.from.same(t.Placement) {
+		r.evict(e)
+		return nil
+	}
+	r.lru.MoveToFront(e)
+	s.users++
+	return s
+}
+
+// evict takes a silo out of the LRU, closing its pool once no request is
+// about to use it. r.mu is held.
+func (r *Router) evict(e *list.Element) {
+	o := e.Value.(*silo)
+	r.lru.Remove(e)
+	delete(r.silos, o.tenantID)
+	o.evicted = true
+	if o.users == 0 {
+		go o.pool.Close() // waits for in-use connections to come back
+	}
 }
 
 // release ends a request's claim on a silo pool, closing it if it was

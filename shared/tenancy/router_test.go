@@ -152,6 +152,63 @@ func TestSiloPoolsAreCappedLRU(t *testing.T) {
 	}
 }
 
+// A siloed tenant's password re-keyed (provisioning run again re-keys its
+// user) is the password its next connections log in with: the pool opened
+// with the old one is replaced, not kept until the instance dies, failing
+// every request of the tenant once its connections are gone.
+func TestSiloPoolFollowsARekeyedPassword(t *testing.T) {
+	t.Parallel()
+	f := newFleet(t)
+	id := f.add(t, "k001", tenancy.StatusActive)
+	user := f.silo(t, "k001", id)
+	svc := f.service(tenancy.RouterOptions{SiloMaxOpen: 1})
+	defer svc.Router.Close()
+	ctx := context.Background()
+	read := func() (conn int64, err error) {
+		t.Helper()
+		// A fresh registry: another instance's view, or this one's after
+		// its cache lapsed.
+		tn, err := tenancy.NewRegistry(f.sys, tenancy.RegistryOptions{TTL: time.Minute}).ByCode(ctx, "k001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := svc.Router.Conn(ctx, tn)
+		if err != nil {
+			return 0, err
+		}
+		defer c.Close()
+		if got, err := marker(ctx, c); err != nil || got != "k001" {
+			return 0, fmt.Errorf("marker %q: %w", got, err)
+		}
+		return conn, c.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&conn)
+	}
+	old, err := read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := "rekeyed-Pw9!" + fmt.Sprint(rand.Int64())
+	if _, err := f.server.ExecContext(ctx, fmt.Sprintf("ALTER USER '%s'@'%%' IDENTIFIED BY '%s'", user, pw)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.sys.ExecContext(ctx, "UPDATE tenant_databases SET db_password_encrypted = ? WHERE tenant_id = ?",
+		f.box.Seal([]byte(pw), tenancy.SiloSecretAAD(id)), id); err != nil {
+		t.Fatal(err)
+	}
+	// The server drops the pool's connection (idle timeout, a restart).
+	if _, err := f.server.ExecContext(ctx, fmt.Sprintf("KILL %d", old)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := read(); err != nil {
+			t.Fatalf("request %d after the re-key: %v", i+1, err)
+		}
+	}
+	time.Sleep(100 * time.Millisecond) // a replaced pool closes in the background
+	if open, _ := svc.Router.Stats(); open != 1 {
+		t.Fatalf("%d silo connections open, want the new pool's 1", open)
+	}
+}
+
 func TestFailedSchemaSwitchNeverHandsOutTheConnection(t *testing.T) {
 	t.Parallel()
 	f := newFleet(t)
