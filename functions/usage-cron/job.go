@@ -115,7 +115,7 @@ func (j *job) run(ctx context.Context) (any, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("reconcile reservations: %w", err))
 	}
-	from, err := j.firstDay(ctx, today)
+	from, mark, err := j.firstDay(ctx, today)
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -145,13 +145,13 @@ func (j *job) run(ctx context.Context) (any, error) {
 			// Final, as are the days before it: recorded at once, so
 			// that a run killed or timed out further on does not start
 			// over from the same day, and a long catch-up ends.
-			if err := j.rolledThrough(ctx, day); err != nil {
+			if rolled, err = j.rolledThrough(ctx, &mark, day); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	if rolled {
-		if err := j.rolledThrough(ctx, through); err != nil {
+		if _, err := j.rolledThrough(ctx, &mark, through); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -170,35 +170,62 @@ func (j *job) run(ctx context.Context) (any, error) {
 	return res, nil
 }
 
-// rolledThrough records day as the last final one (rolledThroughKey).
-func (j *job) rolledThrough(ctx context.Context, day time.Time) error {
-	if _, err := j.db.ExecContext(ctx, `INSERT INTO system_config (config_key, config_value, config_type, description) VALUES (?, ?, 'string', ?)
-		ON DUPLICATE KEY UPDATE config_value = VALUES(config_value)`, rolledThroughKey, day.Format(time.DateOnly),
-		"last UTC day whose AI usage totals are final (usage-cron); set it back to roll days up again"); err != nil {
-		return fmt.Errorf("record the days rolled up: %w", err)
+// rolledThrough records day as the last final one (rolledThroughKey), if
+// the record is still *mark, what this run read or last wrote (nil: there
+// was none), and sets *mark to it. A record changed by someone else since —
+// an operator setting it back to have days rolled up again, or another run
+// — is left as it is, and rolledThrough reports false: this run records no
+// more, and the next starts from that record.
+func (j *job) rolledThrough(ctx context.Context, mark **string, day time.Time) (bool, error) {
+	v := day.Format(time.DateOnly)
+	if *mark != nil && **mark == v {
+		return true, nil
 	}
-	return nil
+	var (
+		res sql.Result
+		err error
+	)
+	if *mark == nil {
+		res, err = j.db.ExecContext(ctx, `INSERT IGNORE INTO system_config (config_key, config_value, config_type, description) VALUES (?, ?, 'string', ?)`,
+			rolledThroughKey, v, "last UTC day whose AI usage totals are final (usage-cron); set it back to roll days up again")
+	} else {
+		res, err = j.db.ExecContext(ctx, "UPDATE system_config SET config_value = ? WHERE config_key = ? AND config_value <=> ?", v, rolledThroughKey, **mark)
+	}
+	var n int64
+	if err == nil {
+		n, err = res.RowsAffected()
+	}
+	if err != nil {
+		return false, fmt.Errorf("record the days rolled up: %w", err)
+	}
+	if n == 0 {
+		j.log.WarnContext(ctx, "the record of the days rolled up changed during the run; left as it is", "key", rolledThroughKey, "read", *mark, "day", v)
+		return false, nil
+	}
+	*mark = &v
+	return true, nil
 }
 
 // firstDay is the first day to roll up: yesterday, or the day after the
-// last final one when that is earlier. On an error it is yesterday (the
-// run still rolls the usual days up, and fails).
-func (j *job) firstDay(ctx context.Context, today time.Time) (time.Time, error) {
+// last final one when that is earlier; and the record it read (nil: none).
+// On an error it is yesterday (the run still rolls the usual days up, and
+// fails).
+func (j *job) firstDay(ctx context.Context, today time.Time) (time.Time, *string, error) {
 	from := today.AddDate(0, 0, -1)
 	var v string
 	err := j.db.QueryRowContext(ctx, "SELECT config_value FROM system_config WHERE config_key = ?", rolledThroughKey).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
-		return from, nil // the first run: nothing before it to catch up
+		return from, nil, nil // the first run: nothing before it to catch up
 	}
 	if err != nil {
-		return from, fmt.Errorf("read %s: %w", rolledThroughKey, err)
+		return from, nil, fmt.Errorf("read %s: %w", rolledThroughKey, err)
 	}
 	through, err := time.Parse(time.DateOnly, v)
 	if err != nil {
-		return from, fmt.Errorf("system_config %s = %q: want a date (YYYY-MM-DD)", rolledThroughKey, v)
+		return from, &v, fmt.Errorf("system_config %s = %q: want a date (YYYY-MM-DD)", rolledThroughKey, v)
 	}
 	if next := through.AddDate(0, 0, 1); next.Before(from) {
 		from = next
 	}
-	return from, nil
+	return from, &v, nil
 }

@@ -259,3 +259,68 @@ func newSystem(t *testing.T, inserts ...string) *sql.DB {
 	}
 	return db
 }
+
+// An operator sets the record of the days rolled up back, to have them
+// rolled up again (say after correcting prices), while a run is under way:
+// the run does not write its own progress over the set-back, and the next
+// run starts from it.
+func TestJobKeepsASetBackMadeDuringTheRun(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := newSystem(t, "INSERT INTO tenants (id, tenant_code, tenant_name, subdomain) VALUES (1, 'u001', 'u001', 'u001')")
+	now := time.Date(2026, 6, 20, 10, 0, 0, 0, time.UTC)
+	day := func(n int) string { return now.AddDate(0, 0, n).Format(time.DateOnly) }
+	if _, err := db.Exec(`INSERT INTO ai_service_call_logs (request_id, tenant_id, model_id, model_name, provider, input_tokens, output_tokens, total_tokens, cost, status, created_at, completed_at)
+		VALUES ('missed', 1, 1, 'm', 'openai', 10, 20, 30, 0.5, 'success', ?, ?)`, day(-3)+" 18:00:00", day(-3)+" 18:00:01"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec("INSERT INTO system_config (config_key, config_value) VALUES (?, ?)", rolledThroughKey, day(-5)); err != nil {
+		t.Fatal(err)
+	}
+	// The operator's set-back lands as the run rolls the missed day up
+	// (once).
+	for _, q := range []string{
+		"CREATE TABLE operator_done (done INT PRIMARY KEY)",
+		fmt.Sprintf(`CREATE TRIGGER operator_sets_back AFTER INSERT ON tenant_ai_usage_summary FOR EACH ROW
+			IF NOT EXISTS (SELECT 1 FROM operator_done) THEN
+				INSERT INTO operator_done VALUES (1);
+				UPDATE system_config SET config_value = '%s' WHERE config_key = '%s';
+			END IF`, day(-40), rolledThroughKey),
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := &job{db: db, log: logging.Discard(), now: func() time.Time { return now }}
+	run := func() []string {
+		t.Helper()
+		out, err := j.run(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ds []string
+		for _, r := range out.(result).Days {
+			ds = append(ds, r.Date)
+		}
+		return ds
+	}
+	record := func() (v string) {
+		t.Helper()
+		if err := db.QueryRow("SELECT config_value FROM system_config WHERE config_key = ?", rolledThroughKey).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	if got := run(); len(got) == 0 || got[0] != day(-4) {
+		t.Fatalf("rolled up %v, want from %s", got, day(-4))
+	}
+	if got := record(); got != day(-40) {
+		t.Fatalf("after the run the record says %s, want the operator's %s", got, day(-40))
+	}
+	if got := run(); len(got) == 0 || got[0] != day(-39) {
+		t.Fatalf("the next run rolled up %v, want from %s", got, day(-39))
+	}
+	if got := record(); got != day(-39+MaxCatchUpDays-1) {
+		t.Fatalf("then the record says %s, want %s", got, day(-39+MaxCatchUpDays-1))
+	}
+}
