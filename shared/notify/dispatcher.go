@@ -35,8 +35,9 @@ const (
 	// batchSize events are leased at a time, so that two dispatchers share
 	// a backlog instead of one holding all of it.
 	batchSize = 10
-	// parallel deliveries of one event at most, so one slow receiver does
-	// not hold up the others.
+	// parallel targets are delivered to at once at most, each its share of
+	// a batch one event after another, so one slow receiver holds up only
+	// its own events (and one slot) instead of the others'.
 	parallel = 8
 )
 
@@ -119,14 +120,7 @@ func (d *Dispatcher) Deliver(ctx context.Context, limit int) (Report, error) {
 			break
 		}
 		taken += len(batch)
-		for _, ev := range batch {
-			if ctx.Err() != nil {
-				break
-			}
-			if err := d.process(ctx, token, ev, &rep); err != nil {
-				errs = append(errs, fmt.Errorf("event %s: %w", ev.eventID, err))
-			}
-		}
+		errs = append(errs, d.process(ctx, token, batch, &rep)...)
 		if err := d.release(ctx, token); err != nil {
 			errs = append(errs, err)
 		}
@@ -237,73 +231,183 @@ type attempt struct {
 	target     target
 	number     int
 	ok         bool
+	cut        bool // failed because ctx ended (or never made for it): says nothing of the receiver
 	httpStatus int
 	err        string
 	excerpt    string
 	duration   time.Duration
 }
 
-// process delivers ev to every target that lacks it and settles its status.
-func (d *Dispatcher) process(ctx context.Context, token string, ev leased, rep *Report) error {
+// job is one leased event of a batch: the targets that lack it, and what
+// became of each delivery to them.
+type job struct {
+	ev      leased
+	pending []target
+	tries   map[string]int // earlier attempts, by target key
+	results []attempt      // one per pending target
+	now     time.Time      // when its lease was renewed: its retry and dispatch times count from it
+}
+
+// process delivers the events of batch, leased to token, to every target
+// that lacks them and settles their status. The batch's deliveries are made
+// all together, grouped by target (deliverAll), rather than event after
+// event: one slow receiver would otherwise hold up every later event.
+func (d *Dispatcher) process(ctx context.Context, token string, batch []leased, rep *Report) []error {
+	var errs []error
+	var jobs []*job
+	for _, ev := range batch {
+		if ctx.Err() != nil {
+			break
+		}
+		j, err := d.prepare(ctx, ev)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("event %s: %w", ev.eventID, err))
+			continue
+		}
+		jobs = append(jobs, j)
+	}
+	// Extend the leases to cover the batch's deliveries; losing one means
+	// another dispatcher took the event over, which must then send it alone.
+	ttl := d.leaseTTL() + time.Duration(rounds(jobs))*d.timeout()
+	var held []*job
+	for _, j := range jobs {
+		if ctx.Err() != nil {
+			break
+		}
+		ok, err := d.renew(ctx, token, j, ttl)
+		switch {
+		case err != nil:
+			errs = append(errs, fmt.Errorf("event %s: %w", j.ev.eventID, err))
+		case !ok:
+			rep.Lost++
+		default:
+			rep.Events++
+			held = append(held, j)
+		}
+	}
+	d.deliverAll(ctx, held)
+	for _, j := range held {
+		if err := d.settle(ctx, token, j, rep); err != nil {
+			errs = append(errs, fmt.Errorf("event %s: %w", j.ev.eventID, err))
+		}
+	}
+	return errs
+}
+
+// prepare lists the targets that lack ev and the attempts each has had.
+func (d *Dispatcher) prepare(ctx context.Context, ev leased) (*job, error) {
 	targets, err := d.targets(ctx, ev)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	served, tries, err := d.history(ctx, ev.eventID)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var pending []target
+	j := &job{ev: ev, tries: tries}
 	for _, t := range targets {
 		if !served[t.key()] {
-			pending = append(pending, t)
+			j.pending = append(j.pending, t)
 		}
 	}
-	// Extend the lease to cover this event's deliveries; losing it means
-	// another dispatcher took the event over, which must then send it alone.
-	rounds := (len(pending) + parallel - 1) / parallel
-	now := d.now()
+	return j, nil
+}
+
+// rounds bounds how many delivery timeouts the deliveries of jobs take one
+// after another: a target's own deliveries, plus, when more targets than
+// parallel wait, the others' share before a slot frees for it.
+func rounds(jobs []*job) int {
+	queued := map[string]int{}
+	total, longest := 0, 0
+	for _, j := range jobs {
+		for _, t := range j.pending {
+			queued[t.key()]++
+			longest = max(longest, queued[t.key()])
+			total++
+		}
+	}
+	if len(queued) <= parallel {
+		return longest
+	}
+	return longest + (total-longest+parallel-1)/parallel
+}
+
+// renew extends token's lease of j's event to ttl from now, and says whether
+// token still holds it.
+func (d *Dispatcher) renew(ctx context.Context, token string, j *job, ttl time.Duration) (bool, error) {
+	j.now = d.now()
 	res, err := d.exec(ctx, `UPDATE webhook_events SET lease_expires_at = ?
 		WHERE id = ? AND lease_owner = ? AND status = 'pending'`,
-		now.Add(d.leaseTTL()+time.Duration(rounds)*d.timeout()), ev.id, token)
+		j.now.Add(ttl), j.ev.id, token)
 	if err != nil {
-		return fmt.Errorf("renew lease: %w", err)
+		return false, fmt.Errorf("renew lease: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		// MySQL counts the rows an UPDATE changed: a lease renewed to the
-		// expiry it had (nothing to send, in the claim's millisecond) is
-		// still held. Only another owner, or a settled event, is lost.
-		var held bool
-		if err := d.DB.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM webhook_events
-			WHERE id = ? AND lease_owner = ? AND status = 'pending'`, ev.id, token).Scan(&held); err != nil {
-			return fmt.Errorf("renew lease: %w", err)
-		}
-		if !held {
-			rep.Lost++
-			return nil
-		}
+	if n, _ := res.RowsAffected(); n > 0 {
+		return true, nil
 	}
-	rep.Events++
+	// MySQL counts the rows an UPDATE changed: a lease renewed to the
+	// expiry it had (nothing to send, in the claim's millisecond) is still
+	// held. Only another owner, or a settled event, is lost.
+	var held bool
+	if err := d.DB.QueryRowContext(ctx, `SELECT COUNT(*) > 0 FROM webhook_events
+		WHERE id = ? AND lease_owner = ? AND status = 'pending'`, j.ev.id, token).Scan(&held); err != nil {
+		return false, fmt.Errorf("renew lease: %w", err)
+	}
+	return held, nil
+}
 
-	round := ev.attempts + 1
-	results := make([]attempt, len(pending))
+// deliverAll makes the pending deliveries of jobs. Each target gets its
+// deliveries one after another, in event order, on a goroutine of its own,
+// at most parallel targets at once: a receiver that hangs delays only its
+// own events, and takes one slot only until they time out. Once ctx ends,
+// what is left is not attempted, and marked cut.
+func (d *Dispatcher) deliverAll(ctx context.Context, jobs []*job) {
+	type delivery struct {
+		job *job
+		i   int // in job.pending and job.results
+	}
+	var keys []string
+	queues := map[string][]delivery{}
+	for _, j := range jobs {
+		j.results = make([]attempt, len(j.pending))
+		for i, t := range j.pending {
+			if queues[t.key()] == nil {
+				keys = append(keys, t.key())
+			}
+			queues[t.key()] = append(queues[t.key()], delivery{j, i})
+		}
+	}
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, parallel)
-	for i, t := range pending {
+	for _, k := range keys {
 		wg.Add(1)
 		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			results[i] = d.send(ctx, ev, t, tries[t.key()]+1)
+			for _, q := range queues[k] {
+				t := q.job.pending[q.i]
+				a := attempt{target: t, number: q.job.tries[k] + 1, cut: true}
+				if ctx.Err() == nil {
+					a = d.send(ctx, q.job.ev, t, a.number)
+					a.cut = !a.ok && ctx.Err() != nil
+				}
+				q.job.results[q.i] = a
+			}
 		}()
 	}
 	wg.Wait()
+}
+
+// settle records what became of j's deliveries and settles its event.
+func (d *Dispatcher) settle(ctx context.Context, token string, j *job, rep *Report) error {
+	ev, pending, results, now := j.ev, j.pending, j.results, j.now
+	round := ev.attempts + 1
 	// A delivery cut short by ctx's end (the run's deadline, a shutdown)
 	// says nothing of its receiver: it is not its failure, and it is not a
 	// round of the event's, which stays pending (Deliver releases it) for
 	// the next run to try again.
-	cut := ctx.Err() != nil && slices.ContainsFunc(results, func(a attempt) bool { return !a.ok })
+	cut := slices.ContainsFunc(results, func(a attempt) bool { return a.cut })
 	final := len(pending) > 0 && round >= d.maxAttempts() && !cut
 	var retryAt time.Time
 	if !final {
