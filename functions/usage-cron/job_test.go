@@ -76,7 +76,6 @@ func TestJobRollsUpAndReconciles(t *testing.T) {
 // today as always; once caught up, a run rolls up only those two.
 func TestJobCatchesUpMissedDays(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	db := newSystem(t, "INSERT INTO tenants (id, tenant_code, tenant_name, subdomain) VALUES (1, 'u001', 'u001', 'u001')")
 	now := time.Date(2026, 6, 20, 10, 0, 0, 0, time.UTC)
 	day := func(n int) string { return now.AddDate(0, 0, n).Format(time.DateOnly) }
@@ -92,18 +91,7 @@ func TestJobCatchesUpMissedDays(t *testing.T) {
 		t.Fatal(err)
 	}
 	j := &job{db: db, log: logging.Discard(), now: func() time.Time { return now }}
-	dates := func() []string {
-		t.Helper()
-		out, err := j.run(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ds []string
-		for _, r := range out.(result).Days {
-			ds = append(ds, r.Date)
-		}
-		return ds
-	}
+	dates := func() []string { return runDays(t, j) }
 	if got, want := dates(), []string{day(-7), day(-6), day(-5), day(-4), day(-3), day(-2), day(-1), day(0)}; !slices.Equal(got, want) {
 		t.Fatalf("rolled up %v, want %v", got, want)
 	}
@@ -266,7 +254,6 @@ func newSystem(t *testing.T, inserts ...string) *sql.DB {
 // run starts from it.
 func TestJobKeepsASetBackMadeDuringTheRun(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	db := newSystem(t, "INSERT INTO tenants (id, tenant_code, tenant_name, subdomain) VALUES (1, 'u001', 'u001', 'u001')")
 	now := time.Date(2026, 6, 20, 10, 0, 0, 0, time.UTC)
 	day := func(n int) string { return now.AddDate(0, 0, n).Format(time.DateOnly) }
@@ -292,18 +279,7 @@ func TestJobKeepsASetBackMadeDuringTheRun(t *testing.T) {
 		}
 	}
 	j := &job{db: db, log: logging.Discard(), now: func() time.Time { return now }}
-	run := func() []string {
-		t.Helper()
-		out, err := j.run(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ds []string
-		for _, r := range out.(result).Days {
-			ds = append(ds, r.Date)
-		}
-		return ds
-	}
+	run := func() []string { return runDays(t, j) }
 	record := func() (v string) {
 		t.Helper()
 		if err := db.QueryRow("SELECT config_value FROM system_config WHERE config_key = ?", rolledThroughKey).Scan(&v); err != nil {
@@ -323,4 +299,18 @@ func TestJobKeepsASetBackMadeDuringTheRun(t *testing.T) {
 	if got := record(); got != day(-39+MaxCatchUpDays-1) {
 		t.Fatalf("then the record says %s, want %s", got, day(-39+MaxCatchUpDays-1))
 	}
+}
+
+// runDays runs j and returns the days it rolled up.
+func runDays(t *testing.T, j *job) []string {
+	t.Helper()
+	out, err := j.run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ds []string
+	for _, r := range out.(result).Days {
+		ds = append(ds, r.Date)
+	}
+	return ds
 }

@@ -26,14 +26,7 @@ func TestSessionStateNeverReachesTheNextTenant(t *testing.T) {
 	ctx := context.Background()
 	a, _ := svc.Registry.ByCode(ctx, "k001")
 	b, _ := svc.Registry.ByCode(ctx, "k002")
-	conn := func(tn *tenancy.Tenant) *sql.Conn {
-		t.Helper()
-		c, err := svc.Router.Conn(ctx, tn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	conn := func(tn *tenancy.Tenant) *sql.Conn { return routerConn(t, svc, tn) }
 	connID := func(c *sql.Conn) (id int64) {
 		t.Helper()
 		if err := c.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
@@ -130,14 +123,7 @@ func TestLastStatementValuesNeverReachTheNextTenant(t *testing.T) {
 	ctx := context.Background()
 	a, _ := svc.Registry.ByCode(ctx, "k001")
 	b, _ := svc.Registry.ByCode(ctx, "k002")
-	conn := func(tn *tenancy.Tenant) *sql.Conn {
-		t.Helper()
-		c, err := svc.Router.Conn(ctx, tn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
+	conn := func(tn *tenancy.Tenant) *sql.Conn { return routerConn(t, svc, tn) }
 	var ids []int64
 	session := func(c *sql.Conn) (id, insertID, found, changed int64) {
 		t.Helper()
@@ -201,4 +187,14 @@ func TestLastStatementValuesNeverReachTheNextTenant(t *testing.T) {
 	if id, _, _, _ := session(c); id != ids[0] {
 		t.Errorf("k002 was not on k001's connection (%d, not %d): nothing was shown", id, ids[0])
 	}
+}
+
+// routerConn is a connection of svc's router to tn, as a request gets it.
+func routerConn(t *testing.T, svc *tenancy.Service, tn *tenancy.Tenant) *sql.Conn {
+	t.Helper()
+	c, err := svc.Router.Conn(context.Background(), tn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
