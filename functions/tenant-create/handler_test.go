@@ -36,6 +36,7 @@ type fixture struct {
 	outbox string
 	signer *auth.Signer
 	userID int64
+	pipe   *provisioning.Pipeline
 }
 
 const ownerPhone = "13811110000"
@@ -62,7 +63,7 @@ func newFixture(t *testing.T) *fixture {
 		VALUES (1, 'root', 'x', 'super_admin'), (2, 'ops', 'x', 'operator'), (?, 'owner-admin', 'x', 'admin')`, id); err != nil {
 		t.Fatal(err)
 	}
-	return &fixture{srv: srv, sys: sys, codes: codes, outbox: outbox, signer: signer, userID: id}
+	return &fixture{srv: srv, sys: sys, codes: codes, outbox: outbox, signer: signer, userID: id, pipe: tenants.Pipeline}
 }
 
 func (f *fixture) token(t *testing.T, kind string, id int64, aud, role string) string {

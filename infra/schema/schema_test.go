@@ -126,3 +126,52 @@ func TestSystemSchema(t *testing.T) {
 		t.Fatalf("second run applied %v", res.Applied)
 	}
 }
+
+// 0013 tells the tenants a user made by self-service from those an admin
+// made, for tenants created before it, from their provisioning requests.
+func TestTenantCreatorBackfill(t *testing.T) {
+	t.Parallel()
+	ms, err := schema.System()
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := -1
+	for i, m := range ms {
+		if m.Version == 13 {
+			at = i
+		}
+	}
+	if at < 0 {
+		t.Fatal("no migration 0013")
+	}
+	db, _ := sqldbtest.NewDatabase(t)
+	migrate(t, db, ms[:at])
+	for _, tn := range []struct {
+		code, params string
+		by           any
+	}{
+		{"k001", `{"code":"k001","createdBy":7}`, 7},                       // a user's
+		{"k002", `{"code":"k002","createdBy":7,"createdByAdmin":true}`, 7}, // admin 7's
+		{"k003", `{"code":"k003"}`, nil},                                   // nobody's (made by a tool)
+	} {
+		res, err := db.Exec("INSERT INTO tenants (tenant_code, tenant_name, subdomain, created_by) VALUES (?, ?, ?, ?)", tn.code, tn.code, tn.code, tn.by)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, _ := res.LastInsertId()
+		if _, err := db.Exec("INSERT INTO tenant_init_progress (tenant_id, tenant_code, params) VALUES (?, ?, ?)", id, tn.code, tn.params); err != nil {
+			t.Fatal(err)
+		}
+	}
+	migrate(t, db, ms)
+	want := map[string]sql.NullInt64{"k001": {Int64: 7, Valid: true}, "k002": {}, "k003": {}}
+	for code, w := range want {
+		var got sql.NullInt64
+		if err := db.QueryRow("SELECT created_by_user FROM tenants WHERE tenant_code = ?", code).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != w {
+			t.Errorf("%s: created_by_user %v, want %v", code, got, w)
+		}
+	}
+}

@@ -86,8 +86,12 @@ type Pipeline struct {
 	LeaseTTL                  time.Duration
 	MaxAttempts               int
 	Parallel                  int // connections used to clone
-	Now                       func() time.Time
-	Log                       *slog.Logger
+	// MaxTenantsPerUser is how many tenants one global user may create by
+	// self-service and still have (any not purged: a deleted tenant may be
+	// restored); 0: no limit. Tenants an admin creates count against nobody.
+	MaxTenantsPerUser int
+	Now               func() time.Time
+	Log               *slog.Logger
 	// Crash, when set, runs after each step's work and before the step is
 	// recorded, and at points inside a step named step:point
 	// ("database:claim": about to take a warm database; "database:clone":
@@ -252,20 +256,53 @@ func (p *Pipeline) Start(ctx context.Context, r Request) (int64, error) {
 	return id, err
 }
 
+// underUserLimit refuses, in tx, a creation by global user user when
+// they already have MaxTenantsPerUser tenants. Their account's row, locked
+// until tx ends, queues one user's creations, so two at once cannot both
+// take the last place; the count is a locking read, which sees every
+// tenant committed before it whatever tx read earlier.
+func (p *Pipeline) underUserLimit(ctx context.Context, tx *sql.Tx, user int64) error {
+	var n int
+	err := tx.QueryRowContext(ctx, "SELECT 1 FROM global_users WHERE id = ? FOR UPDATE", user).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fault.New(fault.Forbidden, "account_disabled", "the account no longer exists")
+	}
+	if err == nil {
+		err = tx.QueryRowContext(ctx, "SELECT COUNT(*) FROM tenants WHERE created_by_user = ? AND status <> 'purged' LOCK IN SHARE MODE", user).Scan(&n)
+	}
+	if err != nil {
+		return fmt.Errorf("count the tenants of user %d: %w", user, err)
+	}
+	if n >= p.MaxTenantsPerUser {
+		return fault.New(fault.Forbidden, "tenant_limit_reached",
+			"you have %d tenants, the most one account may create (deleted ones count until they are purged); ask an administrator for more", n)
+	}
+	return nil
+}
+
 // StartTx is Start inside the caller's transaction (so, say, an SMS code is
 // consumed only when the tenant is reserved).
 func (p *Pipeline) StartTx(ctx context.Context, tx *sql.Tx, r Request) (int64, error) {
 	if err := p.Validate(&r); err != nil {
 		return 0, err
 	}
+	var byUser int64 // the self-service creator
+	if !r.CreatedByAdmin {
+		byUser = r.CreatedBy
+	}
+	if byUser != 0 && p.MaxTenantsPerUser > 0 {
+		if err := p.underUserLimit(ctx, tx, byUser); err != nil {
+			return 0, err
+		}
+	}
 	params, _ := json.Marshal(r)
 	now := p.now()
 	res, err := tx.ExecContext(ctx, `
 		INSERT INTO tenants (tenant_code, tenant_name, subdomain, status, plan_type, contact_name, contact_phone,
-		  contact_email, address, description, created_by)
-		VALUES (?, ?, ?, 'provisioning', ?, ?, ?, ?, ?, ?, ?)`,
+		  contact_email, address, description, created_by, created_by_user)
+		VALUES (?, ?, ?, 'provisioning', ?, ?, ?, ?, ?, ?, ?, ?)`,
 		r.Code, strings.TrimSpace(r.Name), r.Subdomain, r.PlanType, r.ContactName, r.ContactPhone, r.ContactEmail,
-		nullString(r.Address), nullString(r.Description), nullInt(r.CreatedBy))
+		nullString(r.Address), nullString(r.Description), nullInt(r.CreatedBy), nullInt(byUser))
 	if sqldb.IsDuplicate(err) {
 		// By the key named last, not by a word the duplicate value may hold.
 		if strings.HasSuffix(err.Error(), "uk_tenants_subdomain'") {
