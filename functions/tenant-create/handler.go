@@ -273,6 +273,9 @@ func (h *handler) progress(w http.ResponseWriter, r *http.Request) {
 	if err == nil && !h.mayView(ctx, claims, v) {
 		err = fault.New(fault.NotFound, "tenant_not_found", "no provisioning record for tenant %q", code) // do not reveal it exists
 	}
+	if err == nil && claims.Kind != auth.KindAdmin {
+		v.Redact() // errors in full are for admins
+	}
 	if err != nil {
 		httpapi.Fail(w, r, h.log, err)
 		return

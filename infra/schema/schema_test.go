@@ -3,6 +3,7 @@ package schema_test
 import (
 	"context"
 	"database/sql"
+	"strings"
 	"testing"
 
 	"github.com/unitenant/unitenant/infra/schema"
@@ -131,21 +132,7 @@ func TestSystemSchema(t *testing.T) {
 // made, for tenants created before it, from their provisioning requests.
 func TestTenantCreatorBackfill(t *testing.T) {
 	t.Parallel()
-	ms, err := schema.System()
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := -1
-	for i, m := range ms {
-		if m.Version == 13 {
-			at = i
-		}
-	}
-	if at < 0 {
-		t.Fatal("no migration 0013")
-	}
-	db, _ := sqldbtest.NewDatabase(t)
-	migrate(t, db, ms[:at])
+	db, ms := systemBefore(t, 13)
 	for _, tn := range []struct {
 		code, params string
 		by           any
@@ -173,5 +160,61 @@ func TestTenantCreatorBackfill(t *testing.T) {
 		if got != w {
 			t.Errorf("%s: created_by_user %v, want %v", code, got, w)
 		}
+	}
+}
+
+// systemBefore is a system database migrated up to version v, not
+// included, and the system migrations.
+func systemBefore(t *testing.T, v int) (*sql.DB, []migration.Migration) {
+	t.Helper()
+	ms, err := schema.System()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, m := range ms {
+		if m.Version == v {
+			db, _ := sqldbtest.NewDatabase(t)
+			migrate(t, db, ms[:i])
+			return db, ms
+		}
+	}
+	t.Fatalf("no system migration %04d", v)
+	return nil, nil
+}
+
+// 0014 keeps the errors recorded before it, in full, for admins only.
+func TestProvisioningErrorDetailBackfill(t *testing.T) {
+	t.Parallel()
+	db, ms := systemBefore(t, 14)
+	const full = "database: dial tcp 10.1.2.3:3306: connect: connection refused"
+	res, err := db.Exec("INSERT INTO tenants (tenant_code, tenant_name, subdomain) VALUES ('k001', 'k001', 'k001')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := res.LastInsertId()
+	res, err = db.Exec("INSERT INTO tenant_init_progress (tenant_id, tenant_code, status, error_message) VALUES (?, 'k001', 'failed', ?)", id, full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	progress, _ := res.LastInsertId()
+	for i, msg := range []any{nil, full} {
+		if _, err := db.Exec("INSERT INTO tenant_init_steps (tenant_id, progress_id, step_name, step_order, error_message) VALUES (?, ?, ?, ?, ?)",
+			id, progress, []string{"place", "database"}[i], i+1, msg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	migrate(t, db, ms)
+	var shown, detail sql.NullString
+	if err := db.QueryRow("SELECT error_message, error_detail FROM tenant_init_progress").Scan(&shown, &detail); err != nil {
+		t.Fatal(err)
+	}
+	if detail.String != full || strings.Contains(shown.String, "10.1.2.3") || shown.String == "" {
+		t.Errorf("progress: shown %q, detail %q", shown.String, detail.String)
+	}
+	if n := count(t, db, "SELECT COUNT(*) FROM tenant_init_steps WHERE error_detail = ? AND error_message NOT LIKE '%10.1.2.3%'", full); n != 1 {
+		t.Errorf("%d failed steps moved their error to error_detail, want 1", n)
+	}
+	if n := count(t, db, "SELECT COUNT(*) FROM tenant_init_steps WHERE error_message IS NULL AND error_detail IS NULL"); n != 1 {
+		t.Errorf("%d steps without an error kept none, want 1", n)
 	}
 }

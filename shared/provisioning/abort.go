@@ -38,7 +38,7 @@ func (p *Pipeline) Abort(ctx context.Context, code string) error {
 	// Take the lease so no runner works on it while it is taken apart.
 	now := p.now()
 	res, err := p.Sys.ExecContext(ctx, `
-		UPDATE tenant_init_progress SET lease_owner = ?, lease_expires_at = ?, status = 'failed', error_message = 'aborted'
+		UPDATE tenant_init_progress SET lease_owner = ?, lease_expires_at = ?, status = 'failed', error_message = 'aborted', error_detail = NULL
 		WHERE tenant_id = ? AND (lease_owner IS NULL OR lease_expires_at < ? OR lease_owner = ?)`,
 		p.Owner, now.Add(p.LeaseTTL), tenantID, now, p.Owner)
 	if err != nil {
@@ -150,6 +150,7 @@ type StepView struct {
 	StartedAt   *time.Time `json:"startedAt"`
 	CompletedAt *time.Time `json:"completedAt"`
 	Error       *string    `json:"error"`
+	ErrorDetail *string    `json:"errorDetail,omitempty"` // admins only (see Redact)
 }
 
 // ProgressView is the tenant's provisioning progress.
@@ -160,6 +161,7 @@ type ProgressView struct {
 	TotalSteps  int        `json:"totalSteps"`
 	Percent     int        `json:"percent"`
 	Error       *string    `json:"error"`
+	ErrorDetail *string    `json:"errorDetail,omitempty"` // admins only (see Redact)
 	Steps       []StepView `json:"steps"`
 	creatorUser int64
 	tenantID    int64
@@ -172,16 +174,25 @@ func (v *ProgressView) CreatorUserID() int64 { return v.creatorUser }
 // TenantID is the tenant's id.
 func (v *ProgressView) TenantID() int64 { return v.tenantID }
 
+// Redact drops the errors in full, for a viewer who is not an admin: they
+// may name our servers, their addresses and their users.
+func (v *ProgressView) Redact() {
+	v.ErrorDetail = nil
+	for i := range v.Steps {
+		v.Steps[i].ErrorDetail = nil
+	}
+}
+
 // Progress returns the provisioning progress of code.
 func Progress(ctx context.Context, sys *sql.DB, code string) (*ProgressView, error) {
 	v := &ProgressView{TenantCode: code}
 	var createdBy sql.NullInt64
-	var errMsg sql.NullString
+	var errMsg, errDetail sql.NullString
 	var params []byte
 	err := sys.QueryRowContext(ctx, `
-		SELECT p.tenant_id, p.status, p.current_step, p.total_steps, p.progress_percent, p.error_message, t.created_by, p.params
+		SELECT p.tenant_id, p.status, p.current_step, p.total_steps, p.progress_percent, p.error_message, p.error_detail, t.created_by, p.params
 		FROM tenant_init_progress p JOIN tenants t ON t.id = p.tenant_id WHERE p.tenant_code = ?`, code).
-		Scan(&v.tenantID, &v.Status, &v.CurrentStep, &v.TotalSteps, &v.Percent, &errMsg, &createdBy, &params)
+		Scan(&v.tenantID, &v.Status, &v.CurrentStep, &v.TotalSteps, &v.Percent, &errMsg, &errDetail, &createdBy, &params)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fault.New(fault.NotFound, "tenant_not_found", "no provisioning record for tenant %q", code)
 	}
@@ -195,11 +206,9 @@ func Progress(ctx context.Context, sys *sql.DB, code string) (*ProgressView, err
 	if !req.CreatedByAdmin {
 		v.creatorUser = createdBy.Int64
 	}
-	if errMsg.Valid {
-		v.Error = &errMsg.String
-	}
+	v.Error, v.ErrorDetail = nullable(errMsg), nullable(errDetail)
 	rows, err := sys.QueryContext(ctx, `
-		SELECT step_name, step_order, status, started_at, completed_at, error_message
+		SELECT step_name, step_order, status, started_at, completed_at, error_message, error_detail
 		FROM tenant_init_steps WHERE tenant_id = ? ORDER BY step_order`, v.tenantID)
 	if err != nil {
 		return nil, fmt.Errorf("steps of %s: %w", code, err)
@@ -208,8 +217,8 @@ func Progress(ctx context.Context, sys *sql.DB, code string) (*ProgressView, err
 	for rows.Next() {
 		var s StepView
 		var started, done sql.NullTime
-		var e sql.NullString
-		if err := rows.Scan(&s.Name, &s.Order, &s.Status, &started, &done, &e); err != nil {
+		var e, detail sql.NullString
+		if err := rows.Scan(&s.Name, &s.Order, &s.Status, &started, &done, &e, &detail); err != nil {
 			return nil, err
 		}
 		if started.Valid {
@@ -218,12 +227,17 @@ func Progress(ctx context.Context, sys *sql.DB, code string) (*ProgressView, err
 		if done.Valid {
 			s.CompletedAt = &done.Time
 		}
-		if e.Valid {
-			s.Error = &e.String
-		}
+		s.Error, s.ErrorDetail = nullable(e), nullable(detail)
 		v.Steps = append(v.Steps, s)
 	}
 	return v, rows.Err()
+}
+
+func nullable(s sql.NullString) *string {
+	if !s.Valid {
+		return nil
+	}
+	return &s.String
 }
 
 // abortClones drops the clones provisioning runs of tenantID reserved and

@@ -435,7 +435,7 @@ func (p *Pipeline) Run(ctx context.Context, code string) error {
 	err = p.fenced(ctx, st, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `
 			UPDATE tenant_init_progress SET status = 'completed', current_step = ?, current_step_name = 'activate',
-			  progress_percent = 100, error_message = NULL, completed_at = ?, lease_owner = NULL, lease_expires_at = NULL
+			  progress_percent = 100, error_message = NULL, error_detail = NULL, completed_at = ?, lease_owner = NULL, lease_expires_at = NULL
 			WHERE tenant_id = ?`, len(Steps), p.now(), st.tenantID)
 		return err
 	})
@@ -541,12 +541,12 @@ func (p *Pipeline) beginStep(ctx context.Context, st *state, i int, name string)
 	err := p.fenced(ctx, st, func(tx *sql.Tx) error {
 		now := p.now()
 		if _, err := tx.ExecContext(ctx, `
-			UPDATE tenant_init_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?), error_message = NULL
+			UPDATE tenant_init_steps SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?), error_message = NULL, error_detail = NULL
 			WHERE tenant_id = ? AND step_name = ?`, now, st.tenantID, name); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `
-			UPDATE tenant_init_progress SET current_step = ?, current_step_name = ?, lease_expires_at = ?, error_message = NULL
+			UPDATE tenant_init_progress SET current_step = ?, current_step_name = ?, lease_expires_at = ?, error_message = NULL, error_detail = NULL
 			WHERE tenant_id = ?`, i+1, name, now.Add(p.LeaseTTL), st.tenantID)
 		return err
 	})
@@ -573,21 +573,24 @@ func (p *Pipeline) completeStep(ctx context.Context, st *state, i int, name stri
 }
 
 // failStep records the failure of step name, unless the run has lost its
-// lease: the run now holding it must not be marked failed by this one.
+// lease: the run now holding it must not be marked failed by this one. The
+// tenant's creator and members see a refusal's own message, or only that an
+// internal error stopped the step; admins see the error in full, which may
+// name our servers (error_detail).
 func (p *Pipeline) failStep(ctx context.Context, st *state, name string, cause error) {
-	msg := cause.Error()
+	public := "an internal error stopped this step"
 	if fe, ok := fault.As(cause); ok && fe.Kind != fault.Internal {
-		msg = fe.Message
+		public = sqldb.Text(fe.Message, 2000)
 	}
-	msg = sqldb.Text(msg, 2000) // a cut mid-character would fail the row's update
+	detail := sqldb.Text(cause.Error(), 2000) // a cut mid-character would fail the row's update
 	_ = p.fenced(ctx, st, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, "UPDATE tenant_init_steps SET status = 'failed', error_message = ? WHERE tenant_id = ? AND step_name = ?",
-			msg, st.tenantID, name); err != nil {
+		if _, err := tx.ExecContext(ctx, "UPDATE tenant_init_steps SET status = 'failed', error_message = ?, error_detail = ? WHERE tenant_id = ? AND step_name = ?",
+			public, detail, st.tenantID, name); err != nil {
 			return err
 		}
 		_, err := tx.ExecContext(ctx, `
-			UPDATE tenant_init_progress SET status = 'failed', error_message = ?, lease_owner = NULL, lease_expires_at = NULL
-			WHERE tenant_id = ?`, name+": "+msg, st.tenantID)
+			UPDATE tenant_init_progress SET status = 'failed', error_message = ?, error_detail = ?, lease_owner = NULL, lease_expires_at = NULL
+			WHERE tenant_id = ?`, name+": "+public, name+": "+detail, st.tenantID)
 		return err
 	})
 	p.Log.WarnContext(ctx, "provisioning step failed", "tenant", st.code, "step", name, "err", cause)
