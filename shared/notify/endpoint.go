@@ -275,18 +275,38 @@ func ValidateURL(raw string) error {
 }
 
 // RedactURL is raw as it may be written anywhere but the admin API (audit
-// rows, notification_logs, logs, event payloads): scheme, host and path, and
-// "?…" where a query string was, since that often carries a token.
+// rows, notification_logs, logs, event payloads): scheme and host, the path
+// up to its first segment that may be a token, "/…" for the rest, and "?…"
+// where a query string was. Receivers take tokens in the query (DingTalk,
+// WeCom) or in the path (Feishu's …/hook/<uuid>, Slack's
+// …/services/T…/B…/<secret>, Discord's …/webhooks/<id>/<token>).
 func RedactURL(raw string) string {
 	u, err := url.Parse(raw)
 	if err != nil {
 		return "(invalid url)"
 	}
-	out := u.Scheme + "://" + u.Host + u.EscapedPath()
+	out := u.Scheme + "://" + u.Host
+	segs := strings.Split(strings.TrimPrefix(u.EscapedPath(), "/"), "/")
+	for i, seg := range segs {
+		if mayBeToken(seg) {
+			out += "/…"
+			break
+		}
+		if i < len(segs)-1 || seg != "" {
+			out += "/" + seg
+		}
+	}
 	if u.RawQuery != "" {
 		out += "?…"
 	}
 	return out
+}
+
+// mayBeToken tells a path segment that may be a credential or an id a
+// receiver gives out with one: any with a digit, an escape, or over 20
+// characters. Plain words ("hooks", "open-apis", "unitenant") are kept.
+func mayBeToken(seg string) bool {
+	return len(seg) > 20 || strings.ContainsAny(seg, "0123456789%")
 }
 
 // selectEndpoints reads endpoints with their tenant's code.
