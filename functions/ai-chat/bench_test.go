@@ -2,12 +2,15 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"fmt"
 	"io"
 	"net/http"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -147,6 +150,12 @@ func BenchmarkBridgeOverhead(b *testing.B) {
 			return post(hc, f.srv.URL+"/v1/chat/completions", keys[c%len(keys)], body)
 		}
 	}
+	var timings phaseLog // the paced bridged calls' Server-Timing
+	spreadTimed := func(c int) func(hc *http.Client) error {
+		return func(hc *http.Client) error {
+			return timings.post(hc, f.srv.URL+"/v1/chat/completions", keys[c%len(keys)], body)
+		}
+	}
 	single := func(int) func(hc *http.Client) error {
 		return func(hc *http.Client) error { return post(hc, f.srv.URL+"/v1/chat/completions", keys[0], body) }
 	}
@@ -176,13 +185,22 @@ func BenchmarkBridgeOverhead(b *testing.B) {
 		for range pacedRounds {
 			d := drive(clients, 3*time.Second, interval, direct)
 			stop := sampleCommits(b, f.sys, 50*time.Millisecond)
-			r := drive(clients, 3*time.Second, interval, spread)
+			r := drive(clients, 3*time.Second, interval, spreadTimed)
 			one, two := stop()
 			commits, pairs = commits.merge(one), pairs.merge(two)
 			roundP99 = append(roundP99, r.pct(99)-d.pct(99))
 			pacedDirect, paced = pacedDirect.merge(d), paced.merge(r)
 		}
 		slices.Sort(roundP99)
+		slow := timings.slowest(100)
+		b.ReportMetric(float64(len(slow.calls)), "slow1-calls")
+		b.ReportMetric(ms(slow.median(func(c phased) time.Duration { return c.begin })), "slow1-begin-ms")
+		b.ReportMetric(ms(slow.median(func(c phased) time.Duration { return c.provider })), "slow1-provider-ms")
+		b.ReportMetric(ms(slow.median(func(c phased) time.Duration { return c.record })), "slow1-record-ms")
+		b.ReportMetric(ms(slow.median(func(c phased) time.Duration { return c.lat })), "slow1-latency-ms")
+		b.ReportMetric(ms(slow.median(func(c phased) time.Duration { return c.auth })), "slow1-auth-ms")
+		b.ReportMetric(ms(slow.median(func(c phased) time.Duration { return c.total })), "slow1-route-ms")
+		b.ReportMetric(slow.share(func(c phased) bool { return c.record > c.begin+c.provider }), "slow1-record-most-pct")
 		b.ReportMetric(ms(roundP99[0]), "round-p99-added-min-ms")
 		b.ReportMetric(ms(roundP99[len(roundP99)/2]), "round-p99-added-median-ms")
 		b.ReportMetric(ms(roundP99[len(roundP99)-1]), "round-p99-added-max-ms")
@@ -270,4 +288,95 @@ func commitFloor(b *testing.B, db *sql.DB) time.Duration {
 	}
 	slices.Sort(lat)
 	return lat[len(lat)/2]
+}
+
+// phased is a bridged call's latency, as its client saw it, and where its
+// time went in the bridge, as its Server-Timing header says.
+type phased struct{ lat, auth, begin, provider, record, total time.Duration }
+
+// phaseLog collects phased calls from concurrent clients.
+type phaseLog struct {
+	mu    sync.Mutex
+	calls []phased
+}
+
+// post is the post above, recording the call's phases.
+func (l *phaseLog) post(hc *http.Client, url, bearer string, body []byte) error {
+	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	req.Header.Set("Content-Type", "application/json")
+	t0 := time.Now()
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	c := phased{lat: time.Since(t0)}
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	for _, m := range strings.Split(resp.Header.Get("Server-Timing"), ",") {
+		name, dur, _ := strings.Cut(strings.TrimSpace(m), ";dur=")
+		v, err := strconv.ParseFloat(dur, 64)
+		if err != nil {
+			return fmt.Errorf("Server-Timing %q", resp.Header.Get("Server-Timing"))
+		}
+		d := time.Duration(v * float64(time.Millisecond))
+		switch name {
+		case "begin":
+			c.begin = d
+		case "provider":
+			c.provider = d
+		case "record":
+			c.record = d
+		case "auth":
+			c.auth = d
+		case "total":
+			c.total = d
+		}
+	}
+	l.mu.Lock()
+	l.calls = append(l.calls, c)
+	l.mu.Unlock()
+	return nil
+}
+
+// slowest is the slowest 1/n of the calls.
+func (l *phaseLog) slowest(n int) *phaseLog {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	all := slices.Clone(l.calls)
+	slices.SortFunc(all, func(a, b phased) int { return cmp.Compare(a.lat, b.lat) })
+	if len(all) == 0 {
+		return &phaseLog{}
+	}
+	return &phaseLog{calls: all[len(all)-max(len(all)/n, 1):]}
+}
+
+// median is the median of one figure of the calls.
+func (l *phaseLog) median(of func(phased) time.Duration) time.Duration {
+	if len(l.calls) == 0 {
+		return 0
+	}
+	v := make([]time.Duration, len(l.calls))
+	for i, c := range l.calls {
+		v[i] = of(c)
+	}
+	slices.Sort(v)
+	return v[len(v)/2]
+}
+
+// share is the percentage of the calls for which is holds.
+func (l *phaseLog) share(is func(phased) bool) float64 {
+	if len(l.calls) == 0 {
+		return 0
+	}
+	n := 0
+	for _, c := range l.calls {
+		if is(c) {
+			n++
+		}
+	}
+	return 100 * float64(n) / float64(len(l.calls))
 }

@@ -128,6 +128,8 @@ type principal struct {
 	claims *auth.Claims     // a token's; nil for an API key
 	key    *aibridge.APIKey // nil for a token
 	role   string           // the member's role in the tenant; "" for a key
+	start  time.Time        // when the route began
+	authed time.Time        // when the caller was authenticated
 }
 
 // tenantEndpoint is a tenant route's work. It writes its own answer: a
@@ -139,6 +141,7 @@ type tenantEndpoint func(w http.ResponseWriter, r *http.Request, p *principal, f
 func (h *handler) tenantRoute(fail failFunc) func(tenantEndpoint) http.Handler {
 	return func(fn tenantEndpoint) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			start := time.Now()
 			p, err := h.authenticate(r)
 			if err != nil {
 				if fe, ok := fault.As(err); ok && fe.Kind == fault.Unauthorized {
@@ -147,6 +150,7 @@ func (h *handler) tenantRoute(fail failFunc) func(tenantEndpoint) http.Handler {
 				fail(w, r, h.log, err)
 				return
 			}
+			p.start, p.authed = start, time.Now()
 			ctx := logging.WithTenant(r.Context(), p.tenant.Code)
 			fn(w, r.WithContext(ctx), p, fail)
 		})

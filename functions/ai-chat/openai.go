@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/unitenant/unitenant/shared/aibridge"
 	"github.com/unitenant/unitenant/shared/aiprovider"
@@ -96,7 +97,7 @@ func validSampling(s aiprovider.Sampling, maxCompletion *int) error {
 
 // chatCompletions is POST /v1/chat/completions.
 func (h *handler) chatCompletions(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
-	h.chat(w, r, p, fail, true, func(resp *aiprovider.ChatResponse, met aibridge.Metering) { writeOpenAI(w, met, resp) })
+	h.chat(w, r, p, fail, true, func(resp *aiprovider.ChatResponse, met aibridge.Metering) { writeOpenAI(w, p, met, resp) })
 }
 
 // chat decodes and checks a chat request, then streams it or makes the
@@ -167,7 +168,7 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, p *principal, r
 // completions is POST /v1/completions.
 func (h *handler) completions(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
 	metered(h, w, r, p, fail, decodeCompletion(true), h.bridge.Complete,
-		func(resp *aiprovider.CompletionResponse, met aibridge.Metering) { writeOpenAI(w, met, resp) })
+		func(resp *aiprovider.CompletionResponse, met aibridge.Metering) { writeOpenAI(w, p, met, resp) })
 }
 
 // metered decodes a request, makes its metered call and hands the answer
@@ -220,7 +221,7 @@ func readCompletion(r *http.Request, req *aiprovider.CompletionRequest, modelReq
 // embeddings is POST /v1/embeddings.
 func (h *handler) embeddings(w http.ResponseWriter, r *http.Request, p *principal, fail failFunc) {
 	metered(h, w, r, p, fail, decodeEmbedding(true), h.bridge.Embed,
-		func(resp *aiprovider.EmbeddingResponse, met aibridge.Metering) { writeOpenAI(w, met, resp) })
+		func(resp *aiprovider.EmbeddingResponse, met aibridge.Metering) { writeOpenAI(w, p, met, resp) })
 }
 
 // decodeEmbedding reads and checks an embeddings request.
@@ -288,10 +289,20 @@ func (h *handler) models(w http.ResponseWriter, r *http.Request, p *principal, f
 }
 
 // writeOpenAI answers a metered call's response as OpenAI does.
-func writeOpenAI(w http.ResponseWriter, met aibridge.Metering, v any) {
-	w.Header().Set(headerCallID, met.CallID)
+func writeOpenAI(w http.ResponseWriter, p *principal, met aibridge.Metering, v any) {
+	meteredHeaders(w, p, met)
 	w.Header().Set(headerModel, met.Model.Name)
 	writeJSON(w, http.StatusOK, v)
+}
+
+// meteredHeaders sets the headers of a metered call's whole answer: its call
+// id, and where its time went (Server-Timing): authenticating the caller,
+// the call's own phases (aibridge.Timing), and all of it from the route's
+// start.
+func meteredHeaders(w http.ResponseWriter, p *principal, met aibridge.Metering) {
+	w.Header().Set(headerCallID, met.CallID)
+	w.Header().Set("Server-Timing", "auth;dur="+aibridge.Millis(p.authed.Sub(p.start))+", "+met.Timing.ServerTiming()+
+		", total;dur="+aibridge.Millis(time.Since(p.start)))
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -60,7 +60,7 @@ func (h *handler) bridgeChat(w http.ResponseWriter, r *http.Request, p *principa
 		if len(resp.Choices) > 0 {
 			out.Message, out.FinishReason = resp.Choices[0].Message.Content.Text(), resp.Choices[0].FinishReason
 		}
-		w.Header().Set(headerCallID, met.CallID)
+		meteredHeaders(w, p, met)
 		httpapi.OK(w, r, out)
 	})
 }
@@ -81,7 +81,7 @@ func (h *handler) bridgeCompletion(w http.ResponseWriter, r *http.Request, p *pr
 		if len(resp.Choices) > 0 {
 			out.Text, out.FinishReason = resp.Choices[0].Text, resp.Choices[0].FinishReason
 		}
-		w.Header().Set(headerCallID, met.CallID)
+		meteredHeaders(w, p, met)
 		httpapi.OK(w, r, out)
 	})
 }
@@ -108,7 +108,7 @@ func (h *handler) bridgeEmbedding(w http.ResponseWriter, r *http.Request, p *pri
 		if len(out.Embeddings) > 0 {
 			out.Embedding = out.Embeddings[0]
 		}
-		w.Header().Set(headerCallID, met.CallID)
+		meteredHeaders(w, p, met)
 		httpapi.OK(w, r, out)
 	})
 }

@@ -53,6 +53,25 @@ type Metering struct {
 	Cost         budget.Amount // charged to the tenant
 	ResponseTime time.Duration // the answering attempt's
 	ClientGone   bool          // the client left before the stream ended
+	Timing       Timing        // where a whole (not streamed) answer's time went
+}
+
+// Timing is where a call's time went, for a Server-Timing header: Begin
+// counting the limits, holding the budget and inserting the row; Provider
+// from there to the end of the last attempt (fallbacks included); Record
+// making its row durable (the settlement follows, off the answer's path).
+type Timing struct {
+	Begin, Provider, Record time.Duration
+}
+
+// ServerTiming is t as a Server-Timing header's value, in milliseconds.
+func (t Timing) ServerTiming() string {
+	return "begin;dur=" + Millis(t.Begin) + ", provider;dur=" + Millis(t.Provider) + ", record;dur=" + Millis(t.Record)
+}
+
+// Millis is d in milliseconds, to the hundredth, as Server-Timing writes it.
+func Millis(d time.Duration) string {
+	return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 2, 64)
 }
 
 // Models returns the models the caller may use, in priority order.
@@ -83,6 +102,7 @@ type call struct {
 	reserved   budget.Amount
 	logged     budget.Amount // the cost the attempts' rows carry
 	started    time.Time
+	begunAt    time.Time     // when the begin's batch returned, its COMMIT on the way
 	committed  func() error  // the outcome of the begin's commit
 	windows    []tokenWindow // the token windows counted in, to correct after the call
 	tokenCount int           // the tokens counted in each: the prompt's estimate and the cap
@@ -196,6 +216,7 @@ func (b *Bridge) begin(ctx context.Context, c Caller, endpoint, requested string
 		}
 		return nil, fmt.Errorf("begin AI call for tenant %d: %w", c.TenantID, err)
 	}
+	cl.begunAt = time.Now()
 	return cl, nil
 }
 
@@ -479,8 +500,10 @@ func (cl *call) close(ctx context.Context, a, finish *attempt, failure error) (M
 	// Sent without waiting for the begin's commit: the row's statement
 	// waits for it on the row's lock, so both become durable in as few
 	// flushes of the server's log as may be.
+	recording := time.Now()
 	first, rest, err := batch.Lead(ctx, cl.b.DB)
 	berr := cl.begun()
+	met.Timing = Timing{Begin: cl.begunAt.Sub(cl.started), Provider: recording.Sub(cl.begunAt), Record: time.Since(recording)}
 	if err == nil && berr == nil && finish != nil && first == 0 {
 		// The reservation was closed before the row could be completed
 		// (finishRow): the settlement after it changes nothing either.

@@ -1,0 +1,48 @@
+package main
+
+import (
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/unitenant/unitenant/shared/aiprovider/fakeprovider"
+)
+
+// A whole answer says where its time went (Server-Timing): authenticating
+// the caller, the bridge's begin, the provider, and making the call's row
+// durable, each in its place — a slow provider shows as the provider's, not
+// the bridge's — within the route's total, itself within what the client
+// waited.
+func TestAnswerTellsWhereItsTimeWent(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const slow = 80 * time.Millisecond
+	f.openai.SetModel("gpt-mini", fakeprovider.Model{Reply: "ok", PromptTokens: 3, CompletionTokens: 1, Delay: slow})
+	_, key := f.newKey(t, map[string]any{"name": "timing"})
+	for _, path := range []string{"/v1/chat/completions", "/api/v1/ai/bridge/chat"} {
+		start := time.Now()
+		r := f.do(t, key, "POST", path, chatBody("gpt-mini"))
+		took := time.Since(start)
+		if r.Status != http.StatusOK {
+			t.Fatalf("%s: %d %s", path, r.Status, r.Body)
+		}
+		got := map[string]time.Duration{}
+		for _, m := range strings.Split(r.Header.Get("Server-Timing"), ",") {
+			name, dur, ok := strings.Cut(strings.TrimSpace(m), ";dur=")
+			ms, err := strconv.ParseFloat(dur, 64)
+			if !ok || err != nil || ms < 0 {
+				t.Fatalf("%s: Server-Timing %q", path, r.Header.Get("Server-Timing"))
+			}
+			got[name] = time.Duration(ms * float64(time.Millisecond))
+		}
+		if len(got) != 5 || got["provider"] < slow || got["auth"] >= slow || got["begin"] >= slow || got["record"] >= slow {
+			t.Fatalf("%s: Server-Timing %q: want auth, begin and record short, provider at least %s", path, r.Header.Get("Server-Timing"), slow)
+		}
+		// Each figure is rounded down to 10 µs.
+		if sum := got["auth"] + got["begin"] + got["provider"] + got["record"]; sum > got["total"]+40*time.Microsecond || got["total"] > took {
+			t.Fatalf("%s: the phases add up to %s, the route's total is %s, the client waited %s", path, sum, got["total"], took)
+		}
+	}
+}
