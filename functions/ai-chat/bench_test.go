@@ -9,8 +9,6 @@ import (
 	"io"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -90,19 +88,26 @@ func drive(clients int, d, interval time.Duration, sender func(client int) func(
 }
 
 func post(hc *http.Client, url, bearer string, body []byte) error {
+	_, err := send(hc, url, bearer, body)
+	return err
+}
+
+// send POSTs body and returns the answer's headers; anything but a 200 is
+// an error.
+func send(hc *http.Client, url, bearer string, body []byte) (http.Header, error) {
 	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+bearer)
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := hc.Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	_, _ = io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
+		return nil, fmt.Errorf("status %d", resp.StatusCode)
 	}
-	return nil
+	return resp.Header, nil
 }
 
 // BenchmarkBridgeOverhead compares calling a fake OpenAI provider on
@@ -302,40 +307,17 @@ type phaseLog struct {
 
 // post is the post above, recording the call's phases.
 func (l *phaseLog) post(hc *http.Client, url, bearer string, body []byte) error {
-	req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	req.Header.Set("Content-Type", "application/json")
 	t0 := time.Now()
-	resp, err := hc.Do(req)
+	h, err := send(hc, url, bearer, body)
 	if err != nil {
 		return err
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	c := phased{lat: time.Since(t0)}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("status %d", resp.StatusCode)
+	lat := time.Since(t0)
+	st, err := serverTiming(h.Get("Server-Timing"))
+	if err != nil {
+		return err
 	}
-	for _, m := range strings.Split(resp.Header.Get("Server-Timing"), ",") {
-		name, dur, _ := strings.Cut(strings.TrimSpace(m), ";dur=")
-		v, err := strconv.ParseFloat(dur, 64)
-		if err != nil {
-			return fmt.Errorf("Server-Timing %q", resp.Header.Get("Server-Timing"))
-		}
-		d := time.Duration(v * float64(time.Millisecond))
-		switch name {
-		case "begin":
-			c.begin = d
-		case "provider":
-			c.provider = d
-		case "record":
-			c.record = d
-		case "auth":
-			c.auth = d
-		case "total":
-			c.total = d
-		}
-	}
+	c := phased{lat: lat, auth: st["auth"], begin: st["begin"], provider: st["provider"], record: st["record"], total: st["total"]}
 	l.mu.Lock()
 	l.calls = append(l.calls, c)
 	l.mu.Unlock()

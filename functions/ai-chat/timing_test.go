@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -28,14 +29,9 @@ func TestAnswerTellsWhereItsTimeWent(t *testing.T) {
 		if r.Status != http.StatusOK {
 			t.Fatalf("%s: %d %s", path, r.Status, r.Body)
 		}
-		got := map[string]time.Duration{}
-		for _, m := range strings.Split(r.Header.Get("Server-Timing"), ",") {
-			name, dur, ok := strings.Cut(strings.TrimSpace(m), ";dur=")
-			ms, err := strconv.ParseFloat(dur, 64)
-			if !ok || err != nil || ms < 0 {
-				t.Fatalf("%s: Server-Timing %q", path, r.Header.Get("Server-Timing"))
-			}
-			got[name] = time.Duration(ms * float64(time.Millisecond))
+		got, err := serverTiming(r.Header.Get("Server-Timing"))
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
 		}
 		if len(got) != 5 || got["provider"] < slow || got["auth"] >= slow || got["begin"] >= slow || got["record"] >= slow {
 			t.Fatalf("%s: Server-Timing %q: want auth, begin and record short, provider at least %s", path, r.Header.Get("Server-Timing"), slow)
@@ -45,4 +41,19 @@ func TestAnswerTellsWhereItsTimeWent(t *testing.T) {
 			t.Fatalf("%s: the phases add up to %s, the route's total is %s, the client waited %s", path, sum, got["total"], took)
 		}
 	}
+}
+
+// serverTiming reads a Server-Timing header of ours: each metric's duration
+// by its name.
+func serverTiming(h string) (map[string]time.Duration, error) {
+	out := map[string]time.Duration{}
+	for _, m := range strings.Split(h, ",") {
+		name, dur, ok := strings.Cut(strings.TrimSpace(m), ";dur=")
+		ms, err := strconv.ParseFloat(dur, 64)
+		if !ok || err != nil || ms < 0 {
+			return nil, fmt.Errorf("Server-Timing %q", h)
+		}
+		out[name] = time.Duration(ms * float64(time.Millisecond))
+	}
+	return out, nil
 }
