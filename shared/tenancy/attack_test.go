@@ -21,12 +21,8 @@ func TestSessionStateNeverReachesTheNextTenant(t *testing.T) {
 	f := newFleet(t)
 	f.add(t, "k001", tenancy.StatusActive)
 	f.add(t, "k002", tenancy.StatusActive)
-	svc := f.service(tenancy.RouterOptions{ClusterMaxOpen: 1}) // one connection: k002 gets k001's
-	defer svc.Router.Close()
+	a, b, conn := oneConnection(t, f)
 	ctx := context.Background()
-	a, _ := svc.Registry.ByCode(ctx, "k001")
-	b, _ := svc.Registry.ByCode(ctx, "k002")
-	conn := func(tn *tenancy.Tenant) *sql.Conn { return routerConn(t, svc, tn) }
 	connID := func(c *sql.Conn) (id int64) {
 		t.Helper()
 		if err := c.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&id); err != nil {
@@ -118,12 +114,8 @@ func TestLastStatementValuesNeverReachTheNextTenant(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	svc := f.service(tenancy.RouterOptions{ClusterMaxOpen: 1}) // one connection: k002 gets k001's
-	defer svc.Router.Close()
+	a, b, conn := oneConnection(t, f)
 	ctx := context.Background()
-	a, _ := svc.Registry.ByCode(ctx, "k001")
-	b, _ := svc.Registry.ByCode(ctx, "k002")
-	conn := func(tn *tenancy.Tenant) *sql.Conn { return routerConn(t, svc, tn) }
 	var ids []int64
 	session := func(c *sql.Conn) (id, insertID, found, changed int64) {
 		t.Helper()
@@ -190,6 +182,19 @@ func TestLastStatementValuesNeverReachTheNextTenant(t *testing.T) {
 }
 
 // routerConn is a connection of svc's router to tn, as a request gets it.
+// oneConnection routes k001 (a) and k002 (b) of f over a cluster pool of
+// one connection, which k002 gets from k001; conn takes it for a tenant.
+// The router closes at the end of the test.
+func oneConnection(t *testing.T, f *fleet) (a, b *tenancy.Tenant, conn func(*tenancy.Tenant) *sql.Conn) {
+	t.Helper()
+	svc := f.service(tenancy.RouterOptions{ClusterMaxOpen: 1})
+	t.Cleanup(func() { svc.Router.Close() })
+	ctx := context.Background()
+	a, _ = svc.Registry.ByCode(ctx, "k001")
+	b, _ = svc.Registry.ByCode(ctx, "k002")
+	return a, b, func(tn *tenancy.Tenant) *sql.Conn { return routerConn(t, svc, tn) }
+}
+
 func routerConn(t *testing.T, svc *tenancy.Service, tn *tenancy.Tenant) *sql.Conn {
 	t.Helper()
 	c, err := svc.Router.Conn(context.Background(), tn)
