@@ -175,9 +175,10 @@ func (f *fixture) token(t testing.TB, user int64, code string) string {
 
 // reply is a raw answer.
 type reply struct {
-	Status int
-	Header http.Header
-	Body   []byte
+	Status  int
+	Header  http.Header
+	Trailer http.Header // what came after the body (a stream's Server-Timing)
+	Body    []byte
 }
 
 func (r reply) json(t testing.TB, v any) {
@@ -235,7 +236,7 @@ func (f *fixture) do(t testing.TB, bearer, method, path string, body any, header
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
-	return reply{Status: resp.StatusCode, Header: resp.Header, Body: b}
+	return reply{Status: resp.StatusCode, Header: resp.Header, Trailer: resp.Trailer, Body: b}
 }
 
 // newKey creates an API key for k001 through the API.

@@ -139,6 +139,9 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, p *principal, r
 			hd.Set("Cache-Control", "no-cache")
 			hd.Set("X-Accel-Buffering", "no") // proxies must not hold events back
 			hd.Set(headerModel, m.Name)
+			// Known once the stream is over: sent after it, as trailers
+			// (behind a gateway that buffers the stream, as headers).
+			hd.Set("Trailer", headerCallID+", Server-Timing")
 			w.WriteHeader(http.StatusOK)
 			started = true
 		}
@@ -150,6 +153,14 @@ func (h *handler) stream(w http.ResponseWriter, r *http.Request, p *principal, r
 		}
 		return rc.Flush()
 	})
+	if started {
+		defer func() {
+			meteredHeaders(w, p, met)
+			// The server sent the declaration already; a gateway that
+			// buffers the stream sends these as headers, declaring nothing.
+			w.Header().Del("Trailer")
+		}()
+	}
 	switch {
 	case err != nil && !started:
 		fail(w, r, h.log, err)
@@ -295,10 +306,11 @@ func writeOpenAI(w http.ResponseWriter, p *principal, met aibridge.Metering, v a
 	writeJSON(w, http.StatusOK, v)
 }
 
-// meteredHeaders sets the headers of a metered call's whole answer: its call
-// id, and where its time went (Server-Timing): authenticating the caller,
-// the call's own phases (aibridge.Timing), and all of it from the route's
-// start.
+// meteredHeaders sets the headers of a metered call's whole answer — or
+// the trailers of a streamed one: its call id, and where its time went
+// (Server-Timing): authenticating the caller, the call's own phases
+// (aibridge.Timing; a stream's provider phase is the whole stream), and all
+// of it from the route's start.
 func meteredHeaders(w http.ResponseWriter, p *principal, met aibridge.Metering) {
 	w.Header().Set(headerCallID, met.CallID)
 	w.Header().Set("Server-Timing", "auth;dur="+aibridge.Millis(p.authed.Sub(p.start))+", "+met.Timing.ServerTiming()+

@@ -214,7 +214,13 @@ func TestStreamBehindABufferingGatewayArrivesWhole(t *testing.T) {
 		strings.TrimSpace(text.String()) != "one two three four five" {
 		t.Fatalf("%d %v %q", resp.StatusCode, resp.Headers, resp.Body)
 	}
-	if rows := f.logs(t, "tenant_id = ? AND streamed = 1 AND status = 'success'", f.tenant["k001"]); len(rows) != 1 || rows[0].ClientGone {
+	rows := f.logs(t, "tenant_id = ? AND streamed = 1 AND status = 'success'", f.tenant["k001"])
+	if len(rows) != 1 || rows[0].ClientGone {
 		t.Fatalf("rows %+v", rows)
+	}
+	// What a direct client gets as trailers comes as headers here, with no
+	// declaration of trailers that never follow.
+	if _, err := serverTiming(resp.Headers["Server-Timing"]); err != nil || resp.Headers[headerCallID] != rows[0].RequestID || resp.Headers["Trailer"] != "" {
+		t.Fatalf("headers %v (%v), want the call %s's id and Server-Timing, no Trailer", resp.Headers, err, rows[0].RequestID)
 	}
 }

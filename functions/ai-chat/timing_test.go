@@ -57,3 +57,33 @@ func serverTiming(h string) (map[string]time.Duration, error) {
 	}
 	return out, nil
 }
+
+// A streamed answer's call id and Server-Timing are known only once the
+// stream is over: they come after it, as trailers, the provider's phase
+// the whole stream; the call id names the call's row.
+func TestStreamTellsWhereItsTimeWentAfterIt(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	const slow = 80 * time.Millisecond
+	f.openai.SetModel("gpt-mini", fakeprovider.Model{Reply: "one two three", PromptTokens: 3, CompletionTokens: 3, Delay: slow})
+	_, key := f.newKey(t, map[string]any{"name": "timing"})
+	r := f.do(t, key, "POST", "/v1/chat/completions", chatBody("gpt-mini", "stream", true))
+	if r.Status != http.StatusOK || !strings.HasSuffix(string(r.Body), "data: [DONE]\n\n") {
+		t.Fatalf("stream: %d %s", r.Status, r.Body)
+	}
+	if r.Header.Get("Server-Timing") != "" || r.Header.Get(headerCallID) != "" {
+		t.Fatalf("a stream's timing came before it: %v", r.Header)
+	}
+	got, err := serverTiming(r.Trailer.Get("Server-Timing"))
+	if err != nil {
+		t.Fatalf("trailers %v: %v", r.Trailer, err)
+	}
+	if len(got) != 5 || got["provider"] < slow || got["begin"] >= slow || got["record"] >= slow ||
+		got["auth"]+got["begin"]+got["provider"]+got["record"] > got["total"]+40*time.Microsecond {
+		t.Fatalf("Server-Timing trailer %q: want the provider's phase at least %s, within the total", r.Trailer.Get("Server-Timing"), slow)
+	}
+	var tokens int
+	if err := f.sys.QueryRow("SELECT output_tokens FROM ai_service_call_logs WHERE request_id = ? AND status = 'success'", r.Trailer.Get(headerCallID)).Scan(&tokens); err != nil || tokens != 3 {
+		t.Fatalf("the call id trailer %q names no successful row of 3 output tokens: %d, %v", r.Trailer.Get(headerCallID), tokens, err)
+	}
+}
