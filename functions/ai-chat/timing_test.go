@@ -18,10 +18,7 @@ import (
 // waited.
 func TestAnswerTellsWhereItsTimeWent(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	const slow = 80 * time.Millisecond
-	f.openai.SetModel("gpt-mini", fakeprovider.Model{Reply: "ok", PromptTokens: 3, CompletionTokens: 1, Delay: slow})
-	_, key := f.newKey(t, map[string]any{"name": "timing"})
+	f, key := slowFixture(t, "ok", 1)
 	for _, path := range []string{"/v1/chat/completions", "/api/v1/ai/bridge/chat"} {
 		start := time.Now()
 		r := f.do(t, key, "POST", path, chatBody("gpt-mini"))
@@ -29,18 +26,41 @@ func TestAnswerTellsWhereItsTimeWent(t *testing.T) {
 		if r.Status != http.StatusOK {
 			t.Fatalf("%s: %d %s", path, r.Status, r.Body)
 		}
-		got, err := serverTiming(r.Header.Get("Server-Timing"))
-		if err != nil {
+		if err := phasesFit(r.Header.Get("Server-Timing"), took); err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
-		if len(got) != 5 || got["provider"] < slow || got["auth"] >= slow || got["begin"] >= slow || got["record"] >= slow {
-			t.Fatalf("%s: Server-Timing %q: want auth, begin and record short, provider at least %s", path, r.Header.Get("Server-Timing"), slow)
-		}
-		// Each figure is rounded down to 10 µs.
-		if sum := got["auth"] + got["begin"] + got["provider"] + got["record"]; sum > got["total"]+40*time.Microsecond || got["total"] > took {
-			t.Fatalf("%s: the phases add up to %s, the route's total is %s, the client waited %s", path, sum, got["total"], took)
-		}
 	}
+}
+
+// slowProvider is how long the fake provider of slowFixture takes.
+const slowProvider = 80 * time.Millisecond
+
+// slowFixture is a fixture whose gpt-mini answers reply, of completion
+// tokens, after slowProvider, and an API key of k001's.
+func slowFixture(t *testing.T, reply string, completion int) (*fixture, string) {
+	f := newFixture(t)
+	f.openai.SetModel("gpt-mini", fakeprovider.Model{Reply: reply, PromptTokens: 3, CompletionTokens: completion, Delay: slowProvider})
+	_, key := f.newKey(t, map[string]any{"name": "timing"})
+	return f, key
+}
+
+// phasesFit checks a Server-Timing value of a call to slowFixture's
+// provider: the five phases, the provider's at least slowProvider, the
+// bridge's own short, adding up to no more than the route's total, itself
+// no more than what the client waited (took).
+func phasesFit(h string, took time.Duration) error {
+	got, err := serverTiming(h)
+	if err != nil {
+		return err
+	}
+	if len(got) != 5 || got["provider"] < slowProvider || got["auth"] >= slowProvider || got["begin"] >= slowProvider || got["record"] >= slowProvider {
+		return fmt.Errorf("Server-Timing %q: want auth, begin and record short, provider at least %s", h, slowProvider)
+	}
+	// Each figure is rounded down to 10 µs.
+	if sum := got["auth"] + got["begin"] + got["provider"] + got["record"]; sum > got["total"]+40*time.Microsecond || got["total"] > took {
+		return fmt.Errorf("Server-Timing %q: the phases add up to %s, the route's total is %s, the client waited %s", h, sum, got["total"], took)
+	}
+	return nil
 }
 
 // serverTiming reads a Server-Timing header of ours: each metric's duration
@@ -63,24 +83,18 @@ func serverTiming(h string) (map[string]time.Duration, error) {
 // the whole stream; the call id names the call's row.
 func TestStreamTellsWhereItsTimeWentAfterIt(t *testing.T) {
 	t.Parallel()
-	f := newFixture(t)
-	const slow = 80 * time.Millisecond
-	f.openai.SetModel("gpt-mini", fakeprovider.Model{Reply: "one two three", PromptTokens: 3, CompletionTokens: 3, Delay: slow})
-	_, key := f.newKey(t, map[string]any{"name": "timing"})
+	f, key := slowFixture(t, "one two three", 3)
+	start := time.Now()
 	r := f.do(t, key, "POST", "/v1/chat/completions", chatBody("gpt-mini", "stream", true))
+	took := time.Since(start)
 	if r.Status != http.StatusOK || !strings.HasSuffix(string(r.Body), "data: [DONE]\n\n") {
 		t.Fatalf("stream: %d %s", r.Status, r.Body)
 	}
 	if r.Header.Get("Server-Timing") != "" || r.Header.Get(headerCallID) != "" {
 		t.Fatalf("a stream's timing came before it: %v", r.Header)
 	}
-	got, err := serverTiming(r.Trailer.Get("Server-Timing"))
-	if err != nil {
+	if err := phasesFit(r.Trailer.Get("Server-Timing"), took); err != nil {
 		t.Fatalf("trailers %v: %v", r.Trailer, err)
-	}
-	if len(got) != 5 || got["provider"] < slow || got["begin"] >= slow || got["record"] >= slow ||
-		got["auth"]+got["begin"]+got["provider"]+got["record"] > got["total"]+40*time.Microsecond {
-		t.Fatalf("Server-Timing trailer %q: want the provider's phase at least %s, within the total", r.Trailer.Get("Server-Timing"), slow)
 	}
 	var tokens int
 	if err := f.sys.QueryRow("SELECT output_tokens FROM ai_service_call_logs WHERE request_id = ? AND status = 'success'", r.Trailer.Get(headerCallID)).Scan(&tokens); err != nil || tokens != 3 {
